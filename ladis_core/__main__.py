@@ -1,0 +1,3 @@
+from ladis_core.cli import main
+
+raise SystemExit(main())

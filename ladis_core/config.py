@@ -1,0 +1,84 @@
+"""Settings read from the environment, and secret redaction.
+
+LADIS reaches S3 only through the standard AWS settings, so pointing it at AWS instead of
+the local SeaweedFS server is a matter of environment:
+
+- ``AWS_ENDPOINT_URL_S3``: an S3-compatible endpoint (unset on AWS).
+- ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` or any other
+  credential source boto3 understands (profiles, instance roles).
+- ``AWS_DEFAULT_REGION``.
+- ``LADIS_S3_URI``: where the LADIS world lives (default ``s3://ladis/``).
+
+The local server managed by ``python -m ladis_core s3`` uses the fixed development
+credentials below; they protect nothing but a loopback-only server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+DEFAULT_WORLD_URI = "s3://ladis/"
+
+LOCAL_S3_HOST = "127.0.0.1"
+LOCAL_S3_PORT = 8333
+LOCAL_ACCESS_KEY = "ladis-local"
+LOCAL_SECRET_KEY = "ladis-local-secret"
+LOCAL_REGION = "us-east-1"
+LOCAL_BUCKET = "ladis"
+
+
+def world_uri() -> str:
+    """The root URI of the LADIS world (``LADIS_S3_URI``), always ending in ``/``."""
+    uri = os.environ.get("LADIS_S3_URI", "").strip() or DEFAULT_WORLD_URI
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def local_s3_environment(*, port: int = LOCAL_S3_PORT, host: str = LOCAL_S3_HOST) -> dict[str, str]:
+    """The AWS environment variables that point boto3 (and smdebug) at the local server."""
+    return {
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+    }
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """What boto3 will use, as far as it can be said without revealing secrets."""
+
+    endpoint_url: str | None
+    region: str
+    has_static_credentials: bool
+
+    @classmethod
+    def from_environment(cls) -> S3Settings:
+        return cls(
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
+            region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+            has_static_credentials=bool(os.environ.get("AWS_ACCESS_KEY_ID")),
+        )
+
+    def describe(self) -> str:
+        """A one-line, secret-free description (e.g. for the dashboard sidebar)."""
+        where = self.endpoint_url or "AWS S3"
+        return f"{where} (region {self.region})"
+
+
+_SECRET_ENV_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+_SIGNED_QUERY = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE)
+_AUTH_HEADER = re.compile(r"(Credential=)[^,\s/]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove AWS secrets from ``text``: the values of the credential variables in the
+    environment, signed-URL parameters and ``Credential=`` fragments."""
+    out = str(text)
+    for name in _SECRET_ENV_NAMES:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            out = out.replace(value, "***")
+    out = _SIGNED_QUERY.sub(r"\1***", out)
+    return _AUTH_HEADER.sub(r"\1***", out)
