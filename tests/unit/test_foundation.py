@@ -1,0 +1,157 @@
+"""The foundation: CLI entry point, configuration, layout, result schema, local storage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from ladis_core import __version__, layout, storage
+from ladis_core.config import redact, world_uri
+from ladis_core.errors import DataNotFoundError, InputError, StorageError
+from ladis_core.results import IncidentRule, JobResult, JobSettings, LayerResult, TopSample
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ladis_core", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_is_importable():
+    assert __version__.count(".") == 2
+
+
+def test_cli_help_lists_commands():
+    result = _run_cli("--help")
+    assert result.returncode == 0
+    assert "usage: python -m ladis_core" in result.stdout
+    commands_section = result.stdout.split("commands:", 1)[1]
+    listed = {line.split()[0] for line in commands_section.splitlines() if line.startswith("    ")}
+    assert {"s3", "demo", "monitor", "report", "serve"} <= listed
+
+
+def test_cli_unknown_command_fails():
+    result = _run_cli("no-such-command")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_world_uri_defaults_and_slash(monkeypatch):
+    monkeypatch.delenv("LADIS_S3_URI", raising=False)
+    assert world_uri() == "s3://ladis/"
+    monkeypatch.setenv("LADIS_S3_URI", "s3://bucket/prefix")
+    assert world_uri() == "s3://bucket/prefix/"
+
+
+def test_redact_removes_secrets(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "verysecretvalue123")
+    text = "failed with verysecretvalue123 at https://x/?X-Amz-Signature=abcdef&X-Amz-Credential=AKIA/2026"
+    cleaned = redact(text)
+    assert "verysecretvalue123" not in cleaned
+    assert "abcdef" not in cleaned and "AKIA" not in cleaned
+
+
+def test_layout_uris_and_job_ids():
+    world = "s3://ladis/"
+    assert layout.reference_trial_uri(world, "ep") == "s3://ladis/trials/ep/reference"
+    monitoring = layout.monitoring_uri(world, "ep")
+    assert layout.results_uri(monitoring, "J") == "s3://ladis/monitoring/ep/J/results.json"
+    moment = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    job_id = layout.job_id_for(moment)
+    assert job_id == "2026-11-23T17-00-00Z"
+    assert layout.parse_job_id(job_id) == moment
+    with pytest.raises(ValueError):
+        layout.parse_job_id("yesterday")
+
+
+def _job(**overrides) -> JobResult:
+    values = dict(
+        job_id="2026-11-23T17-00-00Z",
+        endpoint="ep",
+        scheduled_at="2026-11-23T17:00:00+00:00",
+        started_at="2026-11-23T17:00:01+00:00",
+        finished_at="2026-11-23T17:00:02+00:00",
+        reference="s3://b/trials/ep/reference",
+        inference="s3://b/trials/ep/inference",
+        first_step=0,
+        last_step=249,
+        requests=250,
+        detection_rate=97.0,
+        baseline_detection_rate=4.0,
+        layers={"avgpool_output_0": LayerResult(detection_rate=97.0, p_values=[0.001, 0.2])},
+        incident=True,
+        incident_rule=IncidentRule(),
+        settings=JobSettings(layers=["avgpool_output_0"]),
+        top_samples=[TopSample(step=3, score=4.2, predicted_class=7, p_value=0.001)],
+    )
+    values.update(overrides)
+    return JobResult(**values)
+
+
+def test_job_result_round_trip():
+    job = _job()
+    data = json.loads(job.to_json())
+    assert data["alert_threshold"] == pytest.approx(29.0)
+    assert "baseline" in data["incident_rule"]["description"]
+    again = JobResult.from_json(job.to_json())
+    assert again == job
+
+
+def test_job_result_nan_becomes_null():
+    job = _job(detection_rate=float("nan"))
+    assert json.loads(job.to_json())["detection_rate"] is None
+
+
+def test_incident_rule_threshold():
+    rule = IncidentRule(margin_points=25, min_rate=20)
+    assert rule.threshold(None) == 25
+    assert rule.threshold(10) == 35
+    assert not rule.is_incident(30, 10)
+    assert rule.is_incident(36, 10)
+    assert not rule.is_incident(None, 0)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("{not json", "not valid JSON"), ("[]", "expected a JSON object"), ('{"job_id": "x"}', "missing field")],
+)
+def test_job_result_rejects_corrupt_documents(text, message):
+    with pytest.raises(InputError, match=message):
+        JobResult.from_json(text, source="s3://b/x/results.json")
+
+
+def test_local_storage_round_trip(tmp_path):
+    root = str(tmp_path / "world")
+    target = layout.join(root, "a", "b.json")
+    assert storage.write_json(target, {"x": 1})
+    assert storage.read_json(target) == {"x": 1}
+    assert storage.exists(target)
+    assert not storage.write_json(target, {"x": 2}, if_absent=True)
+    assert storage.read_json(target) == {"x": 1}
+    storage.write_bytes(layout.join(root, "a", "c.bin"), b"123")
+    storage.write_bytes(layout.join(root, "d", "e.bin"), b"4")
+    listed = [info.uri for info in storage.list_objects(root)]
+    assert listed == sorted(listed) and len(listed) == 3
+    after = storage.list_objects(root, start_after=layout.join(root, "a", "b.json"))
+    assert [i.uri.rsplit("/", 1)[-1] for i in after] == ["c.bin", "e.bin"]
+    assert storage.list_children(root) == ["a", "d"]
+    mirror = tmp_path / "mirror"
+    assert sorted(storage.mirror_prefix(root, mirror)) == ["a/b.json", "a/c.bin", "d/e.bin"]
+    assert storage.mirror_prefix(root, mirror) == []
+    storage.delete(target)
+    assert not storage.exists(target)
+
+
+def test_local_storage_errors(tmp_path):
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        storage.read_bytes(str(tmp_path / "missing.json"))
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{oops")
+    with pytest.raises(StorageError, match="corrupt.json is not valid JSON"):
+        storage.read_json(str(corrupt))
+    with pytest.raises(StorageError, match="no bucket"):
+        storage.split_s3("s3:///key")
