@@ -1,0 +1,122 @@
+"""``python -m ladis_core serve``: the model endpoint with inference capture."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+NAME = "serve"
+HELP = "serve the model over HTTP (GET /ping, POST /invocations) and capture every request"
+DESCRIPTION = """\
+Serve a saved model with SageMaker's protocol: GET /ping and POST /invocations
+(Content-Type application/x-npy, image/png, image/jpeg or application/json; the answer is
+JSON with the predicted class and the probabilities). With --capture, every request is
+recorded as one PREDICT step of an smdebug trial at that URI, which the monitoring job
+reads. An optional X-Ladis-Provenance header (a JSON object) is written, with the
+captured step, under --provenance.
+
+SIGTERM or Ctrl-C stops the server after the running requests and flushes the capture
+and the provenance.
+
+examples:
+  python -m ladis_core serve --model s3://ladis/models/digits \\
+      --capture s3://ladis/trials/digits/inference --port 8080
+  python -m ladis_core serve --model ./model --capture ./trials/inference --port 0"""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model folder, s3:// prefix or model.tar.gz holding model.pt + model.json",
+    )
+    parser.add_argument(
+        "--capture",
+        default=None,
+        help="s3:// URI or folder for the inference trial (one PREDICT step per request); "
+        "without it nothing is recorded",
+    )
+    parser.add_argument(
+        "--provenance",
+        default=None,
+        help="s3:// URI or folder for provenance records (needs --capture)",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port; default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where the model runs (default auto: the GPU when there is one)",
+    )
+    parser.add_argument(
+        "--layers",
+        default="",
+        help="extra layer regexes to capture, comma-separated (inputs, outputs and the "
+        "penultimate layer are always captured)",
+    )
+    parser.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=6.0,
+        help="largest request body in MB; bigger ones get 413 (default 6, as SageMaker)",
+    )
+    parser.add_argument(
+        "--provenance-every",
+        type=int,
+        default=100,
+        help="write a provenance part every N recorded requests (default 100)",
+    )
+    parser.add_argument("--cache-dir", default=None, help="where an s3:// model is cached locally")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ladis_core.errors import InputError
+    from ladis_core.server import start_server
+
+    if args.max_body_mb <= 0:
+        raise InputError(f"--max-body-mb {args.max_body_mb} must be positive")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a TCP port (0–65535)")
+    if args.provenance and not args.capture:
+        raise InputError("--provenance needs --capture: provenance records are keyed by the captured step")
+    layers = tuple(part.strip() for part in args.layers.split(",") if part.strip())
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("ladis.server").info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running = start_server(
+            args.model,
+            capture_uri=args.capture,
+            provenance_uri=args.provenance,
+            host=args.host,
+            port=args.port,
+            device=args.device,
+            layers=layers,
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            provenance_every=args.provenance_every,
+            cache_dir=args.cache_dir,
+        )
+        try:
+            # one parseable line, so a parent process can find a --port 0 server
+            print(f"LADIS endpoint listening on {running.url}", flush=True)
+            # a timed wait keeps the main thread responsive to signals
+            while not stop.wait(0.5):
+                if not running.alive:
+                    print("error: the HTTP server thread stopped unexpectedly", file=sys.stderr)
+                    return 1
+        finally:
+            running.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("LADIS endpoint stopped; capture and provenance flushed", flush=True)
+    return 0
