@@ -1,0 +1,273 @@
+"""The dashboard's data access: the ONE place that caches.
+
+Every function is a thin, cached wrapper around a :mod:`ladis_core` call, keyed by plain
+parameters (URIs, names, step numbers). Rules (Streamlit's guidance):
+
+- ``st.cache_data(ttl=..., max_entries=...)`` for listings and small values; listings
+  expire quickly (``LISTING_TTL_S``) so new jobs appear, and :func:`refresh` clears them
+  at once.
+- ``st.cache_resource`` for big immutable objects (trials, job lists, datasets) so they
+  are not pickled on every rerun; callers never mutate what these return.
+- No widgets or other ``st.*`` calls inside cached functions (their replay would break);
+  work that reports progress (t-SNE) is computed outside the cache and kept in a small
+  bounded store instead (:class:`ResultStore`).
+
+Heavy libraries (torch, smdebug, sklearn) are imported inside the functions that need
+them, so the history page does not pay for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from ladis_core import layout, storage, world
+from ladis_core.progress import ProgressCallback
+from ladis_core.results import JobResult
+
+LISTING_TTL_S = 30
+RESULT_TTL_S = 3600
+TRIAL_TTL_S = 1800
+
+
+# --------------------------------------------------------------------------- listings
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
+def endpoints(world_uri: str) -> list[str]:
+    """Endpoint names of the world (raises StorageError when it cannot be read)."""
+    return world.list_endpoints(world_uri)
+
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=32, show_spinner=False)
+def job_index(world_uri: str, endpoint: str) -> world.JobIndex:
+    return world.job_index(world_uri, endpoint)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading monitoring jobs…")
+def _jobs_by_ids(world_uri: str, endpoint: str, job_ids: tuple[str, ...]) -> tuple[JobResult, ...]:
+    # keyed by the exact id list: results are written once, so a list never goes stale;
+    # a new job changes the key (and the old entry ages out of the 8 kept)
+    return tuple(world.load_jobs(world_uri, endpoint, job_ids=job_ids))
+
+
+def jobs(world_uri: str, endpoint: str) -> tuple[JobResult, ...]:
+    """Every job of ``endpoint``, oldest first (shared, immutable: do not mutate)."""
+    return _jobs_by_ids(world_uri, endpoint, job_index(world_uri, endpoint).job_ids)
+
+
+def job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
+    """One job of ``endpoint`` (from the cached list; read directly when not in it)."""
+    for item in reversed(jobs(world_uri, endpoint)):
+        if item.job_id == job_id:
+            return item
+    return _single_job(world_uri, endpoint, job_id)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _single_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
+    return world.load_job(world_uri, endpoint, job_id)
+
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
+def verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
+    """``{job_id: [Verdict, oldest first]}`` for the jobs that have verdicts."""
+    from ladis_core import triage
+
+    return triage.verdicts_by_job(layout.monitoring_uri(world_uri, endpoint))
+
+
+def latest_verdicts(world_uri: str, endpoint: str) -> dict[str, Any]:
+    return {job_id: items[-1] for job_id, items in verdicts(world_uri, endpoint).items() if items}
+
+
+# --------------------------------------------------------------------------- trials
+
+@st.cache_data(ttl=LISTING_TTL_S * 10, max_entries=32, show_spinner=False)
+def trial_layers(uri: str, mode: str) -> list[str]:
+    from ladis_core import trials
+
+    return trials.list_layers(uri, mode=mode)
+
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=32, show_spinner=False)
+def trial_last_step(uri: str, mode: str) -> int | None:
+    from ladis_core import trials
+
+    return trials.last_step(uri, mode=mode)
+
+
+@st.cache_resource(ttl=TRIAL_TTL_S, max_entries=12, show_spinner="Reading the trial…")
+def trial(
+    uri: str,
+    mode: str,
+    layers: tuple[str, ...] | None = None,
+    include_inputs: bool = False,
+    after_step: int | None = None,
+    until_step: int | None = None,
+) -> Any:
+    """A :class:`ladis_core.trials.TrialData` (shared: do not mutate its arrays)."""
+    from ladis_core import trials
+
+    return trials.load_trial(
+        uri,
+        mode=mode,
+        layers=list(layers) if layers else None,
+        include_inputs=include_inputs,
+        after_step=after_step,
+        until_step=until_step,
+    )
+
+
+def job_window(job_result: JobResult) -> tuple[int | None, int | None]:
+    """``(after_step, until_step)`` for reading exactly a job's inference window."""
+    first = job_result.first_step
+    return (None if first is None else first - 1), job_result.last_step
+
+
+def job_layers(job_result: JobResult) -> list[str]:
+    """The layers a job tested, in its own order."""
+    return list(job_result.layers) or list(job_result.settings.layers)
+
+
+@st.cache_data(ttl=RESULT_TTL_S, max_entries=8, show_spinner=False)
+def provenance(world_uri: str, endpoint: str) -> dict[int, dict]:
+    """``{step: provenance record}`` of the endpoint's traffic ({} when none recorded)."""
+    from ladis_core import trials
+
+    uri = layout.provenance_uri(world_uri, endpoint)
+    if not storage.list_objects(uri):
+        return {}
+    return trials.load_provenance(uri)
+
+
+@st.cache_resource(ttl=RESULT_TTL_S, max_entries=16, show_spinner="Preparing the flagged inputs…")
+def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> tuple[Any, ...]:
+    """The job's top samples with images, originals and perturbation sizes
+    (:func:`ladis_core.world.flagged_inputs`)."""
+    job_result = job(world_uri, endpoint, job_id)
+    return tuple(world.flagged_inputs(world_uri, job_result))
+
+
+# --------------------------------------------------------------------------- computed views
+
+class ResultStore:
+    """A small thread-safe LRU of computed results, for work that shows progress.
+
+    ``st.cache_data`` would record the progress bar's updates and fail to replay them,
+    so slow views compute outside the cache and keep their result here.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self._max = max_entries
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@st.cache_resource
+def _tsne_store() -> ResultStore:
+    return ResultStore(max_entries=24)
+
+
+def tsne_key(world_uri: str, endpoint: str, job_id: str, layer: str, max_points: int, seed: int) -> tuple:
+    return ("tsne", world_uri, endpoint, job_id, layer, int(max_points), int(seed))
+
+
+def cached_tsne(key: tuple) -> Any | None:
+    """The t-SNE result for ``key`` if it was computed already, else ``None``."""
+    return _tsne_store().get(key)
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """A joint t-SNE of one layer plus what is needed to label its points.
+
+    ``steps``/``classes`` map a point's ``row`` in its group to the step and predicted
+    class: ``steps["inference"][row]``.
+    """
+
+    layer: str
+    embedding: Any
+    steps: dict[str, np.ndarray]
+    classes: dict[str, np.ndarray]
+
+
+def compute_tsne(
+    key: tuple,
+    world_uri: str,
+    job_result: JobResult,
+    layer: str,
+    *,
+    max_points: int,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> LayerView:
+    """Compute (or fetch) the joint t-SNE of the job's reference and inference rows."""
+    found = cached_tsne(key)
+    if found is not None:
+        return found
+    from ladis_core.embedding import tsne_2d
+
+    after, until = job_window(job_result)
+    reference = trial(job_result.reference, "EVAL", (layer,))
+    inference = trial(job_result.inference, "PREDICT", (layer,), False, after, until)
+    result = tsne_2d(
+        {"reference": reference.layers[layer], "inference": inference.layers[layer]},
+        seed=seed,
+        max_points=max_points,
+        progress=progress,
+    )
+    view = LayerView(
+        layer=layer,
+        embedding=result,
+        steps={"reference": reference.steps, "inference": inference.steps},
+        classes={"reference": reference.predicted_class, "inference": inference.predicted_class},
+    )
+    _tsne_store().put(key, view)
+    return view
+
+
+# --------------------------------------------------------------------------- refresh
+
+_REFRESHABLE: list[Callable[[], None]] = [
+    endpoints.clear,
+    job_index.clear,
+    verdicts.clear,
+    trial_last_step.clear,
+    trial_layers.clear,
+    provenance.clear,
+]
+
+
+def refresh() -> None:
+    """Forget every listing so new jobs, verdicts and trials are read again.
+
+    Job results, trial windows and t-SNE results stay cached: they never change once
+    written (a new job changes the key of the job list).
+    """
+    for clear in _REFRESHABLE:
+        clear()
+    _single_job.clear()

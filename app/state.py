@@ -1,0 +1,120 @@
+"""Every session-state key of the dashboard, in one place.
+
+Keys are prefixed by the page that owns them (``history.``, ``flagged.``, ``layers.``,
+``on_demand.``, ``report.``); ``shared.`` keys are set in the sidebar or on one page and
+read on the others (the data source, the endpoint and the selected job). Defaults are set
+with ``setdefault`` so a value chosen by the analyst is never overwritten by a rerun.
+
+Widget keys are listed here too. Streamlit forgets the state of a page's widgets when
+another page is shown, so per-page widget defaults are re-applied by :func:`init` on
+every run; the ``shared.`` keys that are not widgets survive page changes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import streamlit as st
+
+# -- shared (sidebar and cross-page) -------------------------------------------------
+WORLD_URI = "shared.world_uri"  # text input: s3://bucket/prefix/ or a folder
+ENDPOINT = "shared.endpoint"  # selectbox: endpoint name
+SELECTED_JOB = "shared.selected_job"  # job id picked on the history page (not a widget)
+SELECTED_FOR = "shared.selected_for"  # (world, endpoint) the selection belongs to
+WORLD_ERROR = "shared.world_error"  # the exception met reading the data source, or None
+
+# -- monitoring history -----------------------------------------------------------------
+HISTORY_TIMELINE = "history.timeline"  # plotly chart selection event
+HISTORY_TABLE = "history.table"  # dataframe selection event
+HISTORY_HEATMAP = "history.heatmap"  # plotly heat map selection event
+HISTORY_GENERATION = "history.generation"  # bumped to recreate chart/table widgets
+HISTORY_PICK = "history.pick"  # selectbox mirroring the selected job
+HISTORY_SHOW_LAYERS = "history.show_layers"
+
+# -- flagged inputs ---------------------------------------------------------------------
+FLAGGED_CLASSES = "flagged.classes"
+FLAGGED_MIN_SCORE = "flagged.min_score"
+FLAGGED_PAGE = "flagged.page"
+FLAGGED_PAGE_SIZE = "flagged.page_size"
+FLAGGED_AMPLIFY = "flagged.amplify"
+
+# -- layer explorer ---------------------------------------------------------------------
+LAYERS_CHOSEN = "layers.chosen"
+LAYERS_COLOUR_BY = "layers.colour_by"
+LAYERS_CLASSES = "layers.classes"
+LAYERS_MAX_POINTS = "layers.max_points"
+LAYERS_REQUESTED = "layers.requested"  # {(world, endpoint, job, layer, max_points, seed)}
+LAYERS_POINT_PREFIX = "layers.points."  # + layer name: plotly selection event
+
+# -- on-demand test ---------------------------------------------------------------------
+ON_DEMAND_FORM = "on_demand.form"
+ON_DEMAND_RESULT = "on_demand.result"  # the last JobResult computed in this session
+ON_DEMAND_SAVED = "on_demand.saved"  # URI of the last saved job
+
+# -- incident report --------------------------------------------------------------------
+REPORT_SCOPE = "report.scope"
+REPORT_VERDICT_SENT = "report.verdict_sent"
+
+_NON_WIDGET_DEFAULTS: dict[str, Any] = {
+    SELECTED_JOB: None,
+    SELECTED_FOR: None,
+    HISTORY_GENERATION: 0,
+    WORLD_ERROR: None,
+    LAYERS_REQUESTED: frozenset(),
+    ON_DEMAND_RESULT: None,
+    ON_DEMAND_SAVED: None,
+    REPORT_VERDICT_SENT: None,
+}
+
+_WIDGET_DEFAULTS: dict[str, Any] = {
+    HISTORY_SHOW_LAYERS: True,
+    FLAGGED_PAGE: 1,
+    FLAGGED_PAGE_SIZE: 10,
+    FLAGGED_AMPLIFY: 10,
+    LAYERS_COLOUR_BY: "natural / suspect",
+    LAYERS_MAX_POINTS: 600,
+}
+
+
+def default_world_uri() -> str:
+    """``LADIS_S3_URI`` when set, else the configured default world."""
+    from ladis_core.config import world_uri
+
+    return os.environ.get("LADIS_S3_URI", "").strip() or world_uri()
+
+
+def init() -> None:
+    """Set every default that is not set yet (called once per run by the entry script)."""
+    st.session_state.setdefault(WORLD_URI, default_world_uri())
+    for key, value in {**_NON_WIDGET_DEFAULTS, **_WIDGET_DEFAULTS}.items():
+        st.session_state.setdefault(key, value)
+
+
+def get(key: str, default: Any = None) -> Any:
+    return st.session_state.get(key, default)
+
+
+def put(key: str, value: Any) -> None:
+    st.session_state[key] = value
+
+
+def world() -> str:
+    return str(st.session_state.get(WORLD_URI) or default_world_uri())
+
+
+def endpoint() -> str | None:
+    return st.session_state.get(ENDPOINT)
+
+
+def selected_job(world_uri: str, endpoint_name: str) -> str | None:
+    """The job picked on the history page, if it belongs to this world and endpoint."""
+    if st.session_state.get(SELECTED_FOR) != (world_uri, endpoint_name):
+        return None
+    return st.session_state.get(SELECTED_JOB)
+
+
+def select_job(world_uri: str, endpoint_name: str, job_id: str | None) -> None:
+    """Make ``job_id`` the selected job for every page."""
+    st.session_state[SELECTED_JOB] = job_id
+    st.session_state[SELECTED_FOR] = (world_uri, endpoint_name)

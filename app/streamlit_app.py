@@ -1,0 +1,92 @@
+"""LADIS dashboard entry: the router and frame.
+
+Run with ``streamlit run app/streamlit_app.py``. This script sets the page config, draws
+the shared sidebar (data source, endpoint, refresh), declares the pages with
+``st.navigation`` and runs the chosen one. Pages live in ``pages/`` beside ``app/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Streamlit puts only this file's folder on sys.path; the project is installed in the
+# venv (pip install -e .), but a plain checkout must work too.
+_REPO = str(Path(__file__).resolve().parent.parent)
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
+import streamlit as st  # noqa: E402
+
+from app import data, state  # noqa: E402
+from app.components import no_data  # noqa: E402
+from app.ui_errors import show_error  # noqa: E402
+from ladis_core import world  # noqa: E402
+from ladis_core.config import S3Settings  # noqa: E402
+from ladis_core.errors import DataNotFoundError, StorageError  # noqa: E402
+
+st.set_page_config(page_title="LADIS", page_icon=":material/radar:", layout="wide")
+state.init()
+
+PAGES = [
+    st.Page("../pages/history.py", title="Monitoring history", icon=":material/timeline:", default=True),
+    st.Page("../pages/flagged.py", title="Flagged inputs", icon=":material/image_search:"),
+    st.Page("../pages/layers.py", title="Layer explorer", icon=":material/scatter_plot:"),
+    st.Page("../pages/on_demand.py", title="On-demand test", icon=":material/science:"),
+    st.Page("../pages/report.py", title="Incident report", icon=":material/description:"),
+]
+pg = st.navigation(PAGES)
+
+
+def _on_refresh() -> None:
+    data.refresh()
+
+
+def sidebar() -> None:
+    """Data source, endpoint and refresh; sets ``state.WORLD_ERROR`` when the source
+    cannot be read (pages then show nothing but that message)."""
+    state.put(state.WORLD_ERROR, None)
+    with st.sidebar:
+        st.markdown("### :material/radar: LADIS")
+        st.caption("Adversarial input distributions, detected by layerwise statistics.")
+        st.text_input(
+            "Data source",
+            key=state.WORLD_URI,
+            help="Where the monitoring results and trials live: s3://bucket/prefix/ "
+            "(LADIS_S3_URI) or a local folder.",
+        )
+        st.caption(f"S3: {S3Settings.from_environment().describe()}")
+        try:
+            uri = world.normalize_world_uri(state.get(state.WORLD_URI, ""))
+            names = data.endpoints(uri)
+        except Exception as exc:  # noqa: BLE001 - shown as a message, see ui_errors
+            state.put(state.WORLD_ERROR, exc)
+            names = []
+        if names:
+            if state.get(state.ENDPOINT) not in names:
+                state.put(state.ENDPOINT, names[0])
+            st.selectbox("Endpoint", names, key=state.ENDPOINT, help="The deployed model to look at.")
+        else:
+            state.put(state.ENDPOINT, None)
+        st.button("Refresh", icon=":material/refresh:", on_click=_on_refresh,
+                  help="Read the data source again (new jobs, verdicts, trials).",
+                  width="stretch")
+        job_id = state.get(state.SELECTED_JOB)
+        if job_id and names:
+            st.caption(f"Selected job: **{job_id}**")
+
+
+sidebar()
+error = state.get(state.WORLD_ERROR)
+if error is not None:
+    st.title(pg.title)
+    source = str(state.get(state.WORLD_URI, ""))
+    if isinstance(error, DataNotFoundError) or (
+        isinstance(error, StorageError) and "does not exist" in str(error)
+    ):
+        # a missing bucket or folder is the first-run case, not a failure
+        no_data(source, detail=str(error).rstrip(".") + ".")
+    else:
+        show_error(error, action=f"opening the data source {source}")
+    st.stop()
+pg.run()

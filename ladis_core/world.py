@@ -1,0 +1,345 @@
+"""Discovery: which endpoints, trials and monitoring jobs a LADIS world holds.
+
+A world is an S3 prefix (or a local folder) laid out as in :mod:`ladis_core.layout`. The
+dashboard asks this module what is there; it reads only through
+:mod:`ladis_core.storage`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ladis_core import layout, storage
+from ladis_core.errors import DataNotFoundError, InputError, LadisError
+from ladis_core.progress import ProgressCallback, report
+from ladis_core.results import JobResult
+
+#: top-level folders of a world that are named after endpoints
+_ENDPOINT_FOLDERS = ("monitoring", "trials", "models")
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """What one endpoint has in the world."""
+
+    name: str
+    has_model: bool
+    has_reference: bool
+    has_inference: bool
+    has_provenance: bool
+    has_dataset: bool
+    job_ids: tuple[str, ...]
+
+    @property
+    def job_count(self) -> int:
+        return len(self.job_ids)
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    """A summary of one world: its URI and its endpoints (sorted by name)."""
+
+    uri: str
+    endpoints: tuple[EndpointInfo, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(e.job_count or e.has_inference for e in self.endpoints)
+
+    def endpoint(self, name: str) -> EndpointInfo:
+        for info in self.endpoints:
+            if info.name == name:
+                return info
+        known = ", ".join(e.name for e in self.endpoints) or "none"
+        raise DataNotFoundError(f"endpoint {name!r} is not in {self.uri} (known: {known})")
+
+
+@dataclass(frozen=True)
+class JobIndex:
+    """The job folders of one endpoint's monitoring prefix, from one listing.
+
+    ``job_ids`` are sorted (job ids sort by time); ``verdict_counts`` counts the verdict
+    files of each job that has any.
+    """
+
+    monitoring: str
+    job_ids: tuple[str, ...]
+    verdict_counts: dict[str, int]
+
+
+def normalize_world_uri(uri: str) -> str:
+    """Trim and end with ``/``; an empty or malformed value raises :class:`InputError`."""
+    text = (uri or "").strip()
+    if not text:
+        raise InputError("the data source is empty; enter an s3://bucket/prefix URI or a folder")
+    if text.startswith("s3://"):
+        bucket = text[len("s3://") :].split("/", 1)[0]
+        if not bucket:
+            raise InputError(f"{text!r} has no bucket; expected s3://bucket/ or s3://bucket/prefix/")
+    elif "://" in text and not text.startswith("file://"):
+        raise InputError(f"{text!r} is not an s3:// URI or a local folder")
+    return text if text.endswith("/") else text + "/"
+
+
+def list_endpoints(world_uri: str) -> list[str]:
+    """Names of the endpoints that have monitoring results, trials or a model, sorted.
+
+    Raises :class:`~ladis_core.errors.StorageError` when the store cannot be reached or
+    read (unreachable, access denied, missing bucket).
+    """
+    world = normalize_world_uri(world_uri)
+    storage.check_bucket(world)
+    names: set[str] = set()
+    for folder in _ENDPOINT_FOLDERS:
+        names.update(storage.list_children(layout.join(world, folder)))
+    return sorted(names)
+
+
+def job_index(world_uri: str, endpoint: str) -> JobIndex:
+    """One listing of ``monitoring/<endpoint>/``: the job ids that have a ``results.json``
+    and how many verdicts each has (a job folder without results is a job still being
+    written, or a crashed one, and is left out)."""
+    monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
+    base = monitoring.rstrip("/") + "/"
+    jobs: set[str] = set()
+    verdicts: dict[str, int] = {}
+    for info in storage.iter_objects(monitoring):
+        relative = info.uri[len(base) :] if info.uri.startswith(base) else ""
+        parts = relative.split("/")
+        if len(parts) == 2 and parts[1] == layout.RESULTS_NAME:
+            jobs.add(parts[0])
+        elif len(parts) >= 3 and parts[1] == "verdicts":
+            verdicts[parts[0]] = verdicts.get(parts[0], 0) + 1
+    return JobIndex(monitoring=monitoring, job_ids=tuple(sorted(jobs)), verdict_counts=verdicts)
+
+
+def describe_world(world_uri: str) -> WorldInfo:
+    """What the world holds, per endpoint (a few listings per endpoint)."""
+    world = normalize_world_uri(world_uri)
+    infos = []
+    for name in list_endpoints(world):
+        trials = set(storage.list_children(layout.join(world, "trials", name)))
+        infos.append(
+            EndpointInfo(
+                name=name,
+                has_model=storage.exists(layout.join(layout.model_uri(world, name), "model.json")),
+                has_reference="reference" in trials,
+                has_inference="inference" in trials,
+                has_provenance="provenance" in trials,
+                has_dataset=storage.exists(layout.dataset_uri(world, name)),
+                job_ids=job_index(world, name).job_ids,
+            )
+        )
+    return WorldInfo(uri=world, endpoints=tuple(infos))
+
+
+def load_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
+    """One job's result; :class:`DataNotFoundError` when it does not exist."""
+    monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
+    uri = layout.results_uri(monitoring, job_id)
+    return JobResult.from_json(storage.read_bytes(uri), source=uri)
+
+
+def load_jobs(
+    world_uri: str,
+    endpoint: str,
+    *,
+    job_ids: Sequence[str] | None = None,
+    workers: int = 16,
+    progress: ProgressCallback | None = None,
+) -> list[JobResult]:
+    """Every job result of ``endpoint``, sorted by scheduled time.
+
+    Without ``job_ids`` this delegates to :func:`ladis_core.monitor.load_jobs` (the
+    monitoring job owns the result format) when that module is installed. With
+    ``job_ids`` (e.g. only the jobs not yet cached) the results are read in parallel.
+    Unreadable results raise the storage error; a corrupt one raises :class:`InputError`
+    naming it.
+    """
+    world = normalize_world_uri(world_uri)
+    monitoring = layout.monitoring_uri(world, endpoint)
+    if job_ids is None:
+        delegate = _monitor_load_jobs()
+        if delegate is not None:
+            jobs = list(delegate(monitoring))
+            report(progress, "load jobs", len(jobs), len(jobs))
+            return sorted(jobs, key=lambda j: (j.scheduled_at, j.job_id))
+        job_ids = job_index(world, endpoint).job_ids
+    ids = list(job_ids)
+    total = len(ids)
+    report(progress, "load jobs", 0, total)
+    if not ids:
+        return []
+
+    def _one(job_id: str) -> JobResult:
+        return load_job(world, endpoint, job_id)
+
+    out: list[JobResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
+        for done, job in enumerate(pool.map(_one, ids), start=1):
+            out.append(job)
+            if done % max(1, total // 20) == 0 or done == total:
+                report(progress, "load jobs", done, total)
+    return sorted(out, key=lambda j: (j.scheduled_at, j.job_id))
+
+
+ORIGIN_PROVENANCE = "recorded original"
+ORIGIN_NEIGHBOUR = "nearest natural neighbour"
+
+
+@dataclass(frozen=True)
+class FlaggedInput:
+    """One of a job's most suspicious inputs, ready to be shown.
+
+    ``image`` and ``original`` are float32 (C, H, W) in [0, 1]. ``original_kind`` says
+    where the original comes from: :data:`ORIGIN_PROVENANCE` (the recorded source image
+    of the request) or :data:`ORIGIN_NEIGHBOUR` (the reference input closest in pixel
+    space: a stand-in, not the true original). ``linf``/``l2`` are the size of
+    ``image - original`` in [0, 1] pixel units.
+    """
+
+    rank: int
+    step: int
+    score: float
+    p_value: float | None
+    predicted_class: int | None
+    class_name: str | None
+    image: np.ndarray | None
+    original: np.ndarray | None
+    original_kind: str | None
+    linf: float | None
+    l2: float | None
+    #: what the provenance says about the request, when recorded
+    true_label: int | None = None
+    attack: str | None = None
+    epsilon: float | None = None
+
+
+def load_natural_images(world_uri: str, endpoint: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(images (N, C, H, W) float32, labels (N,) int64)`` of
+    ``datasets/<endpoint>/natural.npz``, or ``None`` when the world has none."""
+    uri = layout.dataset_uri(normalize_world_uri(world_uri), endpoint)
+    if not storage.exists(uri):
+        return None
+    with np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False) as npz:
+        return np.asarray(npz["images"], dtype=np.float32), np.asarray(npz["labels"], dtype=np.int64)
+
+
+def nearest_rows(queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Index into ``pool`` (m, ...) of the nearest row (Euclidean, flattened) of each of
+    ``queries`` (k, ...); shape (k,)."""
+    q = queries.reshape(len(queries), -1).astype(np.float32)
+    p = pool.reshape(len(pool), -1).astype(np.float32)
+    # |q - p|^2 = |q|^2 - 2 q.p + |p|^2; |q|^2 is constant per row, so it can be dropped
+    distances = (p * p).sum(axis=1)[None, :] - 2.0 * q @ p.T
+    return distances.argmin(axis=1)
+
+
+def flagged_inputs(world_uri: str, job: JobResult, *, limit: int | None = None) -> list[FlaggedInput]:
+    """The job's top samples (best first) with their images and originals.
+
+    Reads the job's inference window with inputs, the provenance of the endpoint and its
+    natural images when recorded, and otherwise the reference trial's inputs for the
+    nearest-neighbour stand-in. Raises :class:`DataNotFoundError` naming the trial when
+    the job's inference trial is gone.
+    """
+    from ladis_core import trials
+
+    world = normalize_world_uri(world_uri)
+    samples = list(job.top_samples[:limit] if limit else job.top_samples)
+    if not samples:
+        return []
+    steps = [s.step for s in samples]
+    try:
+        window = trials.load_trial(
+            job.inference,
+            mode="PREDICT",
+            include_inputs=True,
+            after_step=min(steps) - 1,
+            until_step=max(steps),
+        )
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(
+            f"the inference trial of job {job.job_id} ({job.inference}) cannot be read: {exc}"
+        ) from None
+    row_of = {int(step): row for row, step in enumerate(window.steps)}
+    inputs = window.inputs
+
+    records: dict[int, dict] = {}
+    provenance = layout.provenance_uri(world, job.endpoint)
+    if job.endpoint and storage.list_objects(provenance):
+        records = trials.load_provenance(provenance)
+    natural = load_natural_images(world, job.endpoint) if records and job.endpoint else None
+
+    images: list[np.ndarray | None] = [
+        inputs[row_of[s]] if inputs is not None and s in row_of else None for s in steps
+    ]
+    originals: list[np.ndarray | None] = [None] * len(samples)
+    kinds: list[str | None] = [None] * len(samples)
+    if natural is not None:
+        for i, step in enumerate(steps):
+            record = records.get(step)
+            index = None if record is None else record.get("source_index")
+            if index is not None and 0 <= int(index) < len(natural[0]) and images[i] is not None:
+                candidate = natural[0][int(index)]
+                if candidate.shape == images[i].shape:
+                    originals[i], kinds[i] = candidate, ORIGIN_PROVENANCE
+    missing = [i for i in range(len(samples)) if originals[i] is None and images[i] is not None]
+    if missing:
+        try:
+            reference = trials.load_trial(job.reference, mode="EVAL", include_inputs=True)
+        except DataNotFoundError:
+            reference = None
+        if reference is not None and reference.inputs is not None and len(reference.inputs):
+            queries = np.stack([images[i] for i in missing])
+            if queries.shape[1:] == reference.inputs.shape[1:]:
+                nearest = nearest_rows(queries, reference.inputs)
+                for i, row in zip(missing, nearest, strict=True):
+                    originals[i], kinds[i] = reference.inputs[int(row)], ORIGIN_NEIGHBOUR
+
+    out = []
+    for rank, (sample, image, original, kind) in enumerate(
+        zip(samples, images, originals, kinds, strict=True), start=1
+    ):
+        record = records.get(sample.step, {})
+        linf = l2 = None
+        if image is not None and original is not None:
+            delta = (image.astype(np.float64) - original.astype(np.float64)).ravel()
+            linf, l2 = float(np.abs(delta).max()), float(np.sqrt(np.square(delta).sum()))
+        cls = sample.predicted_class
+        out.append(
+            FlaggedInput(
+                rank=rank,
+                step=int(sample.step),
+                score=float(sample.score),
+                p_value=sample.p_value,
+                predicted_class=cls,
+                class_name=None if cls is None else job.class_names.get(str(cls)),
+                image=image,
+                original=original,
+                original_kind=kind,
+                linf=linf,
+                l2=l2,
+                true_label=record.get("true_label"),
+                attack=record.get("attack"),
+                epsilon=record.get("epsilon"),
+            )
+        )
+    return out
+
+
+def _monitor_load_jobs():
+    """``ladis_core.monitor.load_jobs`` when that module exists (it is built in
+    parallel with this one), else ``None``."""
+    try:
+        from ladis_core import monitor
+    except ImportError:
+        return None
+    except LadisError:
+        return None
+    return getattr(monitor, "load_jobs", None)
