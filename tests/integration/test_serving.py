@@ -330,3 +330,153 @@ def test_serve_reports_a_missing_model(tmp_path) -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: model folder")
+
+
+# --------------------------------------------------------------------------- provenance and S3
+
+
+def _read_provenance(uri: str) -> list[dict]:
+    records = []
+    for info in storage.list_objects(uri):
+        text = storage.read_bytes(info.uri).decode()
+        records.extend(json.loads(line) for line in text.splitlines() if line)
+    return records
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, request) -> None:
+    from ladis_core.server import ProvenanceRecorder
+
+    uri = str(tmp_path / "provenance") if where == "local" else request.getfixturevalue("s3_bucket") + "trials/x/provenance"
+    recorder = ProvenanceRecorder(uri, every=5)
+    for step in range(12):
+        recorder.add(step, {"source_index": 100 + step, "attack": "none", "step": -1})
+    parts = storage.list_objects(uri)
+    assert len(parts) == 2 and recorder.pending == 2  # two full parts, two lines buffered
+    recorder.close()
+    parts = storage.list_objects(uri)
+    assert len(parts) == 3 and recorder.written == 12
+    assert all(Path(p.uri).name.startswith("part-") and p.uri.endswith(".jsonl") for p in parts)
+    records = _read_provenance(uri)
+    assert sorted(r["step"] for r in records) == list(range(12))  # the server's step wins
+    assert all(r["source_index"] == 100 + r["step"] for r in records)
+    recorder.add(12, {"source_index": 112})  # after close: written at once, not lost
+    assert len(_read_provenance(uri)) == 13
+
+
+def test_model_from_s3_is_cached_by_content(model_dir, s3_bucket, tmp_path) -> None:
+    from ladis_core.server import resolve_model_dir
+
+    uri = s3_bucket + "models/digits"
+    storage.upload_dir(model_dir, uri)
+    first = resolve_model_dir(uri, cache_dir=tmp_path)
+    assert sorted(p.name for p in first.iterdir()) == ["model.json", "model.pt"]
+    assert resolve_model_dir(uri, cache_dir=tmp_path) == first
+    # a retrained model of the same size must not be served from the stale cache
+    spec = ModelSpec(class_names=CLASS_NAMES)
+    retrained = save_model(build_model(spec), spec, tmp_path / "retrained")
+    assert (retrained / "model.pt").stat().st_size == (first / "model.pt").stat().st_size
+    storage.upload_dir(retrained, uri)
+    second = resolve_model_dir(uri, cache_dir=tmp_path)
+    assert second != first
+    assert (second / "model.pt").read_bytes() == (retrained / "model.pt").read_bytes()
+    with start_server(uri, cache_dir=tmp_path) as running:
+        assert ping(running.url)
+    from ladis_core.errors import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="no model under"):
+        resolve_model_dir(s3_bucket + "models/none", cache_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- capture
+
+
+def _send_all(url: str, images: np.ndarray, *, workers: int) -> list[dict]:
+    """POST every image concurrently, each with its index as provenance."""
+
+    def one(index: int) -> dict:
+        return invoke(url, images[index], provenance={"source_index": index, "attack": "none", "epsilon": 0.0})
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(images))))
+
+
+@needs_capture
+def test_concurrent_requests_are_each_captured_exactly_once(model_dir, tmp_path) -> None:
+    from ladis_core.trials import load_provenance, load_trial
+
+    capture_uri, provenance_uri = str(tmp_path / "inference"), str(tmp_path / "provenance")
+    images = _images(32, seed=11)
+    with start_server(model_dir, capture_uri=capture_uri, provenance_uri=provenance_uri, provenance_every=10) as running:
+        answers = _send_all(running.url, images, workers=16)
+        batch_answer = invoke(running.url, _images(3, seed=12))  # one request, three rows
+    steps = [a["step"] for a in answers]
+    assert len(set(steps)) == 32 and batch_answer["step"] not in steps
+    trial = load_trial(capture_uri, mode="PREDICT", include_inputs=True)
+    assert trial.step_count == 33 and len(trial) == 35
+    assert sorted(set(trial.steps.tolist())) == sorted([*steps, batch_answer["step"]])
+    # the tensors recorded under each step are those of the request that was told that step
+    row_of_step = {int(s): i for i, s in reversed(list(enumerate(trial.steps)))}
+    for index, answer in enumerate(answers):
+        row = row_of_step[answer["step"]]
+        np.testing.assert_allclose(trial.inputs[row], images[index], atol=1e-6)
+        assert trial.predicted_class[row] == answer["predictions"][0]["predicted_class"]
+    provenance = load_provenance(provenance_uri)
+    assert {step: record["source_index"] for step, record in provenance.items()} == {
+        answer["step"]: index for index, answer in enumerate(answers)
+    }
+    assert len(storage.list_objects(provenance_uri)) == 4  # 3 full parts of 10 + the rest on stop
+
+
+@needs_capture
+def test_capture_and_provenance_to_s3(model_dir, s3_bucket, tmp_path) -> None:
+    from ladis_core.trials import load_provenance, load_trial
+
+    model_uri = s3_bucket + "models/digits"
+    storage.upload_dir(model_dir, model_uri)
+    capture_uri, provenance_uri = s3_bucket + "trials/digits/inference", s3_bucket + "trials/digits/provenance"
+    images = _images(6, seed=13)
+    with start_server(model_uri, capture_uri=capture_uri, provenance_uri=provenance_uri, cache_dir=tmp_path / "models") as running:
+        answers = _send_all(running.url, images, workers=3)
+    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "trials")
+    assert sorted(trial.steps.tolist()) == sorted(a["step"] for a in answers)
+    assert set(load_provenance(provenance_uri)) == {a["step"] for a in answers}
+
+
+def _start_cli(args: list[str]) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ladis_core", "serve", "--port", "0", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    line = process.stdout.readline()  # blocks until the server is up (or the process died)
+    if "listening on" not in line:
+        process.kill()
+        raise AssertionError(f"serve did not start: {line!r} {process.stderr.read()}")
+    return process, line.strip().rsplit(" ", 1)[-1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_and_flushes_everything_on_signal(model_dir, tmp_path, sig) -> None:
+    args = ["--model", str(model_dir), "--device", "cpu"]
+    capture_uri, provenance_uri = str(tmp_path / "inference"), str(tmp_path / "provenance")
+    if HAS_CAPTURE:
+        args += ["--capture", capture_uri, "--provenance", provenance_uri]
+    process, url = _start_cli(args)
+    try:
+        answers = _send_all(url, _images(4, seed=14), workers=2)
+        assert len(answers) == 4
+    finally:
+        process.send_signal(sig)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    if HAS_CAPTURE:
+        from ladis_core.trials import load_provenance, load_trial
+
+        steps = sorted(a["step"] for a in answers)
+        assert sorted(load_trial(capture_uri, mode="PREDICT").steps.tolist()) == steps
+        assert sorted(load_provenance(provenance_uri)) == steps
