@@ -175,3 +175,170 @@ def job_options(jobs: Sequence[JobResult]) -> list[str]:
 def describe_job_option(job: JobResult) -> str:
     mark = " 🚨" if job.incident else ""
     return f"{job.job_id} · {fmt_rate(job.detection_rate)}{mark}"
+
+
+# --------------------------------------------------------------------------- images
+
+#: images are enlarged (nearest neighbour) to about this many pixels, so small inputs
+#: (32×32) stay crisp instead of being smoothed by the browser
+IMAGE_PX = 128
+
+
+def png(image, *, target_px: int = IMAGE_PX) -> bytes:
+    """A (C, H, W) image in [0, 1] as PNG bytes, enlarged by an integer factor."""
+    from ladis_core import images
+
+    height, width = image.shape[-2:]
+    scale = max(1, target_px // max(height, width))
+    return images.png_bytes(image, scale=scale)
+
+
+def attack_label(sample) -> str:
+    """What the recorded provenance says about a flagged input ("" when unknown)."""
+    record = getattr(sample, "provenance", None) or {}
+    attack = record.get("attack")
+    if attack is None:
+        return ""
+    if attack == "none":
+        return "natural"
+    eps = record.get("epsilon")
+    return f"{attack} ε={eps:g}" if eps else str(attack)
+
+
+ORIGINAL_CAPTIONS = {
+    "recorded": "original (recorded)",
+    "nearest-natural": "nearest natural neighbour",
+}
+
+
+def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
+    """One flagged input (a ``ReportSample``): facts, the input, its original and the
+    amplified difference with its L∞ / L2 size."""
+    from ladis_core import images
+
+    with st.container(border=True):
+        facts, col_input, col_original, col_diff = st.columns([3, 2, 2, 2])
+        facts.markdown(f"**#{sample.rank} · step {sample.step}**")
+        facts.markdown(
+            f"Predicted class: **{class_label(job, sample.predicted_class)}**  \n"
+            f"Score: **{sample.score:.3f}**"
+            + (f"  \np-value: {fmt_p(sample.p_value)}" if sample.p_value is not None else "")
+        )
+        truth = attack_label(sample)
+        if truth:
+            label = (
+                "" if sample.original_class is None
+                else f", true class {class_label(job, sample.original_class)}"
+            )
+            facts.caption(f"Recorded provenance: {truth}{label}")
+        if sample.image is None:
+            col_input.warning("Input not available", icon=":material/hide_image:")
+            return
+        col_input.image(png(sample.image), caption="input", width=IMAGE_PX)
+        if sample.original is None:
+            col_original.caption("No original: no provenance and no reference inputs.")
+            return
+        kind = ORIGINAL_CAPTIONS.get(sample.original_kind or "", sample.original_kind or "original")
+        col_original.image(png(sample.original), caption=kind, width=IMAGE_PX)
+        if sample.original_source:
+            col_original.caption(sample.original_source)
+        rgb, factor = images.amplified_difference(sample.image, sample.original, amplify=amplify)
+        col_diff.image(png(rgb), caption=f"difference × {factor:.0f}", width=IMAGE_PX)
+        size = sample.size
+        if size is not None:
+            col_diff.caption(f"L∞ {size.linf:.4f} · L2 {size.l2:.3f}")
+
+
+# --------------------------------------------------------------------------- t-SNE
+
+#: a qualitative palette for up to 10 classes (Tableau 10), reused modulo its length
+CLASS_PALETTE = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
+                 "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC")
+
+
+def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_steps: set[int]):
+    """Reference and inference points of one joint t-SNE in two panels sharing axes.
+
+    Every point carries ``customdata = [group, step, row, class label]`` (``row`` indexes
+    the group's trial rows) so a selection can be mapped back to inputs.
+    """
+    import numpy as np
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from ladis_core.charts import COLORS, TEMPLATE, plot_text
+
+    fig = make_subplots(
+        rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.03,
+        subplot_titles=("Reference (natural validation data)", f"Inference (job {plot_text(job.job_id)})"),
+    )
+    wanted = set(classes or [])
+    legend_seen: set[str] = set()
+    for col, group in enumerate(("reference", "inference"), start=1):
+        coords, rows = view.embedding.of_group(group)
+        steps = np.asarray(view.steps[group])[rows]
+        cls = np.asarray(view.classes[group])[rows]
+        keep = np.ones(len(rows), dtype=bool) if not wanted else np.isin(cls, list(wanted))
+        if colour_by == "predicted class":
+            series = [(f"class {class_label(job, int(c))}", keep & (cls == c),
+                       CLASS_PALETTE[int(c) % len(CLASS_PALETTE)]) for c in np.unique(cls)]
+        elif group == "reference":
+            series = [("natural (reference)", keep, COLORS["reference"])]
+        else:
+            flagged = np.isin(steps, list(suspect_steps))
+            series = [("inference", keep & ~flagged, COLORS["inference"]),
+                      ("flagged (top scores)", keep & flagged, COLORS["suspect"])]
+        for name, mask, colour in series:
+            if not mask.any():
+                continue
+            labels = [class_label(job, int(c)) for c in cls[mask]]
+            fig.add_trace(
+                go.Scatter(
+                    x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=plot_text(name),
+                    legendgroup=name, showlegend=name not in legend_seen,
+                    marker={"color": colour, "size": 7 if "flagged" in name else 5,
+                            "opacity": 0.85, "line": {"width": 0}},
+                    customdata=[[group, int(s), int(r), plot_text(lbl)]
+                                for s, r, lbl in zip(steps[mask], rows[mask], labels, strict=True)],
+                    hovertemplate=f"{group}<br>step %{{customdata[1]}}<br>"
+                    "predicted class %{customdata[3]}<extra></extra>",
+                ),
+                row=1, col=col,
+            )
+            legend_seen.add(name)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_layout(
+        template=TEMPLATE, height=440, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": -0.12, "x": 0},
+        dragmode="lasso", clickmode="event+select",
+    )
+    return fig
+
+
+def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: int = 12) -> None:
+    """Thumbnails of the points selected in an :func:`embedding_panels` chart."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    picked = [p["customdata"] for p in points if p.get("customdata")]
+    if not picked:
+        st.caption("Click, box- or lasso-select points to see their inputs here.")
+        return
+    after, until = data.job_window(job)
+    sources = {
+        "reference": lambda: data.trial(job.reference, "EVAL", None, True),
+        "inference": lambda: data.trial(job.inference, "PREDICT", None, True, after, until),
+    }
+    loaded = {}
+    shown = picked[:limit]
+    st.caption(f"{len(picked)} point{'s' if len(picked) != 1 else ''} selected"
+               + (f"; the first {limit} are shown." if len(picked) > limit else "."))
+    columns = st.columns(min(6, len(shown)))
+    for i, (group, step, row, label) in enumerate(shown):
+        if group not in loaded:
+            loaded[group] = sources[group]()
+        trial = loaded[group]
+        column = columns[i % len(columns)]
+        if trial.inputs is None or row >= len(trial.inputs):
+            column.caption(f"{group} step {step}: no input recorded")
+            continue
+        column.image(png(trial.inputs[row], target_px=96), caption=f"{group} · step {step} · {label}")

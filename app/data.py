@@ -146,12 +146,34 @@ def provenance(world_uri: str, endpoint: str) -> dict[int, dict]:
     return trials.load_provenance(uri)
 
 
+@dataclass(frozen=True)
+class FlaggedSet:
+    """A job's flagged inputs with pixels (``ladis_core.report.ReportSample``, best
+    first) and the notes about what could not be read (e.g. the trial is gone)."""
+
+    samples: tuple[Any, ...]
+    notes: tuple[str, ...]
+
+
 @st.cache_resource(ttl=RESULT_TTL_S, max_entries=16, show_spinner="Preparing the flagged inputs…")
-def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> tuple[Any, ...]:
-    """The job's top samples with images, originals and perturbation sizes
-    (:func:`ladis_core.world.flagged_inputs`)."""
+def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> FlaggedSet:
+    """The job's top samples with their inputs, originals (recorded, else the nearest
+    natural neighbour) and perturbation sizes, gathered exactly as the incident report
+    does (one code path, so the page and the report always agree)."""
+    from datetime import timedelta
+
+    from ladis_core.report import gather_report_data
+
     job_result = job(world_uri, endpoint, job_id)
-    return tuple(world.flagged_inputs(world_uri, job_result))
+    gathered = gather_report_data(
+        [job_result],
+        monitoring=layout.monitoring_uri(world_uri, endpoint),
+        world=world_uri.rstrip("/"),
+        context=timedelta(0),
+        include_images=True,
+        max_html_samples=len(job_result.top_samples),
+    )
+    return FlaggedSet(samples=tuple(gathered.samples), notes=tuple(gathered.notes))
 
 
 # --------------------------------------------------------------------------- computed views
@@ -181,6 +203,10 @@ class ResultStore:
             self._items.move_to_end(key)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
+
+    def snapshot_keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._items)
 
     def clear(self) -> None:
         with self._lock:
@@ -248,6 +274,39 @@ def compute_tsne(
     )
     _tsne_store().put(key, view)
     return view
+
+
+# --------------------------------------------------------------------------- reports
+
+def report_embedding_key(world_uri: str, endpoint: str, job_result: JobResult) -> tuple | None:
+    """The key of a t-SNE of ``job_result`` already computed on the layer explorer (the
+    penultimate layer preferred), for the report to include; ``None`` if there is none."""
+    store = _tsne_store()
+    found = [k for k in store.snapshot_keys() if k[1:4] == (world_uri, endpoint, job_result.job_id)]
+    if not found:
+        return None
+    layers = job_layers(job_result)
+    found.sort(key=lambda k: (k[4] != (layers[-1] if layers else ""), -k[5]))
+    return found[0]
+
+
+@st.cache_resource(ttl=RESULT_TTL_S, max_entries=8, show_spinner="Gathering the report…")
+def report_data(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tuple | None) -> Any:
+    """A :class:`ladis_core.report.ReportData` for ``job_ids`` (shared: do not mutate)."""
+    from ladis_core.report import ReportEmbedding, gather_report_data
+
+    embedding = None
+    view = cached_tsne(tsne) if tsne else None
+    if view is not None:
+        embedding = ReportEmbedding.from_embedding2d(
+            view.embedding, layer=view.layer, inference_steps=view.steps["inference"]
+        )
+    return gather_report_data(
+        [job(world_uri, endpoint, job_id) for job_id in job_ids],
+        monitoring=layout.monitoring_uri(world_uri, endpoint),
+        world=world_uri.rstrip("/"),
+        embedding=embedding,
+    )
 
 
 # --------------------------------------------------------------------------- refresh

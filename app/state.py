@@ -33,8 +33,8 @@ HISTORY_PICK = "history.pick"  # selectbox mirroring the selected job
 HISTORY_SHOW_LAYERS = "history.show_layers"
 
 # -- flagged inputs ---------------------------------------------------------------------
-FLAGGED_CLASSES = "flagged.classes"
-FLAGGED_MIN_SCORE = "flagged.min_score"
+FLAGGED_CLASSES = "flagged.classes"  # + "." + job id: class filter
+FLAGGED_SCORE = "flagged.score"  # + "." + job id: score range slider
 FLAGGED_PAGE = "flagged.page"
 FLAGGED_PAGE_SIZE = "flagged.page_size"
 FLAGGED_AMPLIFY = "flagged.amplify"
@@ -48,12 +48,16 @@ LAYERS_REQUESTED = "layers.requested"  # {(world, endpoint, job, layer, max_poin
 LAYERS_POINT_PREFIX = "layers.points."  # + layer name: plotly selection event
 
 # -- on-demand test ---------------------------------------------------------------------
-ON_DEMAND_FORM = "on_demand.form"
-ON_DEMAND_RESULT = "on_demand.result"  # the last JobResult computed in this session
-ON_DEMAND_SAVED = "on_demand.saved"  # URI of the last saved job
+ON_DEMAND_FORM = "on_demand.form"  # + "." + job id
+ON_DEMAND_WINDOW = "on_demand.window"  # "Jobs" or "Steps"
+ON_DEMAND_RESULT = "on_demand.result"  # (world, endpoint, JobResult) of the last test
+ON_DEMAND_SAVED = "on_demand.saved"  # URI of the saved job, or the error met saving it
 
 # -- incident report --------------------------------------------------------------------
 REPORT_SCOPE = "report.scope"
+REPORT_RANGE = "report.range"  # + "." + job id: select slider of the job range
+REPORT_DOWNLOAD = "report.download"  # + "." + format
+REPORT_VERDICT_FORM = "report.verdict_form"
 REPORT_VERDICT_SENT = "report.verdict_sent"
 
 _NON_WIDGET_DEFAULTS: dict[str, Any] = {
@@ -71,9 +75,11 @@ _WIDGET_DEFAULTS: dict[str, Any] = {
     HISTORY_SHOW_LAYERS: True,
     FLAGGED_PAGE: 1,
     FLAGGED_PAGE_SIZE: 10,
-    FLAGGED_AMPLIFY: 10,
+    FLAGGED_AMPLIFY: 0.0,
     LAYERS_COLOUR_BY: "natural / suspect",
     LAYERS_MAX_POINTS: 600,
+    REPORT_SCOPE: "This job",
+    ON_DEMAND_WINDOW: "Jobs",
 }
 
 

@@ -7,12 +7,9 @@ dashboard asks this module what is there; it reads only through
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import numpy as np
 
 from ladis_core import layout, storage
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
@@ -186,151 +183,6 @@ def load_jobs(
             if done % max(1, total // 20) == 0 or done == total:
                 report(progress, "load jobs", done, total)
     return sorted(out, key=lambda j: (j.scheduled_at, j.job_id))
-
-
-ORIGIN_PROVENANCE = "recorded original"
-ORIGIN_NEIGHBOUR = "nearest natural neighbour"
-
-
-@dataclass(frozen=True)
-class FlaggedInput:
-    """One of a job's most suspicious inputs, ready to be shown.
-
-    ``image`` and ``original`` are float32 (C, H, W) in [0, 1]. ``original_kind`` says
-    where the original comes from: :data:`ORIGIN_PROVENANCE` (the recorded source image
-    of the request) or :data:`ORIGIN_NEIGHBOUR` (the reference input closest in pixel
-    space: a stand-in, not the true original). ``linf``/``l2`` are the size of
-    ``image - original`` in [0, 1] pixel units.
-    """
-
-    rank: int
-    step: int
-    score: float
-    p_value: float | None
-    predicted_class: int | None
-    class_name: str | None
-    image: np.ndarray | None
-    original: np.ndarray | None
-    original_kind: str | None
-    linf: float | None
-    l2: float | None
-    #: what the provenance says about the request, when recorded
-    true_label: int | None = None
-    attack: str | None = None
-    epsilon: float | None = None
-
-
-def load_natural_images(world_uri: str, endpoint: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(images (N, C, H, W) float32, labels (N,) int64)`` of
-    ``datasets/<endpoint>/natural.npz``, or ``None`` when the world has none."""
-    uri = layout.dataset_uri(normalize_world_uri(world_uri), endpoint)
-    if not storage.exists(uri):
-        return None
-    with np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False) as npz:
-        return np.asarray(npz["images"], dtype=np.float32), np.asarray(npz["labels"], dtype=np.int64)
-
-
-def nearest_rows(queries: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """Index into ``pool`` (m, ...) of the nearest row (Euclidean, flattened) of each of
-    ``queries`` (k, ...); shape (k,)."""
-    q = queries.reshape(len(queries), -1).astype(np.float32)
-    p = pool.reshape(len(pool), -1).astype(np.float32)
-    # |q - p|^2 = |q|^2 - 2 q.p + |p|^2; |q|^2 is constant per row, so it can be dropped
-    distances = (p * p).sum(axis=1)[None, :] - 2.0 * q @ p.T
-    return distances.argmin(axis=1)
-
-
-def flagged_inputs(world_uri: str, job: JobResult, *, limit: int | None = None) -> list[FlaggedInput]:
-    """The job's top samples (best first) with their images and originals.
-
-    Reads the job's inference window with inputs, the provenance of the endpoint and its
-    natural images when recorded, and otherwise the reference trial's inputs for the
-    nearest-neighbour stand-in. Raises :class:`DataNotFoundError` naming the trial when
-    the job's inference trial is gone.
-    """
-    from ladis_core import trials
-
-    world = normalize_world_uri(world_uri)
-    samples = list(job.top_samples[:limit] if limit else job.top_samples)
-    if not samples:
-        return []
-    steps = [s.step for s in samples]
-    try:
-        window = trials.load_trial(
-            job.inference,
-            mode="PREDICT",
-            include_inputs=True,
-            after_step=min(steps) - 1,
-            until_step=max(steps),
-        )
-    except DataNotFoundError as exc:
-        raise DataNotFoundError(
-            f"the inference trial of job {job.job_id} ({job.inference}) cannot be read: {exc}"
-        ) from None
-    row_of = {int(step): row for row, step in enumerate(window.steps)}
-    inputs = window.inputs
-
-    records: dict[int, dict] = {}
-    provenance = layout.provenance_uri(world, job.endpoint)
-    if job.endpoint and storage.list_objects(provenance):
-        records = trials.load_provenance(provenance)
-    natural = load_natural_images(world, job.endpoint) if records and job.endpoint else None
-
-    images: list[np.ndarray | None] = [
-        inputs[row_of[s]] if inputs is not None and s in row_of else None for s in steps
-    ]
-    originals: list[np.ndarray | None] = [None] * len(samples)
-    kinds: list[str | None] = [None] * len(samples)
-    if natural is not None:
-        for i, step in enumerate(steps):
-            record = records.get(step)
-            index = None if record is None else record.get("source_index")
-            if index is not None and 0 <= int(index) < len(natural[0]) and images[i] is not None:
-                candidate = natural[0][int(index)]
-                if candidate.shape == images[i].shape:
-                    originals[i], kinds[i] = candidate, ORIGIN_PROVENANCE
-    missing = [i for i in range(len(samples)) if originals[i] is None and images[i] is not None]
-    if missing:
-        try:
-            reference = trials.load_trial(job.reference, mode="EVAL", include_inputs=True)
-        except DataNotFoundError:
-            reference = None
-        if reference is not None and reference.inputs is not None and len(reference.inputs):
-            queries = np.stack([images[i] for i in missing])
-            if queries.shape[1:] == reference.inputs.shape[1:]:
-                nearest = nearest_rows(queries, reference.inputs)
-                for i, row in zip(missing, nearest, strict=True):
-                    originals[i], kinds[i] = reference.inputs[int(row)], ORIGIN_NEIGHBOUR
-
-    out = []
-    for rank, (sample, image, original, kind) in enumerate(
-        zip(samples, images, originals, kinds, strict=True), start=1
-    ):
-        record = records.get(sample.step, {})
-        linf = l2 = None
-        if image is not None and original is not None:
-            delta = (image.astype(np.float64) - original.astype(np.float64)).ravel()
-            linf, l2 = float(np.abs(delta).max()), float(np.sqrt(np.square(delta).sum()))
-        cls = sample.predicted_class
-        out.append(
-            FlaggedInput(
-                rank=rank,
-                step=int(sample.step),
-                score=float(sample.score),
-                p_value=sample.p_value,
-                predicted_class=cls,
-                class_name=None if cls is None else job.class_names.get(str(cls)),
-                image=image,
-                original=original,
-                original_kind=kind,
-                linf=linf,
-                l2=l2,
-                true_label=record.get("true_label"),
-                attack=record.get("attack"),
-                epsilon=record.get("epsilon"),
-            )
-        )
-    return out
 
 
 def _monitor_load_jobs():

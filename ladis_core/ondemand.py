@@ -1,0 +1,146 @@
+"""On-demand tests: the monitoring job's analysis on a window the analyst chooses.
+
+:func:`run_test` tests any step window of any inference trial against any reference
+trial, with any settings, and returns a :class:`~ladis_core.results.JobResult` built by
+the monitoring job's own analysis (:mod:`ladis_core.monitor`), so the numbers and the
+format are exactly those of a scheduled job. Nothing is written (no bookmark, no claim);
+:func:`save_job` writes the result next to the scheduled jobs when the analyst wants it
+kept (``source = "on-demand"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from ladis_core import layout, storage
+from ladis_core.errors import LadisError, StorageError, check
+from ladis_core.progress import ProgressCallback, report
+from ladis_core.results import IncidentRule, JobResult, JobSettings
+
+SOURCE = "on-demand"
+
+
+def on_demand_job_id(moment: datetime | None = None) -> str:
+    """A job id for an on-demand test run at ``moment`` (default now), in the scheduled
+    jobs' format so every reader lists it. Scheduled jobs run on round hours; an
+    on-demand test that falls on one exactly is moved one second on so it cannot take a
+    scheduled job's id."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    if moment.minute == 0 and moment.second == 0:
+        moment += timedelta(seconds=1)
+    return layout.job_id_for(moment)
+
+
+def run_test(
+    *,
+    reference: str,
+    inference: str,
+    layers: list[str] | tuple[str, ...] | None = None,
+    after_step: int | None = None,
+    until_step: int | None = None,
+    settings: JobSettings | None = None,
+    rule: IncidentRule | None = None,
+    endpoint: str | None = None,
+    monitoring: str | None = None,
+    reference_data: Any | None = None,
+    at: datetime | None = None,
+    progress: ProgressCallback | None = None,
+) -> JobResult:
+    """Test the inference steps ``after_step < step ≤ until_step`` against the reference.
+
+    ``reference`` / ``inference``: trial URIs (EVAL / PREDICT). ``layers``: tensor or
+    module names (default: the penultimate layer). ``settings``: n, R, α, B, seed, class
+    matching (``settings.layers`` is ignored). ``monitoring``: the endpoint's monitoring
+    prefix; when given, the baseline rate cached there by the scheduled jobs (same
+    reference and settings) is reused, which makes a default test fast.
+    ``reference_data``: an already loaded reference :class:`~ladis_core.trials.TrialData`
+    holding the layers (skips reading it again).
+
+    Raises :class:`~ladis_core.errors.InputError` when the window has fewer rows than
+    ``settings.n_samples`` (nothing to test), or for an unknown layer;
+    :class:`~ladis_core.errors.DataNotFoundError` when a trial is missing.
+    """
+    from ladis_core import monitor, trials
+
+    settings = settings or JobSettings()
+    rule = rule or IncidentRule()
+    monitor._validate_settings(settings)
+    if after_step is not None and until_step is not None:
+        check(until_step > after_step, f"the window is empty: last step {until_step} is not after {after_step}")
+    started = datetime.now(UTC)
+    scheduled = at or started
+
+    report(progress, "layers", 0, 1)
+    ref_names = trials.list_layers(reference, mode="EVAL")
+    inf_names = trials.list_layers(inference, mode="PREDICT")
+    names = monitor._resolve_layers(
+        list(layers) if layers else None,
+        trials.penultimate_layer(inf_names),
+        ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
+    )
+    report(progress, "layers", 1, 1, ", ".join(names))
+
+    report(progress, "reference", 0, 1, reference)
+    ref = reference_data
+    if ref is None or any(n not in ref.layers for n in names):
+        ref = trials.load_trial(reference, mode="EVAL", layers=names)
+    need = 2 * settings.n_samples
+    check(len(ref) >= need, f"the reference trial {reference} has {len(ref)} rows; n={settings.n_samples} "
+          f"needs at least {need} (two halves for the baseline): lower n")
+    report(progress, "reference", 1, 1, f"{len(ref)} rows")
+
+    report(progress, "inference", 0, 1, inference)
+    data = trials.load_trial(inference, mode="PREDICT", layers=names, after_step=after_step,
+                             until_step=until_step)
+    window = monitor._Window(
+        steps=np.asarray(data.steps, dtype=np.int64),
+        layers={n: np.asarray(data.layers[n]) for n in names},
+        classes=np.asarray(data.predicted_class, dtype=np.int64),
+    )
+    span = _describe_window(after_step, until_step)
+    check(len(window) >= settings.n_samples,
+          f"the window {span} of {inference} has {len(window)} rows; n={settings.n_samples} needs at least "
+          f"that many: widen the window or lower n")
+    for name in names:
+        ref_shape, inf_shape = ref.layers[name].shape[1:], window.layers[name].shape[1:]
+        check(ref_shape == inf_shape, f"layer {name!r} has shape {tuple(ref_shape)} in the reference but "
+              f"{tuple(inf_shape)} in the inference trial; both must come from the same model")
+    report(progress, "inference", 1, 1, f"{len(window)} rows")
+
+    job_id = on_demand_job_id(scheduled)
+    common: dict[str, Any] = dict(
+        job_id=job_id, endpoint=endpoint or monitor.derive_endpoint(monitoring or "", inference),
+        scheduled=scheduled, started=started, reference=reference, inference=inference,
+        ref=ref, window=window, names=names, settings=replace(settings, layers=list(names)),
+        rule=rule, first_step=0 if after_step is None else after_step + 1,
+        node=0, tested=True, progress=progress,
+    )
+    try:
+        result, _scores = monitor._analyse(output=(monitoring or "").rstrip("/"),
+                                           baseline_cache=bool(monitoring), **common)
+    except StorageError:
+        if not monitoring:
+            raise
+        # the baseline cache is only an optimisation: a read-only store must not stop a test
+        result, _scores = monitor._analyse(output="", baseline_cache=False, **common)
+    return replace(result, source=SOURCE)
+
+
+def save_job(result: JobResult, monitoring: str) -> str:
+    """Write ``result`` as ``<monitoring>/<job-id>/results.json`` (written once, like a
+    scheduled job) and return that URI. A job with the same id raises
+    :class:`~ladis_core.errors.LadisError` (run the test again for a new id)."""
+    uri = layout.results_uri(monitoring.rstrip("/"), result.job_id)
+    if not storage.write_json(uri, result.to_dict(), if_absent=True):
+        raise LadisError(f"a job {result.job_id} already exists at {uri}; run the test again to get a new id")
+    return uri
+
+
+def _describe_window(after_step: int | None, until_step: int | None) -> str:
+    first = "the first step" if after_step is None else f"step {after_step + 1}"
+    last = "the last step" if until_step is None else f"step {until_step}"
+    return f"from {first} to {last}"

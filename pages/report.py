@@ -1,0 +1,126 @@
+"""Incident report: export a job (or a range of jobs) and record the analyst's verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import components as ui
+from app import data, state
+from app.ui_errors import friendly_errors, show_error
+from ladis_core import layout
+
+st.title("Incident report")
+
+SCOPES = ("This job", "A range of jobs")
+VERDICT_LABELS = {
+    "confirmed": "Confirmed attack",
+    "dismissed": "Dismissed (false alarm)",
+    "needs-review": "Needs review",
+}
+
+
+def _downloads(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tuple | None) -> None:
+    from ladis_core import report
+
+    gathered = data.report_data(world_uri, endpoint, job_ids, tsne)
+    for note in gathered.notes:
+        st.warning(note, icon=":material/warning:")
+    stem = f"ladis-{endpoint}-{job_ids[0]}" + (f"-to-{job_ids[-1]}" if len(job_ids) > 1 else "")
+    columns = st.columns(3)
+    for column, fmt, label, icon in (
+        (columns[0], "html", "HTML report", ":material/html:"),
+        (columns[1], "json", "JSON", ":material/data_object:"),
+        (columns[2], "csv", "CSV (flagged inputs)", ":material/table:"),
+    ):
+        column.download_button(
+            f"Download {label}",
+            # rendered only when clicked: the HTML embeds plotly.js and every image
+            data=lambda fmt=fmt: report.render(gathered, fmt).encode("utf-8"),
+            file_name=f"{stem}.{fmt}",
+            mime=report.MEDIA_TYPES[fmt],
+            on_click="ignore",
+            icon=icon,
+            key=f"{state.REPORT_DOWNLOAD}.{fmt}",
+            type="primary" if fmt == "html" else "secondary",
+            width="stretch",
+        )
+    st.caption(
+        f"{len(gathered.jobs)} job{'s' if len(gathered.jobs) != 1 else ''}, "
+        f"{len(gathered.samples)} flagged inputs ({len(gathered.html_samples)} with images in the "
+        "HTML). The HTML file is self-contained: it opens offline in any browser."
+        + (" It includes the t-SNE computed on the Layer explorer." if gathered.embedding else "")
+    )
+
+
+def _verdict_form(world_uri: str, endpoint: str, job) -> None:
+    from ladis_core import triage
+
+    history = data.verdicts(world_uri, endpoint).get(job.job_id, [])
+    if history:
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "When": [ui.fmt_time(v.at) for v in history],
+                    "Verdict": [ui.verdict_label(v) for v in history],
+                    "Analyst": [v.analyst for v in history],
+                    "Note": [v.note for v in history],
+                }
+            ),
+            hide_index=True,
+        )
+    else:
+        st.caption("No verdict yet.")
+    with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
+        verdict = st.radio("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, horizontal=True)
+        analyst = st.text_input("Analyst", placeholder="Your name")
+        note = st.text_area("Note", placeholder="What you found, what was done")
+        submitted = st.form_submit_button("Record verdict", type="primary", icon=":material/gavel:")
+    if submitted:
+        try:
+            record = triage.add_verdict(
+                layout.monitoring_uri(world_uri, endpoint), job.job_id,
+                verdict=verdict, analyst=analyst, note=note,
+            )
+        except Exception as exc:  # noqa: BLE001 - shown as a message
+            show_error(exc, action="recording the verdict")
+            return
+        data.verdicts.clear()
+        data.report_data.clear()
+        state.put(state.REPORT_VERDICT_SENT, (job.job_id, record.id))
+        st.rerun()
+    sent = state.get(state.REPORT_VERDICT_SENT)
+    if sent and sent[0] == job.job_id:
+        st.success("Verdict recorded. It is stored next to the job and appears on the history page "
+                   "and in the report.", icon=":material/check_circle:")
+
+
+def main() -> None:
+    world_uri, endpoint = state.world(), state.endpoint()
+    job = ui.current_job(world_uri, endpoint)
+    if job is None:
+        return
+    ui.job_kpis(job)
+    jobs = data.jobs(world_uri, endpoint)
+
+    st.subheader("Export")
+    scope = st.segmented_control("Scope", SCOPES, key=state.REPORT_SCOPE) or SCOPES[0]
+    if scope == SCOPES[0]:
+        chosen = (job.job_id,)
+    else:
+        ids = [j.job_id for j in jobs]
+        at = ids.index(job.job_id)
+        start, end = st.select_slider(
+            "Jobs", ids, value=(ids[max(0, at - 3)], ids[min(len(ids) - 1, at + 3)]),
+            key=f"{state.REPORT_RANGE}.{job.job_id}",
+        )
+        chosen = tuple(ids[ids.index(start) : ids.index(end) + 1])
+    tsne = data.report_embedding_key(world_uri, endpoint, job)
+    _downloads(world_uri, endpoint, chosen, tsne)
+
+    st.subheader(f"Verdict on job {job.job_id}")
+    _verdict_form(world_uri, endpoint, job)
+
+
+with friendly_errors("preparing the incident report"):
+    main()
