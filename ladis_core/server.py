@@ -54,6 +54,7 @@ from ladis_core.serving import (
     NotAcceptableError,
     ServedModel,
     UnsupportedContentTypeError,
+    check_accept,
     input_fn,
     output_fn,
     predict_fn,
@@ -229,6 +230,7 @@ class EndpointApp:
         never captured.
         """
         fields = parse_provenance(provenance_header)
+        check_accept(accept)  # before the model runs, so a refused request is not captured
         data = input_fn(body, content_type)
         prediction = predict_fn(data, self.served)
         response, response_type = output_fn(prediction, accept)
@@ -312,6 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._invocation(app)
             else:
                 self._refuse(404, "not_found", f"no such path {path!r}; use GET /ping or POST /invocations")
+        except (TimeoutError, ConnectionError) as exc:  # a slow or vanished client
+            log.info("%s %s: connection dropped (%s)", method, self.path, exc.__class__.__name__)
+            self.close_connection = True
         except Exception:  # noqa: BLE001 - the server must survive every request
             log.error("unexpected error in %s %s:\n%s", method, self.path, redact(traceback.format_exc()))
             self._safe_answer(500, _error_body("internal_error", _GENERIC_500), close=True)
@@ -364,6 +369,19 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("step %s answered in %.1f ms", step, 1000 * (time.perf_counter() - started))
         headers = {"X-Ladis-Step": str(step)} if step is not None else {}
         self._answer(200, response, content_type=response_type, headers=headers)
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue`` (curl's habit for big bodies): refuse an oversized
+        body before the client sends it."""
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.server.app.max_body_bytes:
+            self._refuse(
+                413,
+                "payload_too_large",
+                f"the body is {length} bytes; this endpoint accepts at most {self.server.app.max_body_bytes}",
+            )
+            return False
+        return super().handle_expect_100()
 
     # ---- answering
     def _refuse(self, status: int, reason: str, message: str) -> None:

@@ -503,10 +503,15 @@ def output_fn(prediction, accept):
 def encode_response(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     """``prediction`` as JSON bytes; :class:`NotAcceptableError` unless ``accept`` allows
     JSON (several types, ``q`` values and wildcards are understood)."""
+    check_accept(accept)
+    return json.dumps(prediction.to_dict()).encode("utf-8"), JSON_TYPE
+
+
+def check_accept(accept: str | None) -> None:
+    """Raise :class:`NotAcceptableError` unless ``accept`` allows a JSON answer."""
     offered = [normalize_content_type(part) for part in (accept or "").split(",")]
     if not any(kind in _ACCEPTED_RESPONSE_TYPES for kind in offered):
         raise NotAcceptableError(f"Accept {accept!r} cannot be met; this endpoint answers {JSON_TYPE}")
-    return json.dumps(prediction.to_dict()).encode("utf-8"), JSON_TYPE
 
 
 class _toolkit_errors:

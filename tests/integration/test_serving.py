@@ -161,6 +161,13 @@ def test_bad_payloads_get_a_json_4xx(server, body, content_type, status, fragmen
     assert "Traceback" not in answer["message"]
 
 
+def test_unmet_accept_gets_406(server) -> None:
+    status, answer = _post(server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv"})
+    assert status == 406 and "application/json" in answer["message"]
+    status, _ = _post(server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv, */*;q=0.1"})
+    assert status == 200
+
+
 def test_forged_npy_header_is_refused_without_allocating(server) -> None:
     body = bytearray(_npy(np.zeros((1, 3, 4, 4), np.float32)))
     header_end = body.index(b"\n") + 1
@@ -187,6 +194,15 @@ def test_oversized_body_is_refused_before_it_is_read(server) -> None:
         response = connection.getresponse()
         assert response.status == 413
         assert "at most 200000" in json.loads(response.read())["message"]
+    finally:
+        connection.close()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:  # curl's way: ask before sending a big body
+        connection.putrequest("POST", "/invocations")
+        connection.putheader("Content-Length", str(10 * 1024 * 1024))
+        connection.putheader("Expect", "100-continue")
+        connection.endheaders()
+        assert connection.getresponse().status == 413
     finally:
         connection.close()
     status, _ = _post(server.url, _npy(_images(20, seed=6)), "application/x-npy")  # 245 kB
