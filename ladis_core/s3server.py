@@ -24,6 +24,7 @@ The data folder holds::
     <data_dir>/ports.json         the internal ports, reused at the next start when free
     <data_dir>/weed.log           the server's log (the previous one is weed.log.1)
     <data_dir>/s3-identities.json the access key and secret (mode 600)
+    <data_dir>/start.lock         held while a start is in progress (one at a time)
 
 S3 behaviour of this SeaweedFS version (4.48), checked against the server:
 
@@ -46,18 +47,21 @@ S3 behaviour of this SeaweedFS version (4.48), checked against the server:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import ipaddress
 import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +87,7 @@ DATA_DIR_ENV = "LADIS_S3_DATA_DIR"
 PID_NAME = "weed.pid"
 STATE_NAME = "server.json"
 PORTS_NAME = "ports.json"
+LOCK_NAME = "start.lock"
 LOG_NAME = "weed.log"
 IDENTITIES_NAME = "s3-identities.json"
 WEED_DIR_NAME = "weed"
@@ -287,7 +292,7 @@ class LocalS3Server:
         self.weed_binary = weed_binary
         self.volume_size_limit_mb = int(volume_size_limit_mb)
         self._process: subprocess.Popen[bytes] | None = None
-        self._started_here = False
+        self._launched = False
 
     # -- paths -----------------------------------------------------------------------
     @property
@@ -315,6 +320,12 @@ class LocalS3Server:
     @property
     def bucket_uri(self) -> str:
         return f"s3://{self.bucket}/"
+
+    @property
+    def launched(self) -> bool:
+        """Whether the last :meth:`start` launched the process (``False`` when it found the
+        server already running from this folder and joined it)."""
+        return self._launched
 
     def environment(self) -> dict[str, str]:
         """The AWS variables that point boto3 (and smdebug) at this server: endpoint of
@@ -367,15 +378,23 @@ class LocalS3Server:
         ``weed`` binary is missing, the folder is unwritable, the port is taken, or the
         server does not come up within ``timeout_s`` (with the tail of its log).
         """
-        current = self.status()
-        if current.running:
-            self._wait_ready(current.host, current.port, timeout_s=timeout_s, process=None)
-            self._ensure_bucket(current.host, current.port, self.bucket, timeout_s=timeout_s)
-            return self.status()
+        self._launched = False
+        if self.status().running:
+            return self._join_running(timeout_s=timeout_s)
         weed = find_weed_binary(self.weed_binary)
         self._prepare_data_dir()
-        if self._adopt_orphan():
-            return self.start(timeout_s=timeout_s)
+        with _file_lock(self.data_dir / LOCK_NAME):  # one start at a time per folder
+            if self.status().running or self._adopt_orphan():
+                return self._join_running(timeout_s=timeout_s)
+            return self._launch(weed, timeout_s=timeout_s)
+
+    def _join_running(self, *, timeout_s: float) -> ServerStatus:
+        current = self.status()
+        self._wait_ready(current.host, current.port, timeout_s=timeout_s, process=None)
+        self._ensure_bucket(current.host, current.port, self.bucket, timeout_s=timeout_s)
+        return self.status()
+
+    def _launch(self, weed: Path, *, timeout_s: float) -> ServerStatus:
         self._check_port_free()
         ports = self._choose_ports()
         self._write_identities()
@@ -406,13 +425,15 @@ class LocalS3Server:
         }
         _write_text(self.state_path, json.dumps(state, indent=2) + "\n")
         try:
+            deadline = time.monotonic() + timeout_s
             self._wait_ready(self.host, self.port, timeout_s=timeout_s, process=process)
+            self._wait_volumes_known(ports["master"], deadline=deadline, process=process)
             self._ensure_bucket(self.host, self.port, self.bucket, timeout_s=timeout_s)
         except BaseException:
             self._terminate(process.pid, timeout_s=5.0)
             self._cleanup_files({**ports, "s3": self.port})
             raise
-        self._started_here = True
+        self._launched = True
         return self.status()
 
     def stop(self, *, timeout_s: float = 10.0) -> bool:
@@ -428,7 +449,7 @@ class LocalS3Server:
             return False
         self._terminate(pid, timeout_s=timeout_s)
         self._cleanup_files(ports)
-        self._started_here = False
+        self._launched = False
         return True
 
     def create_bucket(self, name: str, *, timeout_s: float = 10.0) -> str:
@@ -444,9 +465,7 @@ class LocalS3Server:
         return self._client(host, port)
 
     def __enter__(self) -> LocalS3Server:
-        was_running = self.status().running
         self.start()
-        self._started_here = not was_running
         return self
 
     def __exit__(
@@ -455,7 +474,7 @@ class LocalS3Server:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._started_here:
+        if self._launched:
             self.stop()
 
     def __repr__(self) -> str:
@@ -569,6 +588,7 @@ class LocalS3Server:
             f"-bucket={self.bucket}",
             "-webdav=false",
             "-master.telemetry=false",
+            "-volume.preStopSeconds=0",
             f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
         ]
         for name in _COMPONENTS:
@@ -606,6 +626,33 @@ class LocalS3Server:
                 raise ServerError(
                     f"the S3 server did not answer on {host}:{port} within {timeout_s:g} s; "
                     f"{self._log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def _wait_volumes_known(
+        self, master_port: int, *, deadline: float, process: subprocess.Popen[bytes]
+    ) -> None:
+        """Wait until the master knows every volume on disk. After a restart the S3 port
+        answers before the volume server's first heartbeat reaches the master (seconds
+        under load); reads of existing objects fail with InternalError until then."""
+        on_disk = _volume_ids_on_disk(self.weed_dir)
+        if not on_disk:
+            return
+        known: set[int] = set()
+        while True:
+            if process.poll() is not None:
+                raise ServerError(
+                    f"the S3 server exited during start-up (code {process.returncode}); "
+                    f"{self._log_tail()}"
+                )
+            known = _volume_ids_known(self.host, master_port)
+            if on_disk <= known:
+                return
+            if time.monotonic() > deadline:
+                missing = ", ".join(str(v) for v in sorted(on_disk - known)[:5])
+                raise ServerError(
+                    f"the S3 server started but its volumes ({missing}) were not registered "
+                    f"in time; {self._log_tail()}"
                 )
             time.sleep(0.1)
 
@@ -741,6 +788,61 @@ def _http_answers(host: str, port: int) -> bool:
         return False
     finally:
         connection.close()
+
+
+_VOLUME_FILE = re.compile(r"^(?:.+_)?(\d+)\.dat$")
+
+
+def _volume_ids_on_disk(folder: Path) -> set[int]:
+    """Ids of the SeaweedFS volumes stored in ``folder`` (``7.dat``, ``<collection>_7.dat``)."""
+    ids = set()
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            match = _VOLUME_FILE.match(path.name)
+            if match:
+                ids.add(int(match.group(1)))
+    return ids
+
+
+def _volume_ids_known(host: str, master_port: int) -> set[int]:
+    """Ids of the volumes the master has heard of (``GET /vol/status``); empty on error."""
+    connection = http.client.HTTPConnection(host, master_port, timeout=2.0)
+    try:
+        connection.request("GET", "/vol/status")
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return set()
+        status = json.loads(body)
+    except (OSError, http.client.HTTPException, ValueError):
+        return set()
+    finally:
+        connection.close()
+    ids: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("Id"), int) and "Collection" in node:
+                ids.add(node["Id"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(status.get("Volumes"))
+    return ids
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) for the block."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:

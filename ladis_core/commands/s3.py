@@ -108,18 +108,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     server = _server(args)
     if action == "start":
-        current = server.status()
-        if current.running:
-            if args.port is not None and args.port != current.port:
-                print(
-                    f"{current.describe()}; it keeps port {current.port}: "
-                    "stop it first to change the port"
-                )
-            else:
-                server.start(timeout_s=args.timeout)  # makes sure the bucket exists
-                print(f"already running: {server.status().describe()}")
+        running = server.status()
+        if running.running and args.port is not None and args.port != running.port:
+            print(f"{running.describe()}; stop it first to change the port")
             return 0
         status = server.start(timeout_s=args.timeout)
+        if not server.launched:
+            print(f"already running: {status.describe()}")
+            return 0
         print(f"started: {status.describe()}")
         print(f"log: {status.log_path}")
         print('point LADIS at it: eval "$(python -m ladis_core s3 env)"')

@@ -1,0 +1,66 @@
+"""Fixtures shared by the whole test suite.
+
+A real local S3 server (SeaweedFS) is started once per test session, lazily, by the
+first test that asks for it, on a free 127.0.0.1 port with its own temporary folder;
+it is stopped (by PID) when the session ends.
+
+- ``s3_server`` (session): the running :class:`ladis_core.s3server.LocalS3Server`
+  (``.endpoint_url``, ``.environment()``, ``.client()``, ``.create_bucket(name)``,
+  ``.bucket`` = ``"ladis"``, which exists).
+- ``s3_env`` (function): the ``AWS_*`` variables of that server set in ``os.environ``
+  for the test (endpoint, keys, region; ``AWS_PROFILE``/``AWS_SESSION_TOKEN``/
+  ``AWS_ENDPOINT_URL`` removed), so any boto3 client or smdebug reaches it. Yields the
+  dict of variables.
+- ``s3_bucket`` (function): a fresh, empty bucket with a unique name; yields
+  ``"s3://<name>/"`` and also sets ``LADIS_S3_URI`` to it (so ``config.world_uri()``
+  points there). Implies ``s3_env``.
+- ``s3_client`` (function): a boto3 S3 client for the server. Implies ``s3_env``.
+
+Set ``LADIS_WEED_BIN`` to use another ``weed`` binary.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ladis_core.s3server import LocalS3Server, find_free_port
+
+_AWS_VARIABLES_TO_CLEAR = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
+    server = LocalS3Server(tmp_path_factory.mktemp("s3server"), port=find_free_port())
+    server.start(timeout_s=60)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name in _AWS_VARIABLES_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    env = s3_server.environment()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def s3_bucket(
+    s3_server: LocalS3Server, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    uri = s3_server.create_bucket(f"test-{uuid.uuid4().hex[:16]}")
+    monkeypatch.setenv("LADIS_S3_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def s3_client(s3_server: LocalS3Server, s3_env: dict[str, str]) -> Any:
+    return s3_server.client()
