@@ -258,6 +258,9 @@ class LocalS3Server:
         Path of ``weed``; default :func:`find_weed_binary`'s search.
     volume_size_limit_mb
         SeaweedFS volume size cap; volumes grow on demand and are never preallocated.
+    die_with_parent
+        Linux only: the server gets SIGTERM when the process that started it dies (for
+        test servers, so that a killed test run leaves nothing behind).
 
     Used as a context manager, it starts the server on entry and stops it on exit, unless
     it was already running on entry (then it is left running).
@@ -274,6 +277,7 @@ class LocalS3Server:
         bucket: str = LOCAL_BUCKET,
         weed_binary: str | os.PathLike[str] | None = None,
         volume_size_limit_mb: int = 64,
+        die_with_parent: bool = False,
     ) -> None:
         if not _is_loopback(host):
             raise ServerError(
@@ -291,6 +295,7 @@ class LocalS3Server:
         self.bucket = bucket
         self.weed_binary = weed_binary
         self.volume_size_limit_mb = int(volume_size_limit_mb)
+        self.die_with_parent = bool(die_with_parent)
         self._process: subprocess.Popen[bytes] | None = None
         self._launched = False
 
@@ -411,6 +416,7 @@ class LocalS3Server:
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 start_new_session=True,  # survives the CLI; Ctrl-C in a shell does not reach it
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         self._process = process
         _write_text(self.pid_path, f"{process.pid}\n")
@@ -832,6 +838,15 @@ def _volume_ids_known(host: str, master_port: int) -> set[int]:
 
     walk(status.get("Volumes"))
     return ids
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent dies."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @contextlib.contextmanager

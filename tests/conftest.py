@@ -2,7 +2,7 @@
 
 A real local S3 server (SeaweedFS) is started once per test session, lazily, by the
 first test that asks for it, on a free 127.0.0.1 port with its own temporary folder;
-it is stopped (by PID) when the session ends.
+it is stopped (by PID) when the session ends, and gets SIGTERM if pytest itself dies.
 
 - ``s3_server`` (session): the running :class:`ladis_core.s3server.LocalS3Server`
   (``.endpoint_url``, ``.environment()``, ``.client()``, ``.create_bucket(name)``,
@@ -34,7 +34,9 @@ _AWS_VARIABLES_TO_CLEAR = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
-    server = LocalS3Server(tmp_path_factory.mktemp("s3server"), port=find_free_port())
+    server = LocalS3Server(
+        tmp_path_factory.mktemp("s3server"), port=find_free_port(), die_with_parent=True
+    )
     server.start(timeout_s=60)
     try:
         yield server
