@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import plotly.graph_objects as go
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template
 from markupsafe import Markup
 
 from ladis_core import charts, images
@@ -43,11 +43,11 @@ def _plotly_js() -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> Environment:
+def _template() -> Template:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{v:.1f}%"
     env.filters["num"] = _num
-    return env
+    return env.from_string(TEMPLATE)
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -205,4 +205,4 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
     digest.update(render_json(data).encode())
     context["nonce"] = digest.hexdigest()[:32]
     context["plotly_js"] = Markup(_plotly_js())
-    return _environment().from_string(TEMPLATE).render(**context)
+    return _template().render(**context)
