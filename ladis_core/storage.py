@@ -243,7 +243,10 @@ def iter_objects(prefix: str, *, start_after: str | None = None) -> Iterator[Obj
     """All objects under ``prefix`` (recursively), in key order.
 
     ``start_after`` is a full URI (or path) strictly inside ``prefix``; only objects after
-    it are returned (this is how incremental reads fetch only what is new).
+    it are returned. SeaweedFS lists keys in folder-walk order (``a/b`` before ``a-c``),
+    unlike AWS, so ``start_after`` is only safe where the names after the prefix sort the
+    same both ways (fixed-width, zero-padded names); :func:`mirror_prefix` therefore lists
+    everything and compares with what is already local.
     """
     if is_s3(prefix):
         bucket, key_prefix = split_s3(prefix)
