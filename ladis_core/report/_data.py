@@ -36,6 +36,8 @@ ORIGINAL_RECORDED = "recorded"
 ORIGINAL_NEAREST = "nearest-natural"
 
 DEFAULT_CONTEXT = timedelta(hours=12)
+#: the monitoring job's per-row scores, beside results.json (ladis_core.monitor.SCORES_NAME)
+SCORES_NAME = "scores.json"
 DEFAULT_MAX_SAMPLES = 100
 _TRIAL_PATH = re.compile(r"^(?P<world>.*)/trials/(?P<endpoint>[^/]+)/inference/?$")
 
@@ -97,6 +99,54 @@ class ReportSample:
 
 
 @dataclass(frozen=True, eq=False)
+class WindowScores:
+    """Per-input scores of every row of a job's window (the monitoring job's
+    ``<job-id>/scores.json``); all arrays have shape (n,), one entry per request."""
+
+    steps: np.ndarray
+    predicted_class: np.ndarray
+    score: np.ndarray
+    p_value: np.ndarray
+    score_method: str = ""
+    #: per layer: {"score": (n,), "p_value": (n,)}
+    layers: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str) -> WindowScores:
+        try:
+            steps = np.asarray(data["steps"], dtype=np.int64)
+            out = cls(
+                steps=steps,
+                predicted_class=np.asarray(data.get("predicted_class", []), dtype=np.int64),
+                score=np.asarray(data["score"], dtype=np.float64),
+                p_value=np.asarray(data.get("p_value", []), dtype=np.float64),
+                score_method=str(data.get("score_method", "")),
+                layers={
+                    str(name): {k: np.asarray(v, dtype=np.float64) for k, v in dict(values).items()}
+                    for name, values in dict(data.get("layers") or {}).items()
+                },
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"{source} is not a scores document ({exc})") from None
+        if out.score.shape != steps.shape:
+            raise InputError(f"{source}: {out.score.size} scores for {steps.size} steps")
+        return out
+
+    def export_dict(self) -> dict[str, Any]:
+        return {
+            "score_method": self.score_method,
+            "steps": [int(v) for v in self.steps],
+            "predicted_class": [int(v) for v in self.predicted_class],
+            "score": [_finite_or_none(float(v)) for v in self.score],
+            "p_value": [_finite_or_none(float(v)) for v in self.p_value],
+            "layers": {
+                name: {k: [_finite_or_none(float(x)) for x in v] for k, v in values.items()}
+                for name, values in self.layers.items()
+            },
+        }
+
+
+@dataclass(frozen=True, eq=False)
 class ReportEmbedding:
     """Precomputed 2-D coordinates (e.g. t-SNE) of one layer's representations.
 
@@ -146,6 +196,8 @@ class ReportData:
     verdicts: Mapping[str, list[Verdict]] = field(default_factory=dict)
     #: every recorded top sample of ``jobs``, in display priority order
     samples: list[ReportSample] = field(default_factory=list)
+    #: {job id: scores of every request of its window}, when the job recorded them
+    window_scores: Mapping[str, WindowScores] = field(default_factory=dict)
     #: how many of ``samples`` (from the start) the HTML report shows
     max_html_samples: int = DEFAULT_MAX_SAMPLES
     embedding: ReportEmbedding | None = None
@@ -552,6 +604,19 @@ def gather_report_data(
         except LadisError as exc:
             _note(notes, f"verdicts of job {job.job_id} could not be read ({exc})")
 
+    window_scores: dict[str, WindowScores] = {}
+    for job in focus:
+        folder = monitoring_of.get(job.job_id)
+        if folder is None:
+            continue
+        uri = layout.join(folder, job.job_id, SCORES_NAME)
+        try:
+            window_scores[job.job_id] = WindowScores.from_dict(storage.read_json(uri), source=uri)
+        except DataNotFoundError:
+            continue  # untested windows and older jobs have none
+        except LadisError as exc:
+            _note(notes, f"per-request scores of job {job.job_id} could not be read ({exc})")
+
     cache = _WorldCache()
     samples_by_job = {
         job.job_id: _attach_provenance(job, samples_of(job), world=world, cache=cache) for job in focus
@@ -577,6 +642,7 @@ def gather_report_data(
         timeline_jobs=sort_jobs(list(timeline.values())),
         verdicts=verdicts,
         samples=ordered,
+        window_scores=window_scores,
         max_html_samples=max_html_samples,
         embedding=embedding,
         notes=notes,

@@ -60,6 +60,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
             "verdicts": [v.to_dict() for v in data.verdicts.get(job.job_id, [])],
             "latest_verdict": latest.verdict if latest else None,
             "samples": samples_by_job.get(job.job_id, []),
+            "window_scores": window.export_dict() if (window := data.window_scores.get(job.job_id)) else None,
         })
     embedding = None
     if data.embedding is not None:

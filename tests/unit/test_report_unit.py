@@ -248,6 +248,13 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
     monitoring = write_world(tmp_path, jobs)
     focus = jobs[5]
     triage.add_verdict(monitoring, focus.job_id, verdict="needs-review", analyst="ana", note="look")
+    steps = list(range(focus.first_step, focus.last_step + 1))
+    storage.write_json(layout.join(monitoring, focus.job_id, "scores.json"), {
+        "job_id": focus.job_id, "score_method": "witness-pvalue", "steps": steps,
+        "predicted_class": [s % 3 for s in steps], "score": [0.5] * len(steps), "p_value": [0.5] * len(steps),
+        "layers": {EVIL: {"score": [0.5] * len(steps), "p_value": [0.5] * len(steps)}},
+    })
+    storage.write_bytes(layout.join(monitoring, jobs[6].job_id, "scores.json"), b"{broken")
     data = report.gather_report_data([layout.job_uri(monitoring, focus.job_id)], now=T0)
     assert [j.job_id for j in data.jobs] == [focus.job_id]
     # the default context is 12 hours either side
@@ -257,6 +264,12 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
     assert any("not shown" in note for note in data.notes)
     html = report.render_html(data)
     assert "not shown" in html
+    doc = json.loads(report.render_json(data))
+    jsonschema.validate(doc, report.report_schema())
+    assert doc["jobs"][0]["window_scores"]["steps"] == steps  # every request, not only the top 100
+    assert len(doc["jobs"][0]["window_scores"]["layers"][EVIL]["p_value"]) == 250
+    broken = report.gather_report_data([layout.job_uri(monitoring, jobs[6].job_id)], include_images=False)
+    assert any("per-request scores" in note for note in broken.notes)
 
 
 def test_gather_over_a_range_reports_every_job_in_it(tmp_path):
