@@ -473,8 +473,10 @@ class RunningServer:
         return self._thread.is_alive() and not self._stopped
 
     def flush(self) -> int:
-        """Write buffered provenance now (e.g. at the end of a replayed hour); returns
-        the number of records written."""
+        """Publish the captured steps and write buffered provenance now (e.g. at the end
+        of a replayed hour), steps first so that no record names an unpublished step.
+        Returns the number of provenance records written."""
+        self.app.served.flush()
         return self.app.provenance.flush() if self.app.provenance is not None else 0
 
     def stop(self, *, drain_timeout_s: float = 30.0) -> None:

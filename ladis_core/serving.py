@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -335,8 +335,8 @@ class ServedModel:
     capture on, every request is recorded exactly once as its own PREDICT step and the
     step returned is that request's. ``capture`` is an object with ``predict(batch) ->
     logits`` (``batch``: float32 tensor (N, C, H, W) on ``device``) and ``close()``,
-    e.g. :class:`ladis_core.capture.ServingCapture`; the step it recorded is read from
-    its ``last_step`` attribute (or the second element of a tuple it returns).
+    e.g. :class:`ladis_core.capture.ServingCapture`, whose ``record(batch) -> (logits,
+    step)`` is used when present (otherwise the step is read from ``last_step``).
     """
 
     def __init__(
@@ -408,6 +408,12 @@ class ServedModel:
             step=step,
         )
 
+    def flush(self) -> int:
+        """Publish the captured steps now (they are also published in the background
+        and on close); returns how many were published."""
+        capture = self.capture
+        return int(capture.flush() or 0) if capture is not None and hasattr(capture, "flush") else 0
+
     def close(self) -> None:
         """Stop answering and flush/close the capture (idempotent). A request already
         running finishes first: the lock is taken before the capture closes."""
@@ -422,22 +428,21 @@ class ServedModel:
 
 
 def _open_capture(model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]) -> Any:
-    """The one place serving capture is created (``ladis_core.capture.ServingCapture``)."""
-    from ladis_core import capture as capture_module
+    """The one place serving capture is created: a
+    :class:`ladis_core.capture.ServingCapture` appending PREDICT steps to ``capture_uri``
+    (after its newest step, so a restarted endpoint goes on numbering)."""
+    from ladis_core.capture import ServingCapture
 
-    factory: Callable[..., Any] = capture_module.ServingCapture
-    if layers:
-        return factory(model, capture_uri, layers=tuple(layers))
-    return factory(model, capture_uri)
+    return ServingCapture(model, capture_uri, layers=tuple(layers))
 
 
 def _capture_predict(capture: Any, batch: torch.Tensor) -> tuple[torch.Tensor, int | None]:
     """Run ``batch`` through the capture; return the logits and the step it recorded."""
-    result = capture.predict(batch)
-    if isinstance(result, tuple):
-        logits, step = result[0], result[1]
+    record = getattr(capture, "record", None)
+    if record is not None:  # ServingCapture: logits and step taken under its own lock
+        logits, step = record(batch)
     else:
-        logits, step = result, getattr(capture, "last_step", None)
+        logits, step = capture.predict(batch), getattr(capture, "last_step", None)
     return logits, (None if step is None else int(step))
 
 
