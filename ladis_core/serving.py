@@ -415,16 +415,20 @@ class ServedModel:
         return int(capture.flush() or 0) if capture is not None and hasattr(capture, "flush") else 0
 
     def close(self) -> None:
-        """Stop answering and flush/close the capture (idempotent). A request already
-        running finishes first: the lock is taken before the capture closes."""
+        """Stop answering and flush/close the capture (idempotent; after a failed
+        capture close, calling it again retries). A request already running finishes
+        first: the lock is taken before the capture closes."""
+        import atexit
+
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
-            capture, self.capture = self.capture, None
-        if capture is not None:
-            capture.close()
-            log.info("capture closed after %d requests (%s)", self._requests, self.capture_uri)
+            capture = self.capture
+        if capture is None:
+            return
+        capture.close()  # raises (keeping the capture for a retry) if publishing fails
+        self.capture = None
+        atexit.unregister(self.close)  # registered by model_fn; nothing left to do at exit
+        log.info("capture closed after %d requests (%s)", self._requests, self.capture_uri)
 
 
 def _open_capture(model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]) -> Any:

@@ -19,7 +19,7 @@ reads. An optional X-Ladis-Provenance header (a JSON object) is written, with th
 captured step, under --provenance.
 
 SIGTERM or Ctrl-C stops the server after the running requests and flushes the capture
-and the provenance.
+and the provenance (a second one leaves at once, without flushing).
 
 examples:
   python -m ladis_core serve --model s3://ladis/models/digits \\
@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second signal: give up flushing and leave now
+            raise KeyboardInterrupt
         logging.getLogger("ladis.server").info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
 

@@ -33,6 +33,8 @@ from ladis_core.server import (
     start_server,
 )
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 HAS_CAPTURE = importlib.util.find_spec("ladis_core.capture") is not None
 needs_capture = pytest.mark.skipif(not HAS_CAPTURE, reason="ladis_core/capture.py is not there yet")
@@ -289,8 +291,12 @@ def test_model_archive_is_unpacked(model_dir, tmp_path) -> None:
 # --------------------------------------------------------------------------- SageMaker contract
 
 
-def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch) -> None:
-    monkeypatch.delenv(serving.CAPTURE_URI_ENV, raising=False)
+def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch, tmp_path) -> None:
+    capture_uri = str(tmp_path / "inference")
+    if HAS_CAPTURE:  # on SageMaker, capture is switched on by the environment
+        monkeypatch.setenv(serving.CAPTURE_URI_ENV, capture_uri)
+    else:
+        monkeypatch.delenv(serving.CAPTURE_URI_ENV, raising=False)
     monkeypatch.setenv(serving.DEVICE_ENV, "cpu")
     # the toolkit passes its context when a function has one more parameter than usual
     arity = {name: len(inspect.signature(getattr(serving, name)).parameters) for name in ("model_fn", "input_fn", "predict_fn", "output_fn")}
@@ -308,7 +314,6 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch) -
     np.testing.assert_allclose(
         [p["probabilities"] for p in answer["predictions"]], _expected_probabilities(reference_model, images), atol=1e-5
     )
-    assert answer["step"] is None
     # the toolkit hands JSON bodies over as str
     assert serving.input_fn(json.dumps(images.tolist()), "application/json").shape == (2, 3, 32, 32)
     with pytest.raises(serving.UnsupportedContentTypeError):
@@ -316,6 +321,13 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch) -
     with pytest.raises(serving.NotAcceptableError):
         serving.output_fn(prediction, "text/csv")
     model.close()
+    if HAS_CAPTURE:
+        from ladis_core.trials import load_trial
+
+        trial = load_trial(capture_uri, mode="PREDICT")
+        assert trial.steps.tolist() == [answer["step"]] * 2
+    else:
+        assert answer["step"] is None
 
 
 def test_importing_the_serving_module_is_light() -> None:
@@ -475,6 +487,7 @@ def _start_cli(args: list[str]) -> tuple[subprocess.Popen, str]:
     return process, line.strip().rsplit(" ", 1)[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_cli_serves_and_flushes_everything_on_signal(model_dir, tmp_path, sig) -> None:
     args = ["--model", str(model_dir), "--device", "cpu"]
