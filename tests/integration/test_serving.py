@@ -464,9 +464,12 @@ def test_capture_and_provenance_to_s3(model_dir, s3_bucket, tmp_path) -> None:
     storage.upload_dir(model_dir, model_uri)
     capture_uri, provenance_uri = s3_bucket + "trials/digits/inference", s3_bucket + "trials/digits/provenance"
     images = _images(6, seed=13)
-    with start_server(model_uri, capture_uri=capture_uri, provenance_uri=provenance_uri, cache_dir=tmp_path / "models") as running:
+    with start_server(
+        model_uri, capture_uri=capture_uri, provenance_uri=provenance_uri, cache_dir=tmp_path / "models", layers=[r"layer4\.1"]
+    ) as running:
         answers = _send_all(running.url, images, workers=3)
-    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "trials")
+    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "trials", layers=["layer4.1", "avgpool"])
+    assert trial.layers["layer4.1_output_0"].shape == (6, 512 * 4 * 4)
     assert sorted(trial.steps.tolist()) == sorted(a["step"] for a in answers)
     assert set(load_provenance(provenance_uri)) == {a["step"] for a in answers}
 
@@ -509,3 +512,17 @@ def test_cli_serves_and_flushes_everything_on_signal(model_dir, tmp_path, sig) -
         steps = sorted(a["step"] for a in answers)
         assert sorted(load_trial(capture_uri, mode="PREDICT").steps.tolist()) == steps
         assert sorted(load_provenance(provenance_uri)) == steps
+
+
+@needs_capture
+def test_restarted_endpoint_goes_on_numbering_steps(model_dir, tmp_path) -> None:
+    from ladis_core.trials import load_trial
+
+    capture_uri = str(tmp_path / "inference")
+    steps = []
+    for run in range(2):
+        with start_server(model_dir, capture_uri=capture_uri) as running:
+            steps += [invoke(running.url, image)["step"] for image in _images(2, seed=20 + run)]
+            running.flush()
+            assert load_trial(capture_uri, mode="PREDICT").steps.tolist() == steps  # published
+    assert steps == [0, 1, 2, 3]
