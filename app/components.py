@@ -61,15 +61,15 @@ def class_label(job: JobResult, cls: int | None) -> str:
 def verdict_label(verdict: object | None) -> str:
     if verdict is None:
         return ""
-    return {"confirmed": "✅ confirmed", "dismissed": "✖ dismissed", "needs-review": "🔎 needs review"}.get(
+    return {"confirmed": "confirmed", "dismissed": "dismissed", "needs-review": "needs review"}.get(
         getattr(verdict, "verdict", ""), str(getattr(verdict, "verdict", ""))
     )
 
 
 def job_status(job: JobResult) -> str:
     if job.status != STATUS_OK:
-        return "not tested"
-    return "🚨 incident" if job.incident else "normal"
+        return "Not tested"
+    return "Incident" if job.incident else "Normal"
 
 
 # --------------------------------------------------------------------------- messages
@@ -120,7 +120,7 @@ def job_kpis(job: JobResult) -> None:
     """The headline numbers of one job."""
     delta = None
     if job.detection_rate is not None and job.baseline_detection_rate is not None:
-        delta = f"{job.detection_rate - job.baseline_detection_rate:+.0f} points vs baseline"
+        delta = f"{job.detection_rate - job.baseline_detection_rate:+.0f} pts"
     kpi_row(
         [
             Kpi("Detection rate", fmt_rate(job.detection_rate), "Share of the R two-sample tests "
@@ -129,7 +129,8 @@ def job_kpis(job: JobResult) -> None:
                 "The same protocol on two halves of the natural data: the false-positive rate."),
             Kpi("Alert threshold", fmt_rate(job.alert_threshold), job.incident_rule.describe()),
             Kpi("Requests", f"{job.requests:,}", "Inference requests in the job's window."),
-            Kpi("Status", job_status(job), job.reason or None),
+            Kpi("Status", job_status(job), job.reason or ("Detection rate above the alert threshold."
+                                                       if job.incident else "Below the alert threshold.")),
         ]
     )
 
@@ -173,7 +174,7 @@ def job_options(jobs: Sequence[JobResult]) -> list[str]:
 
 
 def describe_job_option(job: JobResult) -> str:
-    mark = " 🚨" if job.incident else ""
+    mark = " · incident" if job.incident else ""
     return f"{job.job_id} · {fmt_rate(job.detection_rate)}{mark}"
 
 
@@ -342,3 +343,17 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
             column.caption(f"{group} step {step}: no input recorded")
             continue
         column.image(png(trial.inputs[row], target_px=96), caption=f"{group} · step {step} · {label}")
+
+
+# --------------------------------------------------------------------------- charts
+
+def plot(fig, **kwargs):
+    """``st.plotly_chart`` with the dashboard's defaults.
+
+    A figure without a title would show "undefined" under Streamlit's theme, so an empty
+    title text is set explicitly.
+    """
+    if not fig.layout.title.text:
+        fig.update_layout(title_text="")
+    kwargs.setdefault("config", {"displaylogo": False})
+    return st.plotly_chart(fig, **kwargs)

@@ -75,13 +75,7 @@ def run_test(
     scheduled = at or started
 
     report(progress, "layers", 0, 1)
-    ref_names = trials.list_layers(reference, mode="EVAL")
-    inf_names = trials.list_layers(inference, mode="PREDICT")
-    names = monitor._resolve_layers(
-        list(layers) if layers else None,
-        trials.penultimate_layer(inf_names),
-        ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
-    )
+    names = resolve_layers(reference, inference, layers)
     report(progress, "layers", 1, 1, ", ".join(names))
 
     report(progress, "reference", 0, 1, reference)
@@ -128,6 +122,31 @@ def run_test(
         # the baseline cache is only an optimisation: a read-only store must not stop a test
         result, _scores = monitor._analyse(output="", baseline_cache=False, **common)
     return replace(result, source=SOURCE)
+
+
+def resolve_layers(reference: str, inference: str, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Tensor names for ``layers`` (tensor names such as ``avgpool_output_0`` or module
+    names such as ``layer4.1``) present in both trials; default: the penultimate layer.
+    An unknown name raises :class:`~ladis_core.errors.InputError` listing what is there."""
+    from ladis_core import trials
+
+    available = {
+        "EVAL": (reference, trials.list_layers(reference, mode="EVAL")),
+        "PREDICT": (inference, trials.list_layers(inference, mode="PREDICT")),
+    }
+    if not layers:
+        return [trials.penultimate_layer(available["PREDICT"][1])]
+    names: list[str] = []
+    for layer in layers:
+        layer = str(layer).strip()
+        check(bool(layer), "an empty layer name was given")
+        tensor = layer if layer in available["PREDICT"][1] else f"{layer}_output_0"
+        for mode, (uri, present) in available.items():
+            check(tensor in present, f"layer {layer!r} is not in the {mode} trial {uri}; available layers: "
+                  f"{', '.join(present) or 'none'}")
+        if tensor not in names:
+            names.append(tensor)
+    return names
 
 
 def save_job(result: JobResult, monitoring: str) -> str:

@@ -38,6 +38,15 @@ def _on_picker(world_uri: str, endpoint: str) -> None:
     _pick(world_uri, endpoint, st.session_state.get(state.HISTORY_PICK))
 
 
+def _naive_utc(moment) -> pd.Timestamp | None:
+    """Timestamps are shown in UTC (the column says so) without a time zone attached."""
+    try:
+        stamp = pd.Timestamp(moment)
+    except (TypeError, ValueError):
+        return None
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
 def job_table(jobs, verdicts) -> pd.DataFrame:
     """One row per job, newest first; rates in percent."""
     rows = []
@@ -45,7 +54,7 @@ def job_table(jobs, verdicts) -> pd.DataFrame:
         rows.append(
             {
                 "Job": job.job_id,
-                "Scheduled": pd.Timestamp(charts.job_time(job)),
+                "Scheduled": _naive_utc(charts.job_time(job)),
                 "Status": ui.job_status(job),
                 "Detection rate": job.detection_rate,
                 "Baseline": job.baseline_detection_rate,
@@ -88,22 +97,20 @@ def main() -> None:
     st.caption("Click a point to select that job for the other pages. Bars: requests per job "
                "(right axis).")
     timeline_key = f"{state.HISTORY_TIMELINE}.{generation}"
-    st.plotly_chart(
+    ui.plot(
         charts.timeline_figure(jobs, selected_job_id=selected_id),
         key=timeline_key,
         on_select=lambda: _on_chart(timeline_key, world_uri, endpoint),
         selection_mode="points",
-        config={"displaylogo": False},
     )
 
     if st.toggle("Per-layer heat map", key=state.HISTORY_SHOW_LAYERS):
         heat_key = f"{state.HISTORY_HEATMAP}.{generation}"
-        st.plotly_chart(
+        ui.plot(
             charts.layer_heatmap_figure(jobs),
             key=heat_key,
             on_select=lambda: _on_chart(heat_key, world_uri, endpoint),
             selection_mode="points",
-            config={"displaylogo": False},
         )
 
     st.subheader("Jobs")

@@ -21,7 +21,7 @@ def main() -> None:
         return
 
     st.subheader("Detection rate per layer")
-    st.plotly_chart(charts.layer_bars_figure(job), config={"displaylogo": False})
+    ui.plot(charts.layer_bars_figure(job))
 
     st.subheader("t-SNE of the layer representations")
     st.caption(
@@ -79,13 +79,12 @@ def main() -> None:
         if view is None:
             continue
         st.markdown(f"**{layer}**")
-        event = st.plotly_chart(
+        event = ui.plot(
             ui.embedding_panels(view, job, colour_by=colour_by or COLOUR_CHOICES[0],
                                 classes=class_filter, suspect_steps=suspect_steps),
             key=f"{state.LAYERS_POINT_PREFIX}{job.job_id}.{layer}",
             on_select="rerun",
             selection_mode=("points", "box", "lasso"),
-            config={"displaylogo": False},
         )
         ui.selected_thumbnails(world_uri, job, view, event)
 

@@ -109,13 +109,12 @@ def _results(world_uri: str, endpoint: str, result) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Detection rate per layer**")
-        st.plotly_chart(charts.layer_bars_figure(result), config={"displaylogo": False})
+        ui.plot(charts.layer_bars_figure(result))
     with right:
         st.markdown("**p-values of the R tests**")
-        st.plotly_chart(
+        ui.plot(
             charts.pvalue_histogram_figure({n: r.p_values for n, r in result.layers.items()},
                                            alpha=result.settings.alpha),
-            config={"displaylogo": False},
         )
     saved = state.get(state.ON_DEMAND_SAVED)
     if isinstance(saved, str):

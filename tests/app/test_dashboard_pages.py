@@ -1,0 +1,228 @@
+"""Every dashboard page under Streamlit's AppTest, against a small real world in a real
+local S3 server: no exceptions, the key elements present, the selected job flowing from
+the history page to the others, and errors rendered as friendly messages."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from dash_helpers import all_text, by_label, open_app
+
+from ladis_core import layout, storage, triage
+from ladis_core.results import JobResult
+
+pytestmark = pytest.mark.app
+
+
+def _no_exception(at) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def _texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+# --------------------------------------------------------------------------- history
+
+
+def test_history_shows_every_job_with_timeline_table_and_kpis(app_env) -> None:
+    at = open_app()
+    _no_exception(at)
+    assert _texts(at.title) == ["Monitoring history"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Jobs"] == str(len(app_env.jobs))
+    assert int(metrics["Incidents"]) == sum(j.incident for j in app_env.jobs)
+    assert at.selectbox(key="shared.endpoint").value == app_env.endpoint
+    # the job table lists every job, newest first, with rates in percent
+    table = at.dataframe[0].value
+    assert list(table["Job"]) == [j.job_id for j in reversed(app_env.jobs)]
+    assert {"Detection rate", "Baseline", "Threshold", "Requests", "Verdict"} <= set(table.columns)
+    assert "Detection rate over time" in _texts(at.subheader)
+
+
+def test_selected_job_flows_from_history_to_the_other_pages(app_env) -> None:
+    first = app_env.jobs[0].job_id
+    at = open_app()
+    at.selectbox(key="history.pick").set_value(first).run()
+    _no_exception(at)
+    assert at.session_state["shared.selected_job"] == first
+    assert {m.label: m.value for m in at.metric}["Requests"] == str(app_env.jobs[0].requests)
+
+    for page in ("flagged", "layers", "on_demand", "report"):
+        at.switch_page(f"../pages/{page}.py").run()
+        _no_exception(at)
+        assert any(first in c and "selected on" in c for c in _texts(at.caption)), page
+    # the report page speaks of the selected job
+    assert any(first in s for s in _texts(at.subheader))
+
+
+# --------------------------------------------------------------------------- flagged inputs
+
+
+def test_flagged_inputs_show_images_originals_and_sizes(app_env) -> None:
+    attacked = next(j for j in app_env.jobs if j.incident)
+    at = open_app()
+    at.selectbox(key="history.pick").set_value(attacked.job_id).run()
+    at.switch_page("../pages/flagged.py").run()
+    _no_exception(at)
+    assert _texts(at.title) == ["Flagged inputs"]
+    assert not at.warning, _texts(at.warning)
+    text = all_text(at)
+    assert "#1 · step" in text
+    assert "L∞" in text and "L2" in text
+    assert "Recorded provenance: fgsm" in text
+    # filters and paging
+    assert at.number_input(key="flagged.page").value == 1
+    classes = at.multiselect(key=f"flagged.classes.{attacked.job_id}")
+    first_class = classes.options[0]
+    classes.set_value([classes.options[0]]).run()
+    _no_exception(at)
+    table = at.expander[0].dataframe[0].value if at.expander else None
+    assert table is not None and len(table) > 0
+    assert set(table["Predicted class"]) == {first_class}
+
+
+# --------------------------------------------------------------------------- layer explorer
+
+
+def test_layer_explorer_computes_tsne_on_request(app_env) -> None:
+    at = open_app(page="layers")
+    _no_exception(at)
+    assert "Detection rate per layer" in _texts(at.subheader)
+    charts_before = len(at.get("plotly_chart"))
+    button = next(b for b in at.button if b.label.startswith("Compute t-SNE"))
+    button.click().run()
+    _no_exception(at)
+    assert not at.error, _texts(at.error)
+    assert len(at.get("plotly_chart")) == charts_before + 1
+    # kept: the next visit shows the embedding without asking again
+    at.run()
+    assert not any(b.label.startswith("Compute t-SNE") for b in at.button)
+    at.segmented_control(key="layers.colour_by").set_value("predicted class").run()
+    _no_exception(at)
+
+
+# --------------------------------------------------------------------------- on-demand
+
+
+def test_on_demand_test_runs_and_saves_a_job(app_env) -> None:
+    at = open_app(page="on_demand")
+    _no_exception(at)
+    by_label(at.number_input, "R (repetitions)").set_value(10)
+    by_label(at.number_input, "Permutations").set_value(100)
+    next(b for b in at.button if b.label == "Run test").click().run()
+    _no_exception(at)
+    assert not at.error, _texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Detection rate"].endswith("%")
+    result = at.session_state["on_demand.result"][2]
+    assert result.source == "on-demand" and result.settings.n_repeats == 10
+    assert all(len(layer.p_values) == 10 for layer in result.layers.values())
+
+    next(b for b in at.button if b.label == "Save as job").click().run()
+    _no_exception(at)
+    saved = layout.results_uri(app_env.monitoring, result.job_id)
+    stored = JobResult.from_json(storage.read_bytes(saved))
+    assert stored.job_id == result.job_id and stored.source == "on-demand"
+    assert any("Saved as job" in s for s in _texts(at.success))
+    # it is a job like the others: the history lists it
+    at.switch_page("../pages/history.py").run()
+    assert result.job_id in list(at.dataframe[0].value["Job"])
+    storage.delete(saved)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_report_offers_downloads_and_records_a_verdict(app_env) -> None:
+    job = app_env.jobs[-1]
+    at = open_app()
+    at.selectbox(key="history.pick").set_value(job.job_id).run()
+    at.switch_page("../pages/report.py").run()
+    _no_exception(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download HTML report", "Download JSON", "Download CSV (flagged inputs)"]
+
+    by_label(at.text_input, "Analyst").input("Ada")
+    by_label(at.text_area, "Note").input("checked <b>by hand</b>")
+    by_label(at.radio, "Verdict").set_value("confirmed")
+    next(b for b in at.button if b.label == "Record verdict").click().run()
+    _no_exception(at)
+    verdicts = triage.list_verdicts(app_env.monitoring, job.job_id)
+    assert [(v.verdict, v.analyst) for v in verdicts][-1] == ("confirmed", "Ada")
+    assert any("Verdict recorded" in s for s in _texts(at.success))
+    at.switch_page("../pages/history.py").run()
+    table = at.dataframe[0].value
+    assert table.loc[table["Job"] == job.job_id, "Verdict"].item() == "confirmed"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_empty_bucket_shows_what_to_do(s3_bucket: str) -> None:
+    at = open_app()
+    _no_exception(at)
+    info = " ".join(_texts(at.info))
+    assert f"No monitoring data found in `{s3_bucket}`" in info
+    assert "make demo" in info
+
+
+def test_missing_bucket_is_the_first_run_case(s3_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LADIS_S3_URI", "s3://no-such-bucket-ladis/")
+    at = open_app()
+    _no_exception(at)
+    assert any("No monitoring data found" in t for t in _texts(at.info))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_s3_is_a_friendly_error(s3_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("LADIS_S3_URI", "s3://ladis/")
+    at = open_app()
+    _no_exception(at)
+    errors = " ".join(_texts(at.error))
+    assert "cannot reach S3" in errors and "Refresh" in errors
+    assert "Traceback" not in all_text(at)
+
+
+def test_access_denied_names_the_problem_and_never_the_secret(
+    s3_env, app_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "definitely-wrong-secret-value"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("LADIS_S3_URI", app_world.uri)
+    at = open_app()
+    _no_exception(at)
+    errors = " ".join(_texts(at.error))
+    assert "access denied" in errors.lower()
+    text = all_text(at)
+    assert secret not in text and s3_env["AWS_SECRET_ACCESS_KEY"] not in text
+
+
+def test_a_job_whose_trial_is_gone_explains_itself(s3_bucket: str, app_world) -> None:
+    # a copy of a real job whose trials were never written to this bucket
+    job = app_world.jobs[-1]
+    data = json.loads(job.to_json())
+    data["reference"] = layout.reference_trial_uri(s3_bucket, app_world.endpoint)
+    data["inference"] = layout.inference_trial_uri(s3_bucket, app_world.endpoint)
+    storage.write_json(layout.results_uri(layout.monitoring_uri(s3_bucket, app_world.endpoint), job.job_id), data)
+
+    at = open_app(page="flagged")
+    _no_exception(at)
+    assert any("inference trial" in w and "could not be read" in w for w in _texts(at.warning))
+    at.switch_page("../pages/layers.py").run()
+    next(b for b in at.button if b.label.startswith("Compute t-SNE")).click().run()
+    _no_exception(at)
+    assert any("trial" in e and "Problem while computing the t-SNE" in e for e in _texts(at.error))
+    at.switch_page("../pages/on_demand.py").run()
+    next(b for b in at.button if b.label == "Run test").click().run()
+    _no_exception(at)
+    assert any("Problem while running the test" in e for e in _texts(at.error))
+    assert "Traceback" not in all_text(at)
