@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import tarfile
 import tempfile
@@ -115,6 +116,11 @@ def parse_provenance(text: str | None) -> dict[str, Any] | None:
         check(
             item is None or isinstance(item, str | int | float | bool),
             f"{PROVENANCE_HEADER} field {key!r} must be a string, number, boolean or null",
+        )
+        # json.loads accepts NaN/Infinity, which the JSON-lines parts cannot hold
+        check(
+            not isinstance(item, float) or math.isfinite(item),
+            f"{PROVENANCE_HEADER} field {key!r} must be a finite number, not {item!r}",
         )
         types = _PROVENANCE_FIELDS.get(key)
         if types is not None and item is not None:

@@ -180,7 +180,7 @@ def test_forged_npy_header_is_refused_without_allocating(server) -> None:
 
 def test_bad_provenance_header_is_refused(server) -> None:
     body = _npy(_images(1, seed=5))
-    for header, fragment in [("{not json", "not valid JSON"), ("[1]", "JSON object"), ('{"source_index": "7"}', "source_index")]:
+    for header, fragment in [("{not json", "not valid JSON"), ("[1]", "JSON object"), ('{"source_index": "7"}', "source_index"), ('{"epsilon": NaN}', "finite")]:
         status, answer = _post(server.url, body, "application/x-npy", {PROVENANCE_HEADER: header})
         assert status == 400 and fragment in answer["message"]
 
