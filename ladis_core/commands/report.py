@@ -69,6 +69,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="flagged inputs shown (with images) in the HTML report (default 100; JSON/CSV list all)",
     )
     parser.add_argument("--title", default="", help="report title (default: endpoint and job)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="local cache for s3:// trials (default .cache)")
     parser.add_argument(
         "--world", metavar="URI",
         help="the LADIS world root, only needed when trial URIs do not follow the standard layout",
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         max_html_samples=args.max_samples,
         world=args.world,
         title=args.title,
+        cache_dir=args.cache_dir,
         progress=log_progress(logging.getLogger("ladis.report")),
     )
     text = render(data, fmt)

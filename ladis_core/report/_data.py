@@ -393,12 +393,12 @@ def _load_natural(cache: _WorldCache, uri: str, notes: list[str]) -> tuple[np.nd
     return cache.natural[uri]
 
 
-def _load_reference_inputs(cache: _WorldCache, uri: str, notes: list[str]) -> Any:
+def _load_reference_inputs(cache: _WorldCache, uri: str, notes: list[str], *, cache_dir: str | None) -> Any:
     if uri not in cache.reference:
         try:
             from ladis_core import trials
 
-            data = trials.load_trial(uri, mode="EVAL", include_inputs=True)
+            data = trials.load_trial(uri, mode="EVAL", include_inputs=True, cache_dir=cache_dir)
             cache.reference[uri] = data if data.inputs is not None and len(data) else None
             if cache.reference[uri] is None:
                 _note(notes, f"the reference trial {uri} has no recorded inputs; no nearest natural neighbours")
@@ -436,6 +436,7 @@ def _attach_images(
     world: str | None,
     cache: _WorldCache,
     notes: list[str],
+    cache_dir: str | None = None,
 ) -> list[ReportSample]:
     """Samples of ``job`` with their input and original filled in where they can be read;
     otherwise unchanged, with a note saying why."""
@@ -447,7 +448,7 @@ def _attach_images(
 
         trial = trials.load_trial(
             job.inference, mode="PREDICT", include_inputs=True,
-            after_step=min(steps) - 1, until_step=max(steps),
+            after_step=min(steps) - 1, until_step=max(steps), cache_dir=cache_dir,
         )
     except ImportError:
         _note(notes, "images are not shown: the trial reader (ladis_core.trials) is not available")
@@ -496,7 +497,7 @@ def _attach_images(
     if missing_rows:
         _note(notes, f"job {job.job_id}: {len(missing_rows)} flagged steps are missing from the inference trial")
     if missing_nearest:
-        reference = _load_reference_inputs(cache, job.reference, notes)
+        reference = _load_reference_inputs(cache, job.reference, notes, cache_dir=cache_dir)
         if reference is not None:
             ref_inputs = np.asarray(reference.inputs, dtype=np.float32)
             queries = np.stack([out[i].image for i in missing_nearest])
@@ -529,6 +530,7 @@ def gather_report_data(
     embedding: ReportEmbedding | None = None,
     title: str = "",
     now: datetime | None = None,
+    cache_dir: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> ReportData:
     """Read everything a report on ``jobs`` needs.
@@ -543,7 +545,8 @@ def gather_report_data(
     the first ``max_html_samples`` samples and their originals) are read only with
     ``include_images``; when the trial is gone the report
     says so and lists scores without pictures. ``world`` is the LADIS world root, needed
-    only when the trial URIs do not follow the standard layout.
+    only when the trial URIs do not follow the standard layout; ``cache_dir`` is where
+    ``s3://`` trials are cached (default: :func:`ladis_core.trials.default_cache_dir`).
     """
     if max_html_samples < 0:
         raise InputError(f"max_html_samples={max_html_samples} must be at least 0")
@@ -631,7 +634,10 @@ def gather_report_data(
         for i, job in enumerate(focus):
             report(progress, "report: images", i, len(focus), job.job_id)
             if job.job_id in by_job:
-                for sample in _attach_images(job, by_job[job.job_id], world=world, cache=cache, notes=notes):
+                attached = _attach_images(
+                    job, by_job[job.job_id], world=world, cache=cache, notes=notes, cache_dir=cache_dir
+                )
+                for sample in attached:
                     replaced[(sample.job_id, sample.rank)] = sample
         report(progress, "report: images", len(focus), len(focus))
         ordered = [replaced.get((s.job_id, s.rank), s) for s in ordered]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,6 +67,242 @@ def _assert_no_secrets(text: str, env: dict[str, str]) -> None:
         value = env.get(name)
         if value:
             assert value not in text, f"{name} leaked into a report"
+
+
+# --------------------------------------------------------------------------- a real world
+
+SIZE, PER_HOUR, EPSILON = 16, 40, 0.3
+LAYERS = ["avgpool_output_0", "layer3.1_output_0"]
+SMALL = JobSettings(n_samples=20, n_repeats=20, n_permutations=200, seed=0)
+
+
+@dataclass(frozen=True)
+class LocalCapture:
+    """Trials written by the real smdebug hook for a seeded ResNet18 (random weights:
+    training is not what is tested): 160 natural reference digits (EVAL, inputs saved), and
+    PREDICT requests: hour 0 natural, hour 1 FGSM (ε = 0.3). ``natural`` (N, C, H, W) are
+    the images the requests came from (``natural.npz``), ``provenance`` one record per step."""
+
+    reference: Path
+    inference: Path
+    natural: np.ndarray
+    labels: np.ndarray
+    provenance: list[dict]
+    #: the images of the requests, (2 * PER_HOUR, C, H, W)
+    requests: np.ndarray
+
+
+def _write_trial(model, out_dir: Path, *, eval_batches=(), predict=()) -> None:
+    import torch
+    from smdebug import modes
+    from smdebug.pytorch import Hook, SaveConfig
+
+    hook = Hook(
+        out_dir=str(out_dir), save_config=SaveConfig(save_interval=1), save_all=False,
+        include_regex=[".*avgpool_output", "ResNet_output_0", r"layer3\.1_output_0", "ResNet_input_0"],
+    )
+    hook.register_module(model)
+    try:
+        with torch.no_grad():
+            if len(eval_batches):
+                hook.set_mode(modes.EVAL)
+                for batch in eval_batches:
+                    model(torch.from_numpy(batch))
+            if len(predict):
+                hook.set_mode(modes.PREDICT)
+                for image in predict:
+                    model(torch.from_numpy(image[None]))
+    finally:
+        hook.close()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread while this module's tests run: on a busy 2-core machine torch's
+    thread pool spins against other processes (a 16x16 forward pass took 0.7 s with two
+    threads, 0.13 s with one). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def local_capture(tmp_path_factory, one_torch_thread) -> LocalCapture:
+    import torch
+
+    from ladis_core import attacks
+    from ladis_core.data import digits_dataset
+    from ladis_core.models import ModelSpec, build_model
+
+    os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
+    data = digits_dataset(size=SIZE, channels=3)
+    with torch.random.fork_rng():  # seeds only this block
+        torch.manual_seed(0)
+        model = build_model(ModelSpec(input_shape=(3, SIZE, SIZE), class_names=list("0123456789"))).eval()
+    order = np.random.default_rng(0).permutation(len(data))
+    reference_rows, natural_rows = order[:160], order[160:160 + 2 * PER_HOUR]
+    natural = data.images[natural_rows].astype(np.float32)
+    labels = data.labels[natural_rows].astype(np.int64)
+    attacked = attacks.attack(model, natural[PER_HOUR:], labels[PER_HOUR:], method="fgsm", epsilon=EPSILON).images
+    requests = [*natural[:PER_HOUR], *attacked.astype(np.float32)]
+    provenance = [
+        {"step": step, "source_index": step, "true_label": int(labels[step]),
+         "attack": "none" if step < PER_HOUR else "fgsm", "epsilon": 0.0 if step < PER_HOUR else EPSILON,
+         "hour": layout.job_id_for(T0 + timedelta(hours=step // PER_HOUR))}
+        for step in range(2 * PER_HOUR)
+    ]
+    root = tmp_path_factory.mktemp("capture")
+    batches = [data.images[reference_rows[i:i + 40]].astype(np.float32) for i in range(0, 160, 40)]
+    _write_trial(model, root / "reference", eval_batches=batches)
+    _write_trial(model, root / "inference", predict=requests)
+    return LocalCapture(root / "reference", root / "inference", natural, labels, provenance, np.stack(requests))
+
+
+def _step_of(relative: str) -> int | None:
+    head = relative.rsplit("/", 1)[-1].split("_", 1)[0]
+    return int(head) if head.isdigit() and relative.startswith(("events/", "index/")) else None
+
+
+def _upload(local: Path, uri: str, *, steps: range | None = None, with_rest: bool = True) -> None:
+    """Copy a local trial (or some of its steps) to ``uri`` in capture's order: event
+    files, then index files, then the rest."""
+    chosen = []
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        relative = path.relative_to(local).as_posix()
+        step = _step_of(relative)
+        if (step is None and with_rest) or (step is not None and (steps is None or step in steps)):
+            chosen.append((relative, path))
+    for prefix in ("events/", "index/", ""):
+        for relative, path in chosen:
+            if (relative.startswith(prefix) if prefix else not relative.startswith(("events/", "index/"))):
+                storage.write_bytes(f"{uri}/{relative}", path.read_bytes())
+
+
+def _publish_and_monitor(world: str, capture: LocalCapture, cache_dir: Path, *, provenance_steps=None) -> list[JobResult]:
+    """Put the capture in ``world`` and run the real monitoring job once per hour."""
+    from ladis_core import monitor
+
+    buffer = io.BytesIO()
+    np.savez(buffer, images=capture.natural, labels=capture.labels, class_names=np.array(list("0123456789")))
+    storage.write_bytes(layout.dataset_uri(world, "digits"), buffer.getvalue())
+    records = [r for r in capture.provenance if provenance_steps is None or r["step"] in provenance_steps]
+    storage.write_bytes(layout.join(layout.provenance_uri(world, "digits"), "part-000.jsonl"),
+                        "".join(json.dumps(r) + "\n" for r in records).encode())
+    reference, inference = layout.reference_trial_uri(world, "digits"), layout.inference_trial_uri(world, "digits")
+    _upload(capture.reference, reference)
+    jobs = []
+    for hour in range(2):
+        _upload(capture.inference, inference, steps=range(hour * PER_HOUR, (hour + 1) * PER_HOUR),
+                with_rest=hour == 0)
+        jobs.append(monitor.run_job(
+            reference=reference, inference=inference, output=layout.monitoring_uri(world, "digits"),
+            at=T0 + timedelta(hours=hour + 1), layers=LAYERS, settings=SMALL, endpoint="digits",
+            cache_dir=str(cache_dir),
+        ))
+    return jobs
+
+
+@dataclass(frozen=True)
+class RealWorld:
+    uri: str
+    monitoring: str
+    calm: JobResult
+    attacked: JobResult
+    #: steps with a provenance record (the rest of the attacked hour has none)
+    recorded: range
+    cache_dir: Path
+
+
+@pytest.fixture(scope="module")
+def real_world(s3_server, local_capture, tmp_path_factory, one_torch_thread) -> RealWorld:
+    """The capture published in a bucket of its own, and the real monitoring job run on
+    each of its two hours (once per module: tests only read it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        for name, value in s3_server.environment().items():
+            patch.setenv(name, value)
+        world = s3_server.create_bucket(f"report-{uuid.uuid4().hex[:12]}").rstrip("/")
+        cache_dir = tmp_path_factory.mktemp("trial-cache")
+        # provenance for the first half of the attacked hour only: the rest fall back to
+        # the nearest natural neighbour in the reference trial
+        recorded = range(0, PER_HOUR + PER_HOUR // 2)
+        calm, attacked = _publish_and_monitor(world, local_capture, cache_dir, provenance_steps=recorded)
+        monitoring = layout.monitoring_uri(world, "digits")
+        triage.add_verdict(monitoring, attacked.job_id, verdict="confirmed", analyst="Ana", note="FGSM burst")
+    return RealWorld(world, monitoring, calm, attacked, recorded, cache_dir)
+
+
+def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(real_world, local_capture, s3_env):
+    calm, attacked, recorded = real_world.calm, real_world.attacked, real_world.recorded
+    assert attacked.incident and not calm.incident, (calm.detection_rate, attacked.detection_rate)
+    data = report.gather_report_data([layout.job_uri(real_world.monitoring, attacked.job_id)],
+                                     cache_dir=str(real_world.cache_dir))
+    assert data.notes == []
+    assert [j.job_id for j in data.timeline_jobs] == [calm.job_id, attacked.job_id]
+    assert len(data.samples) == len(attacked.top_samples) == PER_HOUR
+    assert data.latest_verdict(attacked.job_id).note == "FGSM burst"
+    kinds = {report.ORIGINAL_RECORDED: 0, report.ORIGINAL_NEAREST: 0}
+    for sample in data.samples:
+        assert sample.image is not None and sample.image.shape == (3, SIZE, SIZE)
+        assert np.array_equal(sample.image, local_capture.requests[sample.step])  # what was served
+        kinds[sample.original_kind] += 1
+        if sample.step in recorded:
+            # the recorded original is exactly the natural image the request came from,
+            # and the FGSM perturbation has L-infinity size epsilon (up to clipping)
+            assert sample.original_kind == report.ORIGINAL_RECORDED
+            assert np.array_equal(sample.original, local_capture.natural[sample.provenance["source_index"]])
+            assert sample.provenance["attack"] == "fgsm"
+            assert sample.size.linf == pytest.approx(EPSILON, abs=1e-5)
+        else:
+            assert sample.provenance is None
+            assert sample.original_kind == report.ORIGINAL_NEAREST
+            assert sample.original_source.startswith("reference step")
+    assert kinds[report.ORIGINAL_RECORDED] == PER_HOUR // 2 and kinds[report.ORIGINAL_NEAREST] == PER_HOUR // 2
+    assert data.window_scores[attacked.job_id].steps.tolist() == list(range(PER_HOUR, 2 * PER_HOUR))
+
+    doc = json.loads(report.render_json(data))
+    jsonschema.validate(doc, report.report_schema(), format_checker=jsonschema.FormatChecker())
+    assert doc["jobs"][0]["result"] == json.loads(attacked.to_json())
+    assert sum(1 for s in doc["jobs"][0]["samples"] if s["provenance"]) == PER_HOUR // 2
+    rows = list(csv.DictReader(io.StringIO(report.render_csv(data))))
+    assert len(rows) == PER_HOUR and {r["attack"] for r in rows} == {"fgsm", ""}
+    html = report.render_html(data)
+    assert html.count('class="px sample-image"') == PER_HOUR
+    assert html.count("nearest natural neighbour (not the recorded original)") == PER_HOUR // 2
+
+
+def test_a_deleted_trial_leaves_scores_and_provenance_in_the_report(real_world, s3_bucket, tmp_path):
+    """The job's results, scores, provenance and natural set without its trials, as after
+    the trials were deleted: the report still lists every flagged input, says why there
+    are no pictures, and the dashboard's export works the same."""
+    world = s3_bucket.rstrip("/")
+    moved = replace(real_world.attacked, reference=layout.reference_trial_uri(world, "digits"),
+                    inference=layout.inference_trial_uri(world, "digits"))
+    monitoring = layout.monitoring_uri(world, "digits")
+    storage.write_json(layout.results_uri(monitoring, moved.job_id), moved.to_dict())
+    for relative in (f"monitoring/digits/{moved.job_id}/scores.json", "datasets/digits/natural.npz",
+                     "trials/digits/provenance/part-000.jsonl"):
+        storage.write_bytes(f"{world}/{relative}", storage.read_bytes(f"{real_world.uri}/{relative}"))
+
+    gone = report.gather_report_data([layout.job_uri(monitoring, moved.job_id)], cache_dir=str(tmp_path / "cache"))
+    assert len(gone.samples) == PER_HOUR and all(s.image is None for s in gone.samples)
+    assert all((s.provenance is not None) == (s.step in real_world.recorded) for s in gone.samples)
+    assert any("could not be read" in note and moved.inference in note for note in gone.notes)
+    html = report.render_html(gone)
+    assert "could not be read" in html and "data:image/png" not in html.replace(_plotly_js(), "")
+    jsonschema.validate(json.loads(report.render_json(gone)), report.report_schema())
+
+
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
 
 
 # --------------------------------------------------------------------------- S3
@@ -251,4 +488,29 @@ def test_html_report_renders_offline_in_chromium(s3_bucket, tmp_path, offline_pa
     assert events == {"blocked": [], "console": [], "errors": [], "dialogs": []}
     # a click on a point of the timeline hands its job id to plotly's click event
     assert page.evaluate("document.getElementById('chart-1').data.some(t => t.customdata)")
+    page.close()
+
+
+@pytest.mark.browser
+def test_report_of_a_real_job_renders_its_charts_and_pictures_offline(real_world, s3_env, tmp_path, offline_page):
+    path = tmp_path / "real.html"
+    assert cli.main(["report", "--job", layout.job_uri(real_world.monitoring, real_world.attacked.job_id),
+                     "--cache-dir", str(real_world.cache_dir), "--out", str(path)]) == 0
+    page, events = offline_page(path)
+    page.wait_for_function(
+        "[...document.querySelectorAll('div.chart')].every(d => d.querySelector('svg.main-svg'))",
+        timeout=30_000,
+    )
+    charts = page.evaluate("""() => [...document.querySelectorAll('div.chart')].map(
+        d => d.querySelectorAll('g.trace, g.hm, image').length)""")
+    assert len(charts) == 4 and all(charts), charts  # timeline, heat map, layer bars, p-values
+    pictures = page.evaluate("""() => [...document.querySelectorAll('img.px')].map(
+        i => [i.className, i.complete && i.naturalWidth === 16 && i.getBoundingClientRect().width >= 90])""")
+    assert len(pictures) == 3 * PER_HOUR and all(ok for _, ok in pictures)
+    # the timeline shows both jobs, the attacked one marked as an incident
+    incident = page.evaluate("""() => document.getElementById('chart-1').data
+        .filter(t => t.name === 'incident').map(t => t.customdata.map(c => c[0]))""")
+    assert incident == [[real_world.attacked.job_id]]
+    assert events == {"blocked": [], "console": [], "errors": [], "dialogs": []}
+    page.screenshot(path=str(tmp_path / "real.png"), full_page=True)
     page.close()
