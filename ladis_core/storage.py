@@ -387,6 +387,9 @@ def download_many(
     _run_parallel(tasks, _download_one, workers=workers, stage="download", progress=progress)
 
 
+MIRROR_MANIFEST = ".ladis-mirror.json"
+
+
 def mirror_prefix(
     prefix: str,
     local_dir: str | Path,
@@ -394,18 +397,37 @@ def mirror_prefix(
     workers: int = DEFAULT_WORKERS,
     progress: ProgressCallback | None = None,
 ) -> list[str]:
-    """Copy every object under ``prefix`` that is not yet in ``local_dir`` (same relative
-    path and size) there, in parallel. Returns the relative paths fetched."""
+    """Copy every object under ``prefix`` that ``local_dir`` lacks, or holds in another
+    version, there, in parallel. Returns the relative paths fetched.
+
+    A manifest in ``local_dir`` records the size and ETag of every mirrored object, so a
+    replaced object of the same size (e.g. retrained weights) is fetched again while
+    unchanged objects are never downloaded twice.
+    """
     local_dir = Path(local_dir)
+    manifest_path = local_dir / MIRROR_MANIFEST
+    try:
+        manifest: dict[str, list] = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
     base = prefix.rstrip("/") + "/"
-    pairs = []
+    pairs, versions = [], {}
     for info in iter_objects(prefix):
         relative = info.uri[len(base) :] if info.uri.startswith(base) else Path(info.uri).name
+        if relative == MIRROR_MANIFEST:
+            continue
         dest = local_dir / relative
-        if dest.is_file() and dest.stat().st_size == info.size:
+        versions[relative] = [info.size, info.etag]
+        if dest.is_file() and dest.stat().st_size == info.size and manifest.get(relative) == versions[relative]:
             continue
         pairs.append((info.uri, dest))
     download_many(pairs, workers=workers, progress=progress)
+    if pairs:
+        manifest.update(versions)
+        local_dir.mkdir(parents=True, exist_ok=True)
+        tmp = manifest_path.with_name(MIRROR_MANIFEST + ".part")
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, manifest_path)
     return [str(Path(dest).relative_to(local_dir)) for _, dest in pairs]
 
 

@@ -69,3 +69,14 @@ def test_unreachable_endpoint_gives_clear_error(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")
     with pytest.raises(StorageError, match="cannot reach S3"):
         storage.check_bucket("s3://ladis/")
+
+
+def test_mirror_fetches_a_replaced_object_of_the_same_size(s3_bucket, tmp_path):
+    uri = layout.join(s3_bucket, "models", "ep", "model.pt")
+    storage.write_bytes(uri, b"weights-v1")
+    cache = tmp_path / "cache"
+    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
+    storage.write_bytes(uri, b"weights-v2")
+    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
+    assert (cache / "model.pt").read_bytes() == b"weights-v2"
+    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == []
