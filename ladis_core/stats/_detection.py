@@ -32,9 +32,13 @@ def detection_rate(
     """Share of R MMD tests (n reference vs n inference rows each) with p < alpha, in percent.
 
     Each repetition draws ``n_samples`` rows from each side at random without
-    replacement and runs :func:`~ladis_core.stats.mmd_test`'s paired-swap permutation test
-    (unbiased MMD^2, B = ``n_permutations`` swaps, ``p = (1 + #{T_b >= T_obs}) / (B + 1)``).
-    The B swaps are drawn once per call and shared by the repetitions.
+    replacement, pairs reference row i with inference row i, and runs an MMD permutation
+    test (unbiased MMD^2, kernel as in :func:`~ladis_core.stats.mmd_test`) whose
+    B = ``n_permutations`` permutations swap the members of random subsets of pairs:
+    ``p = (1 + #{b : MMD^2_b >= MMD^2_obs}) / (B + 1)``. The swaps form a permutation
+    group, so the test is exact; with class-matched pairs it is exact given the classes
+    (a full relabelling would mix the class composition and lose power). The B swaps are
+    drawn once per call and shared by the repetitions.
 
     Args:
         reference: ndarray/tensor of shape (N_ref, ...) -- natural representations.
@@ -58,7 +62,8 @@ def detection_rate(
         DetectionRateResult with ``rate``, ``p_values`` (shape (n_repeats,)), ...
     """
     opts = make_options(n_samples, n_repeats, alpha, n_permutations, kernel, bandwidth, standardize)
-    ref, inf = as_matrix(reference, "reference"), as_matrix(inference, "inference")
+    ref = as_matrix(reference, "reference", finite=False)
+    inf = as_matrix(inference, "inference", finite=False)
     check_same_features(ref, "reference", inf, "inference")
     run = run_protocol(
         [ref],
@@ -100,7 +105,7 @@ def baseline_detection_rate(
     class-matched sampling between the halves. Other arguments as in :func:`detection_rate`.
     """
     opts = make_options(n_samples, n_repeats, alpha, n_permutations, kernel, bandwidth, standardize)
-    ref = as_matrix(reference, "reference")
+    ref = as_matrix(reference, "reference", finite=False)
     run = run_protocol(
         [ref],
         None,

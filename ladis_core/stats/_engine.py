@@ -123,7 +123,6 @@ class LayerOutcome:
     statistics: np.ndarray  # unbiased MMD^2
     p_values: np.ndarray
     bandwidths: np.ndarray  # base bandwidth s (median heuristic or fixed)
-    null_statistics: np.ndarray | None = None  # (R, B) MMD^2 of the swapped labellings
 
 
 @dataclass
@@ -204,7 +203,6 @@ def run_paired_tests(
     kernel: str,
     bandwidth: float | None,
     combine: bool = False,
-    keep_null: bool = False,
     scaling: Scaling | None = None,
     progress: ProgressCallback | None = None,
     stage: str = "MMD tests",
@@ -235,16 +233,6 @@ def run_paired_tests(
         for piece, forms, store in zip(pieces, forms_all, parts, strict=True):
             h_abs, h_sq = piece.pop("h_abs"), piece.pop("h_sq")
             piece["p_values"] = permutation_p_values(forms, _REL_TOL * h_abs)
-            if keep_null:  # MMD^2 of each swapped labelling (affine in T)
-                total, q = (
-                    piece.pop("total"),
-                    forms[:, 1:].double() - 2.0 * piece.pop("trxy")[:, None],
-                )
-                piece["null_statistics"] = (total[:, None] + q) / (2 * n * (n - 1)) - (
-                    total[:, None] - q
-                ) / (2 * n * n)
-            else:
-                piece.pop("total"), piece.pop("trxy")
             store.append(piece)
             if combine:
                 scale = h_sq.sqrt().mul_(2.0)
@@ -287,8 +275,6 @@ def _kernel_part(
         "h": h,
         "h_abs": 2.0 * h.abs().sum(dim=1),
         "h_sq": (h * h).sum(dim=1),
-        "total": sxx + syy + 2.0 * sxy,
-        "trxy": kxy.diagonal(dim1=1, dim2=2).sum(dim=1, dtype=torch.float64),
     }
 
 

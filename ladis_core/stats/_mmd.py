@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ladis_core.errors import check
-from ladis_core.stats._engine import _REL_TOL, permutation_p_values, run_paired_tests, swap_pool
+from ladis_core.stats._engine import _REL_TOL, permutation_p_values
 from ladis_core.stats._kernels import (
     SCALES,
     kernel_from_sq_distances,
@@ -26,18 +26,17 @@ from ladis_core.stats._kernels import (
     self_sq_distances,
 )
 from ladis_core.stats._prepare import center, fit_transform
+from ladis_core.stats._threads import threads_for
 from ladis_core.stats._validation import (
     as_matrix,
     check_bandwidth,
+    check_finite,
     check_int,
     check_kernel,
     check_same_features,
     make_rng,
     resolve_device,
 )
-
-PAIR_SWAP = "pair-swap"
-RELABEL = "relabel"
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +50,6 @@ class MMDTestResult:
         n_permutations: B.
         kernel: ``"multi_rbf"`` or ``"rbf"``.
         n_x, n_y: sample sizes.
-        scheme: ``"pair-swap"`` (equal sizes) or ``"relabel"`` (unequal sizes).
         null_statistics: ndarray of shape (B,), MMD^2 of the permuted labellings.
     """
 
@@ -62,7 +60,6 @@ class MMDTestResult:
     kernel: str
     n_x: int
     n_y: int
-    scheme: str
     null_statistics: np.ndarray
 
     @property
@@ -104,16 +101,15 @@ def mmd_test(
             positives; the pooled fit is relabelling-invariant, so the test stays exact.
             The detection-rate functions fit on held-out reference rows instead.)
 
-    When n == m the rows are paired at random and the permutations swap pair members
-    (a permutation group, hence an exact test, and 4x less algebra); otherwise uniform
-    random relabellings of the pooled sample are used. Both give
-    ``p = (1 + #{b : MMD^2_b >= MMD^2_obs}) / (B + 1)``, never 0.
+    The B permutations are uniform random relabellings of the pooled sample (the classical
+    permutation test): ``p = (1 + #{b : MMD^2_b >= MMD^2_obs}) / (B + 1)``, never 0. All B
+    statistics come from one product ``S @ K`` with the +-1 label vectors ``S``.
 
     Raises:
         InputError: empty input, fewer than 2 rows on a side, mismatched features,
             NaN/inf, or a bad option.
     """
-    xt, yt = as_matrix(x, "x"), as_matrix(y, "y")
+    xt, yt = as_matrix(x, "x", finite=False), as_matrix(y, "y", finite=False)
     check_same_features(xt, "x", yt, "y")
     n, m = xt.shape[0], yt.shape[0]
     check(n >= 2, f"x needs at least 2 rows for the unbiased MMD^2; got {n}")
@@ -123,41 +119,23 @@ def mmd_test(
     fixed_bw = check_bandwidth(bandwidth)
     rng = make_rng(seed)
     dev = resolve_device(device, xt, yt)
-    xt, yt = xt.to(dev), yt.to(dev)
-    if standardize:
-        _, xt, yt = fit_transform(torch.cat([xt, yt]), [xt, yt], standardize=True)
-    else:
-        xt, yt = center(xt, [yt])
-    common = {"n_permutations": n_perm, "kernel": kernel, "n_x": n, "n_y": m}
-    if n == m:
-        order_x, order_y = rng.permutation(n), rng.permutation(m)  # random pairing
-        pool = swap_pool(rng, n_perm, n, dev)
-        [out], _ = run_paired_tests(
-            [torch.cat([xt, yt])],
-            order_x[None],
-            (n + order_y)[None],
-            pool,
-            kernel=kernel,
-            bandwidth=fixed_bw,
-            keep_null=True,
-        )
-        assert out.null_statistics is not None
-        return MMDTestResult(
-            statistic=float(out.statistics[0]),
-            p_value=float(out.p_values[0]),
-            bandwidth=float(out.bandwidths[0]),
-            scheme=PAIR_SWAP,
-            null_statistics=out.null_statistics[0],
-            **common,
-        )
-    stat, p_value, sigma, null = _relabel_test(xt, yt, rng, n_perm, kernel, fixed_bw)
+    work = 2.0 * (n + m) ** 2 * (xt.shape[1] + n_perm + 1)
+    with threads_for(work, dev):
+        xt, yt = check_finite(xt, "x").to(dev), check_finite(yt, "y").to(dev)
+        if standardize:
+            _, xt, yt = fit_transform(torch.cat([xt, yt]), [xt, yt], standardize=True)
+        else:
+            xt, yt = center(xt, [yt])
+        stat, p_value, sigma, null = _relabel_test(xt, yt, rng, n_perm, kernel, fixed_bw)
     return MMDTestResult(
         statistic=stat,
         p_value=p_value,
         bandwidth=sigma,
-        scheme=RELABEL,
+        n_permutations=n_perm,
+        kernel=kernel,
+        n_x=n,
+        n_y=m,
         null_statistics=null,
-        **common,
     )
 
 
@@ -169,7 +147,7 @@ def _relabel_test(
     kernel: str,
     fixed_bw: float | None,
 ) -> tuple[float, float, float, np.ndarray]:
-    """Unequal sizes: B uniform relabellings as +-1 vectors s; with K0 = K minus its diagonal,
+    """B uniform relabellings as +-1 vectors s; with K0 = K minus its diagonal,
     r = K0 1 and S = 1^T K0 1, the block sums are Txx = (S + 2 s.r + s^T K0 s) / 4,
     Tyy = (S - 2 s.r + s^T K0 s) / 4 and Txy = (S - s^T K0 s) / 4."""
     n, m = x.shape[0], y.shape[0]
@@ -200,10 +178,23 @@ def _relabel_test(
 def _relabel_pool(
     rng: np.random.Generator, n_perm: int, n: int, m: int, device: torch.device
 ) -> torch.Tensor:
-    """Row 0: the observed labels (+1 for x, -1 for y); then B uniform random relabellings."""
-    keys = rng.random((n_perm, n + m))
-    kth = np.partition(keys, n - 1, axis=1)[:, n - 1 : n]
-    pool = np.empty((n_perm + 1, n + m), dtype=np.float32)
+    """Row 0: the observed labels (+1 for x, -1 for y); then B uniform random relabellings.
+
+    Each row marks the n smallest of N = n + m random 32-bit keys (NumPy sorts uint32 with
+    SIMD: ~1 ms for 1,000 x 200, 7x faster than float64 keys). A row whose n-th and
+    (n+1)-th keys tie (probability ~N / 2^32) is drawn again.
+    """
+    big_n = n + m
+    pool = np.empty((n_perm + 1, big_n), dtype=np.float32)
     pool[0, :n], pool[0, n:] = 1.0, -1.0
-    pool[1:] = np.where(keys <= kth, 1.0, -1.0)
+    todo = np.arange(1, n_perm + 1)
+    while len(todo):
+        keys = np.frombuffer(rng.bytes(4 * len(todo) * big_n), dtype=np.uint32).reshape(
+            len(todo), big_n
+        )
+        kth = np.sort(keys, axis=1)[:, n - 1 : n]
+        rows = np.where(keys <= kth, np.float32(1.0), np.float32(-1.0))
+        ok = (rows > 0).sum(axis=1) == n
+        pool[todo[ok]] = rows[ok]
+        todo = todo[~ok]
     return torch.from_numpy(pool).to(device)

@@ -87,6 +87,7 @@ def multi_layer_detection_rate(
         refs,
         infs,
         opts,
+        names=names,
         seed=seed,
         device=resolve_device(device, *refs, *(infs or [])),
         reference_classes=reference_classes,
@@ -113,7 +114,7 @@ def _layers(value: Any, name: str) -> tuple[list[str], list[torch.Tensor]]:
         + (" with no layers" if isinstance(value, Mapping) else ""),
     )
     names = [str(k) for k in value]
-    mats = [as_matrix(value[k], f"{name}[{k!r}]") for k in value]
+    mats = [as_matrix(value[k], f"{name}[{k!r}]", finite=False) for k in value]
     rows = {n: m.shape[0] for n, m in zip(names, mats, strict=True)}
     check(
         len(set(rows.values())) == 1,

@@ -26,11 +26,13 @@ from ladis_core.stats._engine import (
 )
 from ladis_core.stats._prepare import center
 from ladis_core.stats._sampling import check_enough_rows, draw_indices, split_halves
+from ladis_core.stats._threads import threads_for
 from ladis_core.stats._validation import (
     ClassCodes,
     check_alpha,
     check_bandwidth,
     check_classes,
+    check_finite,
     check_int,
     check_kernel,
     make_rng,
@@ -88,10 +90,56 @@ def run_protocol(
     reference_classes: Any = None,
     inference_classes: Any = None,
     combine: bool = False,
+    names: list[str] | None = None,
     progress: ProgressCallback | None = None,
     stage: str = "detection rate",
 ) -> ProtocolRun:
-    """Run the protocol on matching per-layer matrices (``inferences=None``: baseline)."""
+    """Run the protocol on matching per-layer matrices (``inferences=None``: baseline).
+
+    ``names`` (layer names) only label error messages. Inputs are checked for NaN/inf
+    here, once the thread count for the work is chosen.
+    """
+    n = opts.n_samples
+    dims = sum(r.shape[1] for r in references)
+    work = 2.0 * opts.n_repeats * (2 * n) ** 2 * (dims + len(references) * opts.n_permutations / 4)
+    with threads_for(work, device):
+        return _run_protocol(
+            references,
+            inferences,
+            opts,
+            seed=seed,
+            device=device,
+            reference_classes=reference_classes,
+            inference_classes=inference_classes,
+            combine=combine,
+            names=names,
+            progress=progress,
+            stage=stage,
+        )
+
+
+def _run_protocol(
+    references: list[torch.Tensor],
+    inferences: list[torch.Tensor] | None,
+    opts: Options,
+    *,
+    seed: Any,
+    device: torch.device,
+    reference_classes: Any,
+    inference_classes: Any,
+    combine: bool,
+    names: list[str] | None,
+    progress: ProgressCallback | None,
+    stage: str,
+) -> ProtocolRun:
+    labels = [""] if names is None else [f"[{name!r}]" for name in names]
+    references = [
+        check_finite(r, f"reference{lab}") for r, lab in zip(references, labels, strict=True)
+    ]
+    if inferences is not None:
+        inferences = [
+            check_finite(i, f"inference{lab}") for i, lab in zip(inferences, labels, strict=True)
+        ]
     rng = make_rng(seed)
     n, n_ref = opts.n_samples, references[0].shape[0]
     warnings: list[str] = []
@@ -136,6 +184,7 @@ def run_protocol(
             f"use n_permutations >= {int(np.ceil(1 / opts.alpha))}"
         )
     pool = swap_pool(rng, opts.n_permutations, n, device)
+    scaling = Scaling(n_ref, y_is_reference=inferences is None) if opts.standardize else None
     outcomes, combined = run_paired_tests(
         data,
         x_idx,
@@ -144,7 +193,7 @@ def run_protocol(
         kernel=opts.kernel,
         bandwidth=opts.bandwidth,
         combine=combine,
-        scaling=Scaling(n_ref, y_is_reference=inferences is None) if opts.standardize else None,
+        scaling=scaling,
         progress=progress,
         stage=stage,
     )

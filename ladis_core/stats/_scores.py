@@ -32,9 +32,11 @@ from ladis_core.stats._kernels import (
     median_sq_distance,
 )
 from ladis_core.stats._prepare import fit_transform
+from ladis_core.stats._threads import threads_for
 from ladis_core.stats._validation import (
     as_matrix,
     check_bandwidth,
+    check_finite,
     check_int,
     check_kernel,
     check_same_features,
@@ -130,7 +132,8 @@ def sample_scores_with_pvalues(
         standardize: features scaled with statistics of the fit part only.
         max_fit: at most this many reference rows (at random) form the fit part.
     """
-    ref, inf = as_matrix(reference, "reference"), as_matrix(inference, "inference")
+    ref = as_matrix(reference, "reference", finite=False)
+    inf = as_matrix(inference, "inference", finite=False)
     check_same_features(ref, "reference", inf, "inference")
     n_ref, m = ref.shape[0], inf.shape[0]
     check(n_ref >= 2, f"reference needs at least 2 rows (fit and calibration); got {n_ref}")
@@ -149,27 +152,21 @@ def sample_scores_with_pvalues(
     max_fit = check_int(max_fit, "max_fit", 1)
     rng = make_rng(seed)
     dev = resolve_device(device, ref, inf)
-    perm = torch.from_numpy(rng.permutation(n_ref))
-    cal_rows, fit_rows = perm[:n_cal], perm[n_cal : n_cal + max_fit]
-    fit, cal, inf = fit_transform(
-        ref[fit_rows].to(dev), [ref[cal_rows].to(dev), inf.to(dev)], standardize=standardize
-    )
-    if fixed_bw is None:
-        pooled = torch.cat([fit, inf])
-        if pooled.shape[0] > _MEDIAN_ROWS:
-            pooled = pooled[
-                torch.from_numpy(rng.choice(pooled.shape[0], _MEDIAN_ROWS, replace=False)).to(dev)
-            ]
-        dist = cross_sq_distances(pooled, pooled)
-        i, j = torch.triu_indices(len(pooled), len(pooled), 1, device=dev)
-        sigma2 = median_sq_distance(dist[i, j][None])
-    else:
-        sigma2 = torch.full((1,), fixed_bw**2, device=dev)
-    self_k = float(len(SCALES[kernel]))  # k(z, z)
-    w_inf = (_row_sums(inf, inf, sigma2, kernel) - self_k) / (m - 1) - _row_sums(
-        inf, fit, sigma2, kernel
-    ) / len(fit)
-    w_cal = _row_sums(cal, inf, sigma2, kernel) / m - _row_sums(cal, fit, sigma2, kernel) / len(fit)
+    n_fit = min(max_fit, n_ref - n_cal)
+    work = 2.0 * (m + n_cal) * (m + n_fit) * ref.shape[1]
+    with threads_for(work, dev):
+        ref, inf = check_finite(ref, "reference"), check_finite(inf, "inference")
+        perm = torch.from_numpy(rng.permutation(n_ref))
+        cal_rows, fit_rows = perm[:n_cal], perm[n_cal : n_cal + n_fit]
+        fit, cal, inf = fit_transform(
+            ref[fit_rows].to(dev), [ref[cal_rows].to(dev), inf.to(dev)], standardize=standardize
+        )
+        sigma2 = _bandwidth(fit, inf, fixed_bw, rng)
+        self_k = float(len(SCALES[kernel]))  # k(z, z), left out of the inference mean
+        w_inf = (_row_sums(inf, inf, sigma2, kernel) - self_k) / (m - 1)
+        w_inf -= _row_sums(inf, fit, sigma2, kernel) / n_fit
+        w_cal = _row_sums(cal, inf, sigma2, kernel) / m
+        w_cal -= _row_sums(cal, fit, sigma2, kernel) / n_fit
     w_inf_np, w_cal_np = w_inf.cpu().numpy(), w_cal.cpu().numpy()
     at_least = n_cal - np.searchsorted(np.sort(w_cal_np), w_inf_np, side="left")
     p_values = (1.0 + at_least) / (n_cal + 1.0)
@@ -180,9 +177,24 @@ def sample_scores_with_pvalues(
         calibration_witness=w_cal_np,
         bandwidth=float(sigma2.sqrt()[0]),
         kernel=kernel,
-        n_fit=len(fit),
+        n_fit=n_fit,
         n_calibration=n_cal,
     )
+
+
+def _bandwidth(
+    fit: torch.Tensor, inf: torch.Tensor, fixed_bw: float | None, rng: np.random.Generator
+) -> torch.Tensor:
+    """Squared base bandwidth, (1,): fixed, or the median heuristic on <= 1,000 pooled rows."""
+    if fixed_bw is not None:
+        return torch.full((1,), fixed_bw**2, device=fit.device)
+    pooled = torch.cat([fit, inf])
+    if pooled.shape[0] > _MEDIAN_ROWS:
+        keep = rng.choice(pooled.shape[0], _MEDIAN_ROWS, replace=False)
+        pooled = pooled[torch.from_numpy(keep).to(fit.device)]
+    dist = cross_sq_distances(pooled, pooled)
+    i, j = torch.triu_indices(len(pooled), len(pooled), 1, device=fit.device)
+    return median_sq_distance(dist[i, j][None])
 
 
 def _row_sums(a: torch.Tensor, b: torch.Tensor, sigma2: torch.Tensor, kernel: str) -> torch.Tensor:

@@ -20,12 +20,13 @@ from ladis_core.errors import InputError, check
 KERNELS = ("multi_rbf", "rbf")
 
 
-def as_matrix(value: Any, name: str) -> torch.Tensor:
-    """Return ``value`` as a finite float32 tensor of shape (n_rows, n_features).
+def as_matrix(value: Any, name: str, *, finite: bool = True) -> torch.Tensor:
+    """Return ``value`` as a float32 tensor of shape (n_rows, n_features).
 
     Accepts NumPy arrays, torch tensors (any device) and nested sequences. A 1-D input is
     read as ``n`` rows of one feature; higher-rank input (e.g. conv activations of shape
-    (n, C, H, W)) is flattened per row.
+    (n, C, H, W)) is flattened per row. With ``finite`` (default) also
+    :func:`check_finite`; callers that pick a thread count first check it afterwards.
     """
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
@@ -47,13 +48,20 @@ def as_matrix(value: Any, name: str) -> torch.Tensor:
     check(shape[0] > 0, f"{name} is empty: it has 0 rows (shape {shape})")
     tensor = tensor.reshape(shape[0], -1)
     check(tensor.shape[1] > 0, f"{name} has rows with 0 features (shape {shape})")
+    if finite:
+        check_finite(tensor, name)
+    return tensor
+
+
+def check_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``tensor`` as float32, raising if it holds NaN or infinite values."""
     tensor = tensor.to(torch.float32)
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
+    ok = torch.isfinite(tensor)
+    if not bool(ok.all()):
+        bad = int((~ok).sum())
         raise InputError(
             f"{name} contains {bad} NaN or infinite value(s) out of {tensor.numel()} "
-            f"(shape {shape}; values beyond the float32 range count as infinite)"
+            f"(values beyond the float32 range count as infinite)"
         )
     return tensor
 
