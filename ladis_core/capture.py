@@ -109,11 +109,35 @@ def _smdebug() -> Any:
     from smdebug.core.modes import ModeKeys
 
     class LadisHook(smd.Hook):
-        """smdebug's PyTorch hook without per-parameter gradient hooks (LADIS never saves
-        gradients, and those hooks could not be removed again)."""
+        """smdebug's PyTorch hook, with two changes:
+
+        - no per-parameter gradient hooks (LADIS never saves gradients, and those hooks
+          could not be removed again);
+        - when ``ladis_gated``, only forward passes on the thread in ``ladis_thread``
+          are seen (serving: a step is a request taken through the capture's lock, never
+          a forward pass some other code makes on the same model meanwhile).
+        """
+
+        ladis_gated = False
+        ladis_thread: int | None = None
+
+        def _ladis_sees(self) -> bool:
+            return not self.ladis_gated or threading.get_ident() == self.ladis_thread
 
         def _backward_apply(self, module: nn.Module) -> None:
             return None
+
+        def forward_pre_hook(self, module: nn.Module, inputs: Any) -> None:
+            if self._ladis_sees():
+                super().forward_pre_hook(module, inputs)
+
+        def forward_hook(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
+            if self._ladis_sees():
+                super().forward_hook(module, inputs, outputs)
+
+        def fhook(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
+            if self._ladis_sees():
+                super().fhook(module, inputs, outputs)
 
     return smd, ModeKeys, LadisHook
 
@@ -569,8 +593,9 @@ class ServingCapture(_StagedCapture):
     """Inference capture: every request is one PREDICT step, appended to the trial at
     ``out`` (after its newest step, so a restarted endpoint goes on where it stopped).
 
-    :meth:`predict` is thread-safe: forward pass and step are taken under one lock, so
-    concurrent requests each get their own step. Finished steps are uploaded by a
+    :meth:`record` / :meth:`predict` are thread-safe: forward pass and step are taken
+    under one lock, so concurrent requests each get their own step; forward passes made
+    on the model by other code are not recorded. Finished steps are uploaded by a
     background thread every ``upload_interval_s`` seconds (0: only on :meth:`flush`),
     and on :meth:`close`. One process per trial: two endpoints must not append to the
     same ``out``.
@@ -589,6 +614,7 @@ class ServingCapture(_StagedCapture):
             model, out, mode="PREDICT", layers=layers, save_every=1, include_inputs=include_inputs, append=True
         )
         model.eval()
+        self.hook.ladis_gated = True  # only forward passes made by record() are steps
         self._lock = threading.Lock()
         self.last_step: int | None = None
         self.requests = 0
@@ -609,8 +635,12 @@ class ServingCapture(_StagedCapture):
         with self._lock:
             if self.closed:
                 raise CaptureClosedError("the capture is closed; no more requests are recorded")
-            with torch.no_grad():
-                logits = self.model(batch)  # type: ignore[misc]
+            self.hook.ladis_thread = threading.get_ident()
+            try:
+                with torch.no_grad():
+                    logits = self.model(batch)  # type: ignore[misc]
+            finally:
+                self.hook.ladis_thread = None
             # write this step's files now rather than at the next request
             self.hook._close_writers()
             step = int(self.hook.mode_steps[mode_keys.PREDICT])

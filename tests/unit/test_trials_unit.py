@@ -1,0 +1,104 @@
+"""The pieces of capture and trial reading that need no server: the tensor-record
+decoder against smdebug's own writer, layer names, and cache folder names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ladis_core import capture, trials
+from ladis_core.errors import InputError
+from ladis_core.models import ModelSpec, build_model
+
+
+def _records(tmp_path, arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Write ``arrays`` with smdebug's FileWriter; return each tensor's raw record."""
+    import json
+
+    from smdebug.core.modes import ModeKeys
+    from smdebug.core.writer import FileWriter
+
+    writer = FileWriter(trial_dir=str(tmp_path), step=7, worker="worker_0")
+    for name, value in arrays.items():
+        writer.write_tensor(tdata=value, tname=name, mode=ModeKeys.PREDICT, mode_step=7)
+    writer.close()
+    index = json.loads(next((tmp_path / "index").rglob("*.json")).read_text())
+    data = (tmp_path / index["meta"]["event_file_name"]).read_bytes()
+    return {t["tensorname"]: data[t["start_idx"] : t["start_idx"] + t["length"]] for t in index["tensor_payload"]}
+
+
+def test_decoder_reads_what_smdebug_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "avgpool_output_0": rng.standard_normal((3, 512, 1, 1)).astype(np.float32),
+        "ResNet_output_0": rng.standard_normal((3, 10)).astype(np.float32),
+        "half": rng.standard_normal((2, 4)).astype(np.float16),
+        "double": rng.standard_normal((5,)),
+        "counts": rng.integers(0, 1 << 40, size=(2, 3)),
+        "big": rng.standard_normal((1, 64, 16, 16)).astype(np.float32),
+    }
+    records = _records(tmp_path, arrays)
+    decoder = trials._Decoder()
+    for name, expected in arrays.items():
+        decoded = trials.decode_tensor_record(records[name])
+        assert decoded.dtype == expected.dtype and decoded.shape == expected.shape
+        assert np.array_equal(decoded, expected), name
+        # the fast path (header found by search) gives the same, twice
+        assert np.array_equal(decoder.decode(name, records[name]), expected)
+        assert np.array_equal(decoder.decode(name, records[name]), expected)
+
+
+def test_decoder_rejects_damaged_records(tmp_path):
+    record = _records(tmp_path, {"x": np.ones((2, 3), dtype=np.float32)})["x"]
+    with pytest.raises(ValueError, match="too short"):
+        trials.decode_tensor_record(record[:10])
+    with pytest.raises(ValueError, match="frame"):
+        trials.decode_tensor_record(record[:-1])
+    garbled = record[:12] + b"\xff" * (len(record) - 16) + record[-4:]
+    with pytest.raises((ValueError, IndexError)):
+        trials.decode_tensor_record(garbled)
+
+
+def test_penultimate_layer_is_the_avgpool_output():
+    names = ["layer4.1_output_0", "avgpool_output_0", "ResNet_output_0"]
+    assert trials.penultimate_layer(names) == "avgpool_output_0"
+    assert trials.penultimate_layer(["backbone.avgpool_output_0"]) == "backbone.avgpool_output_0"
+    with pytest.raises(InputError, match="no penultimate layer.*fc_output_0"):
+        trials.penultimate_layer(["fc_output_0"])
+
+
+def test_tensor_names_for_the_resnet():
+    model = build_model(ModelSpec())
+    assert capture.capture_tensor_names(model, layers=capture.RESIDUAL_BLOCKS) == [
+        "ResNet_input_0",
+        "layer1.0_output_0",
+        "layer1.1_output_0",
+        "layer2.0_output_0",
+        "layer2.1_output_0",
+        "layer3.0_output_0",
+        "layer3.1_output_0",
+        "layer4.0_output_0",
+        "layer4.1_output_0",
+        "avgpool_output_0",
+        "ResNet_output_0",
+    ]
+    assert capture.capture_tensor_names(model, include_inputs=False) == ["avgpool_output_0", "ResNet_output_0"]
+    # smdebug-style tensor regexes are accepted too; parameters never match
+    assert capture.capture_tensor_names(model, layers=[r".*layer3\.1_output"], include_inputs=False) == [
+        "layer3.1_output_0",
+        "avgpool_output_0",
+        "ResNet_output_0",
+    ]
+    with pytest.raises(InputError, match="not a regular expression"):
+        capture.capture_tensor_names(model, layers=["layer[1"])
+
+
+def test_cache_folders_differ_by_endpoint_and_uri(monkeypatch, tmp_path):
+    monkeypatch.setenv(trials.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1111")
+    first = trials.default_cache_dir("s3://ladis/trials/digits/inference")
+    assert first.parent == tmp_path / "trials"
+    assert first == trials.default_cache_dir("s3://ladis/trials/digits/inference/")
+    assert first != trials.default_cache_dir("s3://ladis/trials/digits/reference")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2222")
+    assert first != trials.default_cache_dir("s3://ladis/trials/digits/inference")
