@@ -66,7 +66,8 @@ class ReportSample:
     original_kind: str | None = None
     #: where the original came from, e.g. "natural.npz row 17" or "reference step 40"
     original_source: str | None = None
-    #: true (recorded) or predicted (nearest neighbour) class of the original
+    #: class of the original: the true label when recorded, the model's prediction for a
+    #: nearest natural neighbour
     original_class: int | None = None
 
     @property
@@ -507,7 +508,9 @@ def _attach_images(
                 for i, ref_row in zip(missing_nearest, nearest, strict=True):
                     out[i] = replace(
                         out[i], original=ref_inputs[ref_row], original_kind=ORIGINAL_NEAREST,
-                        original_source=f"reference step {int(np.asarray(reference.steps)[ref_row])}",
+                        original_source=(
+                            f"reference row {int(ref_row)} (step {int(np.asarray(reference.steps)[ref_row])})"
+                        ),
                         original_class=None if ref_classes is None else int(ref_classes[ref_row]),
                     )
             else:

@@ -98,7 +98,8 @@ def _sample_view(sample: ReportSample, job: JobResult, *, image_max_px: int) -> 
             ORIGINAL_RECORDED: "recorded original",
             ORIGINAL_NEAREST: "nearest natural neighbour (not the recorded original)",
         }.get(sample.original_kind or "", sample.original_kind or "")
-        view["original_label"] = f"{kind}: {sample.original_source}, class {_class_label(job, sample.original_class)}"
+        which = "predicted class" if sample.original_kind == ORIGINAL_NEAREST else "class"
+        view["original_label"] = f"{kind}: {sample.original_source}, {which} {_class_label(job, sample.original_class)}"
     record = sample.provenance
     if record is not None:
         attack = record.get("attack", "?")

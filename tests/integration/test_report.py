@@ -3,6 +3,7 @@ report opened in headless Chromium with the network blocked."""
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -114,6 +115,9 @@ def _write_trial(model, out_dir: Path, *, eval_batches=(), predict=()) -> None:
                     model(torch.from_numpy(image[None]))
     finally:
         hook.close()
+        # close() does not unregister smdebug's atexit clean-up, which would run again at
+        # exit and log "Skipping close of ... .tmp" into streams pytest has closed
+        atexit.unregister(hook._cleanup)
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +266,7 @@ def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(rea
         else:
             assert sample.provenance is None
             assert sample.original_kind == report.ORIGINAL_NEAREST
-            assert sample.original_source.startswith("reference step")
+            assert sample.original_source.startswith("reference row")
     assert kinds[report.ORIGINAL_RECORDED] == PER_HOUR // 2 and kinds[report.ORIGINAL_NEAREST] == PER_HOUR // 2
     assert data.window_scores[attacked.job_id].steps.tolist() == list(range(PER_HOUR, 2 * PER_HOUR))
 
