@@ -42,6 +42,7 @@ def as_matrix(value: Any, name: str, *, finite: bool = True) -> torch.Tensor:
             array.dtype.kind in "biuf",
             f"{name} must be a numeric array; got dtype {array.dtype} (shape {array.shape})",
         )
+        check(array.ndim >= 1, f"{name} must be an array of rows; got a scalar")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     shape = tuple(tensor.shape)
     check(tensor.ndim >= 1, f"{name} must be an array of rows; got a scalar")
