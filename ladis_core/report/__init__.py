@@ -10,7 +10,10 @@ provenance, natural originals); the renderers read nothing, so the dashboard can
     text = render_json(data)      # every result field, per-sample scores and provenance
     rows = render_csv(data)       # one row per flagged input
 
-- ``_data``: :class:`ReportData`, :class:`ReportSample`, :class:`ReportEmbedding`, gathering.
+- ``_data``: :class:`ReportData`, :class:`ReportSample`, :class:`WindowScores`,
+  :class:`ReportEmbedding` (plain objects, no I/O).
+- ``_gather``: :func:`gather_report_data`, the one function that reads storage, and
+  ``_pictures``: inputs from the trial, originals from provenance or nearest neighbours.
 - ``_html`` + ``_template``: the HTML document (Jinja2, autoescaped; CSP-locked).
 - ``_export``: JSON (validated by ``ladis_core/schemas/report.schema.json``) and CSV.
 """
@@ -24,11 +27,6 @@ from ladis_core.report._data import (
     ReportEmbedding,
     ReportSample,
     WindowScores,
-    gather_report_data,
-    jobs_between,
-    load_job,
-    results_location,
-    samples_of,
 )
 from ladis_core.report._export import (
     CSV_COLUMNS,
@@ -37,6 +35,13 @@ from ladis_core.report._export import (
     render_json,
     report_dict,
     report_schema,
+)
+from ladis_core.report._gather import (
+    gather_report_data,
+    jobs_between,
+    load_job,
+    results_location,
+    samples_of,
 )
 from ladis_core.report._html import render_html
 

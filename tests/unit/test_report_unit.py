@@ -311,7 +311,7 @@ def test_results_location_accepts_folder_or_file():
 
 def test_display_order_puts_incidents_first_and_shares_slots_between_jobs():
     calm, hot = make_job(0, 5.0, n_top=3), make_job(1, 90.0, n_top=3)
-    ordered = report._data.display_order([calm, hot], {j.job_id: report.samples_of(j) for j in (calm, hot)})
+    ordered = report._gather.display_order([calm, hot], {j.job_id: report.samples_of(j) for j in (calm, hot)})
     assert [(s.job_id == hot.job_id, s.rank) for s in ordered] == [
         (True, 1), (False, 1), (True, 2), (False, 2), (True, 3), (False, 3)]
 
