@@ -387,6 +387,9 @@ def test_cli_writes_each_format(tmp_path, capsys):
     assert cli.main(["report", "--monitoring", monitoring, "--from", jobs[0].job_id,
                      "--to", "2026-11-23T02:00", "--format", "csv", "--out", str(out), "--no-images"]) == 0
     assert len(out.read_text().splitlines()) == 61
+    capsys.readouterr()
+    assert cli.main(["report", "--job", job_uri, "--format", "json", "--out", "-", "--no-images"]) == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["result"]["job_id"] == jobs[1].job_id
 
 
 def test_cli_errors_exit_2_with_one_clear_line(tmp_path, capsys):
