@@ -288,7 +288,7 @@ def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_s
         else:
             flagged = np.isin(steps, list(suspect_steps))
             series = [("inference", keep & ~flagged, COLORS["inference"]),
-                      ("flagged (top scores)", keep & flagged, COLORS["suspect"])]
+                      ("suspect (input p ≤ α)", keep & flagged, COLORS["suspect"])]
         for name, mask, colour in series:
             if not mask.any():
                 continue
@@ -297,7 +297,7 @@ def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_s
                 go.Scatter(
                     x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=plot_text(name),
                     legendgroup=name, showlegend=name not in legend_seen,
-                    marker={"color": colour, "size": 7 if "flagged" in name else 5,
+                    marker={"color": colour, "size": 7 if name.startswith("suspect") else 5,
                             "opacity": 0.85, "line": {"width": 0}},
                     customdata=[[group, int(s), int(r), plot_text(lbl)]
                                 for s, r, lbl in zip(steps[mask], rows[mask], labels, strict=True)],

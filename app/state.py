@@ -6,8 +6,10 @@ read on the others (the data source, the endpoint and the selected job). Default
 with ``setdefault`` so a value chosen by the analyst is never overwritten by a rerun.
 
 Widget keys are listed here too. Streamlit forgets the state of a page's widgets when
-another page is shown, so per-page widget defaults are re-applied by :func:`init` on
-every run; the ``shared.`` keys that are not widgets survive page changes.
+another page is shown, and in a browser it also drops a value set for a widget key in a
+run where that widget is not drawn. So the defaults of a page's widgets are set by
+:func:`init_page`, called at the top of that page (the same run that draws them); the
+``shared.`` keys that are not widgets are set by :func:`init` and survive page changes.
 """
 
 from __future__ import annotations
@@ -91,10 +93,17 @@ def default_world_uri() -> str:
 
 
 def init() -> None:
-    """Set every default that is not set yet (called once per run by the entry script)."""
+    """Set the shared defaults that are not set yet (once per run, by the entry script)."""
     st.session_state.setdefault(WORLD_URI, default_world_uri())
-    for key, value in {**_NON_WIDGET_DEFAULTS, **_WIDGET_DEFAULTS}.items():
+    for key, value in _NON_WIDGET_DEFAULTS.items():
         st.session_state.setdefault(key, value)
+
+
+def init_page(prefix: str) -> None:
+    """Set the defaults of the widgets of the page whose keys start with ``prefix.``."""
+    for key, value in _WIDGET_DEFAULTS.items():
+        if key.startswith(prefix + "."):
+            st.session_state.setdefault(key, value)
 
 
 def get(key: str, default: Any = None) -> Any:

@@ -12,6 +12,7 @@ from app import data, state
 from app.ui_errors import friendly_errors
 
 st.title("Flagged inputs")
+state.init_page("flagged")
 
 #: 0 means "auto": the largest change of each image is drawn in full colour
 AMPLIFY_CHOICES = (0.0, 10.0, 30.0, 100.0)
@@ -68,9 +69,10 @@ def main() -> None:
             middle.caption(f"All scores are {low:.3g}.")
         amplify = right.selectbox(
             "Amplify difference", AMPLIFY_CHOICES, key=state.FLAGGED_AMPLIFY,
-            format_func=lambda f: "auto (largest change in full colour)" if not f else f"× {f:g}",
+            format_func=lambda f: "auto" if not f else f"× {f:g}",
             help="Perturbations of adversarial attacks are tiny; the difference image is "
-            "multiplied so it can be seen (blue: darker than the original, red: brighter).",
+            "multiplied so it can be seen (blue: darker than the original, red: brighter); "
+            "auto draws the largest change of each image in full colour.",
         )
 
     shown = [

@@ -11,6 +11,7 @@ from app.ui_errors import friendly_errors
 from ladis_core import charts
 
 st.title("Monitoring history")
+state.init_page("history")
 
 
 def _pick(world_uri: str, endpoint: str, job_id: str | None) -> None:

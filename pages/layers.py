@@ -10,6 +10,7 @@ from app.ui_errors import friendly_errors, show_error
 from ladis_core import charts
 
 st.title("Layer explorer")
+state.init_page("layers")
 
 COLOUR_CHOICES = ("natural / suspect", "predicted class")
 
@@ -37,16 +38,18 @@ def main() -> None:
         st.session_state[state.LAYERS_CHOSEN] = layers[-1:]
     classes = sorted(int(c) for c in job.class_counts) or list(range(len(job.class_names)))
     with st.container(border=True):
-        c1, c2, c3, c4 = st.columns([3, 2, 3, 2])
-        chosen = c1.multiselect("Layers", layers, key=state.LAYERS_CHOSEN)
-        colour_by = c2.segmented_control("Colour by", COLOUR_CHOICES, key=state.LAYERS_COLOUR_BY)
-        class_filter = c3.multiselect(
+        top_left, top_right = st.columns([3, 1])
+        chosen = top_left.multiselect("Layers", layers, key=state.LAYERS_CHOSEN)
+        max_points = top_right.select_slider(
+            "Points", [300, 600, 1000, 2000], key=state.LAYERS_MAX_POINTS,
+            help="At most this many rows are embedded (subsampled deterministically); more is slower.",
+        )
+        bottom_left, bottom_right = st.columns([1, 1])
+        colour_by = bottom_left.segmented_control("Colour by", COLOUR_CHOICES, key=state.LAYERS_COLOUR_BY)
+        class_filter = bottom_right.multiselect(
             "Classes", classes, key=f"{state.LAYERS_CLASSES}.{job.job_id}",
             format_func=lambda c: ui.class_label(job, c), placeholder="All classes",
         )
-        max_points = c4.select_slider("Points", [300, 600, 1000, 2000], key=state.LAYERS_MAX_POINTS,
-                                      help="At most this many rows are embedded (subsampled "
-                                      "deterministically); more is slower.")
     if not chosen:
         ui.empty_state("Choose at least one layer.")
         return
@@ -61,6 +64,7 @@ def main() -> None:
                        "for the next visit.")
             return
         bar = st.progress(0.0, text="Starting t-SNE…")
+        failed = False
         for i, layer in enumerate(missing):
             def report(p, i=i, layer=layer):
                 done = (i + p.fraction) / len(missing)
@@ -71,9 +75,14 @@ def main() -> None:
                                   progress=report)
             except Exception as exc:  # noqa: BLE001 - one bad layer must not hide the others
                 show_error(exc, action=f"computing the t-SNE of {layer}")
+                failed = True
         bar.empty()
+        if not failed:
+            st.rerun()  # draw the page again without the button
 
-    suspect_steps = {s.step for s in job.top_samples}
+    # suspect: flagged by the job's per-input test (calibrated p-value ≤ α)
+    alpha = job.settings.alpha
+    suspect_steps = {s.step for s in job.top_samples if s.p_value is None or s.p_value <= alpha}
     for layer in chosen:
         view = data.cached_tsne(keys[layer])
         if view is None:

@@ -11,6 +11,7 @@ from ladis_core import charts, layout
 from ladis_core.results import JobSettings
 
 st.title("On-demand test")
+state.init_page("on_demand")
 st.caption("Run the two-sample tests of the monitoring job on any window of traffic, with your own "
            "settings. Nothing is written unless you save the result as a job.")
 

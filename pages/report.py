@@ -11,6 +11,7 @@ from app.ui_errors import friendly_errors, show_error
 from ladis_core import layout
 
 st.title("Incident report")
+state.init_page("report")
 
 SCOPES = ("This job", "A range of jobs")
 VERDICT_LABELS = {

@@ -42,3 +42,91 @@ def by_label(widgets, label: str):
     found = [w for w in widgets if w.label == label]
     assert len(found) == 1, f"{len(found)} widgets labelled {label!r}"
     return found[0]
+
+
+# --------------------------------------------------------------------------- real browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DashboardServer:
+    """``streamlit run app/streamlit_app.py`` as a subprocess on a free loopback port,
+    stopped by its PID."""
+
+    def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None) -> None:
+        import os
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._env = {**os.environ, **env}
+        self.process = None
+
+    def start(self, *, timeout_s: float = 120.0) -> DashboardServer:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ENTRY),
+             "--server.address", "127.0.0.1", "--server.port", str(self.port),
+             "--server.headless", "true", "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
+            cwd=REPO, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"streamlit did not answer on {self.url} within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_for_app(page, *, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit has finished running the script (no "running" indicator)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )

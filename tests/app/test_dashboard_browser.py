@@ -1,0 +1,128 @@
+"""The whole dashboard in a real browser: Playwright driving Debian's Chromium against
+``streamlit run`` on a free loopback port, on the small real world in local S3.
+
+Open the history, select the incident by clicking its point on the timeline, check that
+the flagged inputs' images really load (``naturalWidth > 0``: AppTest cannot see broken
+image serving, SPEC section 6), run a small on-demand test, compute a t-SNE on the layer
+explorer and download the reports. Screenshots go to ``test-artifacts/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dash_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, DashboardServer, wait_for_app
+
+pytestmark = [pytest.mark.app, pytest.mark.browser]
+
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+
+
+@pytest.fixture(scope="module")
+def dashboard(s3_server, app_world, app_cache_dir) -> Iterator[DashboardServer]:
+    env = {**s3_server.environment(), "LADIS_S3_URI": app_world.uri,
+           "LADIS_CACHE_DIR": str(app_cache_dir), "SMDEBUG_LOG_LEVEL": "error"}
+    with DashboardServer(env, log_path=ARTIFACTS / "streamlit.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _open_page(page, label: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(label, exact=True).click()
+    page.locator("h1").filter(has_text=label).wait_for(timeout=60_000)
+    wait_for_app(page)
+
+
+def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
+    incident = next(j for j in reversed(app_world.jobs) if j.incident)
+    page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # 1. history: timeline, heat map, table
+    page.goto(dashboard.url)
+    timeline = page.locator(".js-plotly-plot").first
+    timeline.wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stMetric']").count() >= 5
+    assert page.locator("[data-testid='stDataFrame']").count() == 1
+
+    # 2. select the incident by clicking its marker (the "incident" trace) on the timeline
+    traces = timeline.locator(".scatterlayer .trace")
+    marker = next(
+        traces.nth(i).locator("path.point")
+        for i in range(traces.count())
+        if traces.nth(i).locator("path.point").count() == sum(j.incident for j in app_world.jobs)
+    ).last
+    box = marker.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text(incident.job_id).wait_for(timeout=60_000)
+    wait_for_app(page)
+    _shot(page, "1-history")
+
+    # 3. flagged inputs: every image must really load
+    _open_page(page, "Flagged inputs")
+    page.get_by_text("#1 · step").first.wait_for(timeout=60_000)
+    page.get_by_text(incident.job_id).first.wait_for()
+    images = page.locator("[data-testid='stImage'] img")
+    images.first.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')].every(i => i.complete)"
+    )
+    widths = images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)")
+    assert len(widths) >= 3 and all(w > 0 for w in widths), widths
+    _shot(page, "2-flagged")
+
+    # 4. a small on-demand test
+    _open_page(page, "On-demand test")
+    for label, value in (("R (repetitions)", "10"), ("Permutations", "100")):
+        field = page.get_by_label(label)
+        field.fill(value)
+    page.get_by_role("button", name="Run test").click()
+    page.get_by_text("Result · steps").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Save as job").wait_for(timeout=120_000)
+    page.locator("[data-testid='stPlotlyChart']").nth(1).wait_for(timeout=60_000)
+    wait_for_app(page)
+    _shot(page, "3-on-demand")
+
+    # 5. layer explorer: t-SNE on request
+    _open_page(page, "Layer explorer")
+    page.get_by_role("button", name="Compute t-SNE").click()
+    page.get_by_text("Click, box- or lasso-select points").wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    _shot(page, "4-layers")
+
+    # 6. incident report downloads
+    _open_page(page, "Incident report")
+    with page.expect_download(timeout=120_000) as html_download:
+        page.get_by_role("button", name="Download HTML report").click()
+    html = Path(html_download.value.path()).read_text(encoding="utf-8")
+    assert "<html" in html.lower() and incident.job_id in html
+    with page.expect_download(timeout=60_000) as json_download:
+        page.get_by_role("button", name="Download JSON").click()
+    exported = json.loads(Path(json_download.value.path()).read_text(encoding="utf-8"))
+    assert incident.job_id in json.dumps(exported)
+    _shot(page, "5-report")
+    assert not errors, errors
