@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -429,14 +430,28 @@ def _stats_options(settings: JobSettings) -> dict[str, Any]:
         "alpha": float(settings.alpha),
         "n_permutations": settings.n_permutations,
         "seed": settings.seed,
+        "standardize": bool(settings.standardize),
     }
+
+
+def _rates(outcome: Any, names: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """(combined rate, {layer: rate}) of a MultiLayerResult. With one layer the combined
+    rate is that layer's (the max-statistic over one layer is the same test)."""
+    per_layer = {n: float(outcome.layers[n].rate) for n in names}
+    combined = per_layer[names[0]] if len(names) == 1 else float(outcome.combined.rate)
+    return combined, per_layer
 
 
 def _baseline(
     output: str, reference_uri: str, ref: Any, names: Sequence[str], settings: JobSettings,
     *, use_cache: bool,
-) -> tuple[float | None, dict[str, float | None]]:
-    """Baseline detection rates (combined, per layer), cached per reference + settings."""
+) -> tuple[float, dict[str, float]]:
+    """Baseline detection rates (combined, per layer): the reference split in halves.
+
+    The reference does not change between jobs, so the rates are cached under
+    ``<output>/_state/baseline/`` keyed by the reference (URI, rows, steps), the layers
+    and every setting; a re-captured reference or other settings get a new key.
+    """
     from ladis_core import stats
 
     key = _baseline_key(reference_uri, ref.steps, names, settings)
@@ -444,30 +459,24 @@ def _baseline(
     if use_cache:
         try:
             cached = storage.read_json(cache_uri)
-            return cached["combined"], {n: cached["layers"][n] for n in names}
-        except (DataNotFoundError, KeyError, TypeError):
+            return float(cached["combined"]), {n: float(cached["layers"][n]) for n in names}
+        except (DataNotFoundError, StorageError, KeyError, TypeError, ValueError):
             pass
-    classes = ref.predicted_class if settings.class_matched else None
-    outcome = stats.baseline_detection_rate(
-        {n: ref.layers[n] for n in names}, classes=classes, **_stats_options(settings),
-        **({"standardize": True} if settings.standardize else {}),
+    outcome = stats.multi_layer_detection_rate(
+        {n: ref.layers[n] for n in names},
+        None,
+        baseline=True,
+        reference_classes=ref.predicted_class if settings.class_matched else None,
+        **_stats_options(settings),
     )
-    combined, per_layer = _unpack_multi(outcome, names)
+    combined, per_layer = _rates(outcome, names)
     if use_cache:
-        storage.write_json(cache_uri, {"combined": combined, "layers": per_layer,
-                                       "reference": reference_uri}, if_absent=True)
+        storage.write_json(
+            cache_uri,
+            {"combined": combined, "layers": per_layer, "reference": reference_uri, "rows": len(ref)},
+            if_absent=True,
+        )
     return combined, per_layer
-
-
-def _unpack_multi(outcome: Any, names: Sequence[str]) -> tuple[float | None, dict[str, float | None]]:
-    """(combined rate, {layer: rate}) from a stats result (multi-layer or single)."""
-    layers = getattr(outcome, "layers", None)
-    if layers is None:
-        rate = float(outcome.rate)
-        return rate, {names[0]: rate}
-    per_layer = {n: float(layers[n].rate) for n in names}
-    combined = getattr(outcome, "combined", None)
-    return (float(combined.rate) if combined is not None else per_layer[names[0]]), per_layer
 
 
 # --------------------------------------------------------------------------- the job
@@ -503,7 +512,8 @@ def run_job(
     ``settings``: n, R, α, B, seed, class matching (``settings.layers`` is ignored).
     ``lease_s``: how long a claim protects the steps of a job that may have crashed;
     ``wait_s``: how long to wait for another job holding the next steps (default
-    ``lease_s``).
+    ``lease_s``). ``cache_dir``: root of the local caches of ``s3://`` trials (default
+    ``$LADIS_CACHE_DIR`` or ``.cache``).
 
     Raises :class:`JobExistsError` if the job id already has a result,
     :class:`~ladis_core.errors.InputError` / :class:`~ladis_core.errors.DataNotFoundError`
@@ -533,7 +543,7 @@ def run_job(
         list(layers) if layers else [trials.penultimate_layer(inf_names)],
         ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
     )
-    ref = trials.load_trial(reference, mode="EVAL", layers=names, cache_dir=cache_dir)
+    ref = trials.load_trial(reference, mode="EVAL", layers=names, cache_dir=_trial_cache(trials, reference, cache_dir))
     need = 2 * settings.n_samples
     check(
         len(ref) >= need,
@@ -616,25 +626,46 @@ def run_job(
     return result
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    size = int(np.prod(shape)) if len(shape) else 1
+    return f"{size} values" if len(shape) <= 1 else f"shape {tuple(shape)} ({size} values)"
+
+
+def _trial_cache(trials: Any, uri: str, cache_root: str | None) -> Path | None:
+    """The cache folder of one trial under ``cache_root`` (``None``: the trials default,
+    ``$LADIS_CACHE_DIR`` or ``.cache``)."""
+    if cache_root is None:
+        return None
+    return Path(cache_root) / "trials" / trials.default_cache_dir(uri).name
+
+
 def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], ref: Any,
                  cache_dir: str | None, progress: ProgressCallback | None) -> _Window:
-    """The inference rows with step ≥ ``first``; checks the layer shapes match."""
+    """The inference rows with step ≥ ``first``; checks the layer shapes match the
+    reference (on the newest step when the window is empty)."""
     report(progress, "inference", 0, 1, inference)
+    cache = _trial_cache(trials, inference, cache_dir)
     data = trials.load_trial(
-        inference, mode="PREDICT", layers=list(names),
-        after_step=None if first <= 0 else first - 1, cache_dir=cache_dir,
+        inference, mode="PREDICT", layers=list(names), after_step=None if first <= 0 else first - 1, cache_dir=cache
     )
     window = _Window(
         steps=np.asarray(data.steps, dtype=np.int64),
         layers={n: np.asarray(data.layers[n]) for n in names},
         classes=np.asarray(data.predicted_class, dtype=np.int64),
     )
+    probe = data
+    if not len(window):
+        last = trials.last_step(inference, mode="PREDICT")
+        if last is not None:
+            probe = trials.load_trial(inference, mode="PREDICT", layers=list(names), after_step=last - 1,
+                                      until_step=last, cache_dir=cache)
     for name in names:
-        ref_shape, inf_shape = ref.layers[name].shape[1:], window.layers[name].shape[1:]
-        if len(window) and ref_shape != inf_shape:
+        ref_shape, inf_shape = ref.layers[name].shape[1:], probe.layers[name].shape[1:]
+        if len(probe) and ref_shape != inf_shape:
             raise InputError(
-                f"layer {name!r} has shape {tuple(ref_shape)} per row in the reference trial but "
-                f"{tuple(inf_shape)} in the inference trial {inference}; both must come from the same model"
+                f"layer {name!r} has {_shape_text(ref_shape)} per input in the reference trial but "
+                f"{_shape_text(inf_shape)} in the inference trial {inference}; both trials must come from "
+                "the same model and input size"
             )
     report(progress, "inference", 1, 1, f"{len(window)} requests")
     return window
@@ -719,23 +750,23 @@ def _analyse(
         **_stats_options(settings),
     )
     report(progress, "detection", 1, 1)
-    combined, per_layer_rates = _unpack_multi(outcome, names)
+    combined, per_layer_rates = _rates(outcome, names)
+    for warning in outcome.combined.warnings:
+        log.warning("job %s: %s", job_id, warning)
     layer_results = {}
     for name in names:
-        p_values = [float(p) for p in np.asarray(_layer_outcome(outcome, name).p_values).ravel()]
+        layer = outcome.layers[name]
         layer_results[name] = LayerResult(
             detection_rate=per_layer_rates[name],
             baseline_detection_rate=layer_baselines.get(name),
-            median_p_value=float(np.median(p_values)) if p_values else None,
-            p_values=p_values,
+            median_p_value=float(layer.median_p_value),
+            p_values=[float(p) for p in np.asarray(layer.p_values).ravel()],
             dimension=dims[name],
         )
 
     report(progress, "scores", 0, 1)
-    scores, p_values, per_layer_scores = _sample_scores(ref, window, names, settings)
+    scores, p_values, order, per_layer_scores = _sample_scores(ref, window, names, settings)
     report(progress, "scores", 1, 1)
-    # most suspicious first: smallest calibrated p-value, ties broken by the larger score
-    order = np.lexsort((-scores, p_values))
     top = [
         TopSample(step=int(window.steps[i]), score=float(scores[i]),
                   predicted_class=int(window.classes[i]), p_value=float(p_values[i]))
@@ -766,32 +797,36 @@ def _analyse(
     return result, scores_doc
 
 
-def _layer_outcome(outcome: Any, name: str) -> Any:
-    layers = getattr(outcome, "layers", None)
-    return outcome if layers is None else layers[name]
-
-
 def _sample_scores(
     ref: Any, window: _Window, names: Sequence[str], settings: JobSettings
-) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per-row (score, calibrated p-value) combined over layers, and per layer.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per-row score, calibrated p-value and ranking (most suspicious first), combined
+    over layers, plus (score, p-value) per layer. All arrays have shape (rows,).
 
-    Several layers: the p-values are combined by Bonferroni (min p × number of layers,
-    capped at 1), a valid p-value for "unlike the reference in at least one layer"; the
-    score is the largest per-layer score.
+    One layer: the stats engine's witness p-value calibrated on held-out reference rows,
+    score ``-log10(p)``. Several layers: Bonferroni, ``p = min(1, L × min_l p_l)``, a
+    valid p-value for "unlike natural data in at least one layer", score ``-log10(p)``;
+    ties (common: p-values are discrete) are broken by the sum of per-layer scores.
     """
     from ladis_core import stats
 
     per_layer: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    outcomes = {}
     for name in names:
-        scores, p_values = stats.sample_scores_with_p_values(
-            ref.layers[name], window.layers[name], seed=settings.seed
+        outcome = stats.sample_scores_with_pvalues(
+            ref.layers[name], window.layers[name], seed=settings.seed, standardize=bool(settings.standardize)
         )
-        per_layer[name] = (np.asarray(scores, dtype=np.float64), np.asarray(p_values, dtype=np.float64))
-    stacked_scores = np.stack([s for s, _ in per_layer.values()])
+        outcomes[name] = outcome
+        per_layer[name] = (np.asarray(outcome.scores, dtype=np.float64), np.asarray(outcome.p_values, dtype=np.float64))
+    if len(names) == 1:
+        only = outcomes[names[0]]
+        scores, p_values = per_layer[names[0]]
+        return scores, p_values, np.asarray(only.ranking()), per_layer
     stacked_p = np.stack([p for _, p in per_layer.values()])
-    combined_p = np.minimum(1.0, stacked_p.min(axis=0) * len(names))
-    return stacked_scores.max(axis=0), combined_p, per_layer
+    p_values = np.minimum(1.0, stacked_p.min(axis=0) * len(names))
+    scores = -np.log10(p_values)
+    tie_break = np.stack([s for s, _ in per_layer.values()]).sum(axis=0)
+    return scores, p_values, np.lexsort((-tie_break, p_values)), per_layer
 
 
 # --------------------------------------------------------------------------- reading jobs
