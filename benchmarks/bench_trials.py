@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         assert np.array_equal(warm.layers["avgpool_output_0"], cold.layers["avgpool_output_0"])
         warm_s = statistics.median(warm_times)
         window, window_s = _timed(
-            lambda: trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=steps - 300)
+            lambda: trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=steps - 301)
         )
         local_data, local_s = _timed(lambda: trials.load_trial(str(local), mode="PREDICT"))
         assert np.array_equal(local_data.layers["avgpool_output_0"], cold.layers["avgpool_output_0"])

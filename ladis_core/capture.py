@@ -408,6 +408,11 @@ class _StagedCapture:
             storage.check_bucket(self.uri)
         if append:
             start = _continuation(self.uri, mode)
+            if start is not None and start[1] < 0:
+                raise InputError(
+                    f"{self.uri} holds a trial without {mode} steps (a reference trial?); "
+                    f"{mode} capture appends only to a trial of its own mode"
+                )
         elif _target_has_objects(self.uri):
             if not overwrite:
                 raise InputError(
@@ -639,6 +644,9 @@ class ServingCapture(_StagedCapture):
             try:
                 with torch.no_grad():
                     logits = self.model(batch)  # type: ignore[misc]
+            except BaseException:
+                self._discard_step()
+                raise
             finally:
                 self.hook.ladis_thread = None
             # write this step's files now rather than at the next request
@@ -647,6 +655,21 @@ class ServingCapture(_StagedCapture):
             self.last_step = step
             self.requests += 1
         return logits, step
+
+    def _discard_step(self) -> None:
+        """Drop the step of a failed forward pass (some layers written, no output), so
+        no reader ever meets it; its number stays unused."""
+        from smdebug.core.locations import IndexFileLocationUtils, TensorFileLocation
+
+        hook = self.hook
+        with self.publisher.lock:  # not while the uploader looks at the staging folder
+            hook._close_writers()
+            step, worker = int(hook.step), hook.worker
+            index = IndexFileLocationUtils.get_index_key_for_step(str(self.staging), step, worker)
+            event = TensorFileLocation(step_num=step, worker_name=worker).get_file_location(trial_dir=str(self.staging))
+            for path in (index, event):
+                Path(path).unlink(missing_ok=True)
+        log.warning("a request failed inside the model; its capture step %d was dropped", step)
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """The logits (k, classes) of ``batch`` (float32 (k, C, H, W)); one PREDICT step,

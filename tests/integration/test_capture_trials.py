@@ -220,6 +220,21 @@ def test_restarted_endpoint_appends_after_the_last_step(model, s3_bucket, tmp_pa
         cap.record(_images(1, 0))
 
 
+def test_a_failed_request_leaves_no_step_behind(model, tmp_path):
+    out = str(tmp_path / "inference")
+    with capture.ServingCapture(model, out, include_inputs=False) as cap:
+        cap.record(_images(1, 0))
+        with pytest.raises(RuntimeError):
+            cap.record(torch.zeros(1, 5, 8, 8))  # wrong channel count: fails inside the model
+        assert cap.record(_images(1, 1))[1] == 2
+    data = trials.load_trial(out, mode="PREDICT")
+    assert data.steps.tolist() == [0, 2]
+    with pytest.raises(InputError, match="without PREDICT steps"):
+        ref = str(tmp_path / "reference")
+        capture.capture_reference(model, [_images(1, 0)], ref, include_inputs=False)
+        capture.ServingCapture(model, ref)
+
+
 def test_reader_stops_before_a_step_whose_events_are_missing(model, s3_bucket, tmp_path):
     uri = s3_bucket + "trials/demo/inference"
     with capture.ServingCapture(model, uri, include_inputs=False) as cap:
