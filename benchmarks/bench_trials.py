@@ -71,13 +71,17 @@ def write_trial(folder: Path, steps: int, seed: int) -> float:
     model = ResNet().eval()
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    with capture.ServingCapture(model, str(folder), include_inputs=False, upload_interval_s=0) as cap:
+    with capture.ServingCapture(
+        model, str(folder), include_inputs=False, upload_interval_s=0
+    ) as cap:
         for _ in range(steps):
             cap.record(torch.rand(1, 3, 2, 2, generator=generator))
     return time.perf_counter() - started
 
 
-def smdebug_s3_baseline(uri: str, steps: int, budget_s: float) -> tuple[float, float, int, np.ndarray]:
+def smdebug_s3_baseline(
+    uri: str, steps: int, budget_s: float
+) -> tuple[float, float, int, np.ndarray]:
     """smdebug's S3 trial, step by step: (time to open, seconds per value, values read,
     the values)."""
     from smdebug.core.access_layer import s3handler
@@ -122,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1,000 steps instead of 10,000")
     parser.add_argument("--steps", type=int, default=None, help="PREDICT steps to write")
     parser.add_argument("--baseline-steps", type=int, default=None, help="steps smdebug reads (K)")
-    parser.add_argument("--baseline-budget", type=float, default=None, help="seconds for the baseline at most")
+    parser.add_argument(
+        "--baseline-budget", type=float, default=None, help="seconds for the baseline at most"
+    )
     args = parser.parse_args(argv)
     steps = args.steps or (1_000 if args.quick else 10_000)
     baseline_steps = args.baseline_steps or (10 if args.quick else 20)
@@ -140,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         local = work / "trial"
         write_s = write_trial(local, steps, seed=0)
         files = sum(1 for p in local.rglob("*") if p.is_file())
-        print(f"wrote {steps:,} PREDICT steps with the capture hook in {write_s:.1f} s ({files:,} files)")
+        print(
+            f"wrote {steps:,} PREDICT steps with the capture hook in {write_s:.1f} s ({files:,} files)"
+        )
         uploaded, upload_s = _timed(lambda: storage.upload_dir(local, uri))
         print(f"uploaded {uploaded:,} objects to {uri} in {upload_s:.1f} s")
 
@@ -152,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         _, list_s = _timed(lambda: storage.list_objects(uri))
         _, floor_s = _timed(lambda: storage.download_many(wanted))
-        print(f"transfer floor: list {list_s:.2f} s + parallel download of {len(wanted):,} objects {floor_s:.2f} s")
+        print(
+            f"transfer floor: list {list_s:.2f} s + parallel download of {len(wanted):,} objects {floor_s:.2f} s"
+        )
 
         cache = work / "cache"
         cold, cold_s = _timed(lambda: trials.load_trial(uri, mode="PREDICT", cache_dir=cache))
@@ -167,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda: trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=steps - 301)
         )
         local_data, local_s = _timed(lambda: trials.load_trial(str(local), mode="PREDICT"))
-        assert np.array_equal(local_data.layers["avgpool_output_0"], cold.layers["avgpool_output_0"])
+        assert np.array_equal(
+            local_data.layers["avgpool_output_0"], cold.layers["avgpool_output_0"]
+        )
         smd_local_s, smd_local_n = smdebug_local(local)
 
         open_s, per_value, read, values = smdebug_s3_baseline(uri, baseline_steps, budget)
@@ -176,19 +188,29 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         print(f"reading {steps:,} PREDICT steps of avgpool_output_0 (512 floats) + logits from S3")
-        print(f"  cold (empty cache)            {cold_s:8.2f} s   = {cold_s / (list_s + floor_s):.2f}× the transfer floor ({list_s + floor_s:.2f} s)")
-        print(f"  warm (cached, median of 3)    {warm_s:8.3f} s   (runs: {', '.join(f'{t:.3f}' for t in warm_times)})")
+        print(
+            f"  cold (empty cache)            {cold_s:8.2f} s   = {cold_s / (list_s + floor_s):.2f}× the transfer floor ({list_s + floor_s:.2f} s)"
+        )
+        print(
+            f"  warm (cached, median of 3)    {warm_s:8.3f} s   (runs: {', '.join(f'{t:.3f}' for t in warm_times)})"
+        )
         print(f"  warm, last 300 steps only     {window_s:8.3f} s   ({len(window)} rows)")
         print(f"  local folder, direct          {local_s:8.3f} s")
-        print(f"  smdebug local trial           {smd_local_s:8.3f} s   ({smd_local_n:,} values, SMDEBUG_TRAINING_END_DELAY_REFRESH=0)")
+        print(
+            f"  smdebug local trial           {smd_local_s:8.3f} s   ({smd_local_n:,} values, SMDEBUG_TRAINING_END_DELAY_REFRESH=0)"
+        )
         print(
             f"  smdebug S3 trial (baseline)   {baseline_s:8.1f} s   extrapolated: open {open_s:.2f} s + "
             f"{per_value:.3f} s/step measured on the first {read} steps of the full trial × {steps:,}"
         )
         print()
-        print(f"  warm vs baseline: {baseline_s / warm_s:,.0f}× faster (target ≥ 20×); warm ≤ 1 s: {'yes' if warm_s <= 1 else 'NO'}")
+        print(
+            f"  warm vs baseline: {baseline_s / warm_s:,.0f}× faster (target ≥ 20×); warm ≤ 1 s: {'yes' if warm_s <= 1 else 'NO'}"
+        )
         print(f"  cold vs baseline: {baseline_s / cold_s:,.0f}× faster")
-        print(f"  cold vs transfer floor: {cold_s / (list_s + floor_s):.2f}× (parallel fetch, {storage.DEFAULT_WORKERS} workers)")
+        print(
+            f"  cold vs transfer floor: {cold_s / (list_s + floor_s):.2f}× (parallel fetch, {storage.DEFAULT_WORKERS} workers)"
+        )
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

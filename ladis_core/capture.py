@@ -158,15 +158,18 @@ def capture_tensor_names(
         try:
             regex = re.compile(pattern)
         except re.error as exc:
-            raise InputError(f"layer pattern {pattern!r} is not a regular expression ({exc})") from None
+            raise InputError(
+                f"layer pattern {pattern!r} is not a regular expression ({exc})"
+            ) from None
         if "_output" in pattern or "_input" in pattern:
             hits = [n for n in module_names if regex.search(f"{n}_output_0")]
         else:
             hits = [n for n in module_names if regex.fullmatch(n)]
         if not hits:
             shown = ", ".join(module_names[:60]) + (" …" if len(module_names) > 60 else "")
+            what = "the penultimate layer module" if pattern == penultimate else "layer pattern"
             raise InputError(
-                f"layer pattern {pattern!r} matches no module of {top}; module names: {shown}"
+                f"{what} {pattern!r} matches no module of {top}; module names: {shown}"
             )
         chosen.extend(hits)
     ordered = [n for n in module_names if n in set(chosen)]
@@ -208,7 +211,11 @@ def _detach(hook: Any, model: nn.Module | None) -> None:
         for hooks in (module._forward_hooks, module._forward_pre_hooks):
             for key in [k for k, fn in hooks.items() if getattr(fn, "__self__", None) is hook]:
                 del hooks[key]
-                for extra in ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs"):
+                for extra in (
+                    "_forward_hooks_with_kwargs",
+                    "_forward_hooks_always_called",
+                    "_forward_pre_hooks_with_kwargs",
+                ):
                     getattr(module, extra, {}).pop(key, None)
 
 
@@ -304,7 +311,9 @@ def _check_target(out: str) -> str:
     if storage.is_s3(text):
         bucket, key = storage.split_s3(text)
         if not key.strip("/"):
-            raise InputError(f"capture destination {text!r} is a bare bucket; name a prefix (s3://{bucket}/trials/x)")
+            raise InputError(
+                f"capture destination {text!r} is a bare bucket; name a prefix (s3://{bucket}/trials/x)"
+            )
     return text.rstrip("/")
 
 
@@ -339,7 +348,12 @@ def training_hook(
     :func:`close_hook` (which publishes to ``out``). Prefer :class:`EvalCapture`.
     """
     capture = EvalCapture(
-        model, out, layers=layers, save_every=save_every, include_inputs=include_inputs, overwrite=overwrite
+        model,
+        out,
+        layers=layers,
+        save_every=save_every,
+        include_inputs=include_inputs,
+        overwrite=overwrite,
     )
     return capture.hook
 
@@ -355,7 +369,13 @@ def serving_hook(
     ``out``; finish with :func:`close_hook`. Not thread-safe by itself: serve through
     :class:`ServingCapture`, which adds the lock and the periodic upload."""
     capture = _StagedCapture(
-        model, out, mode="PREDICT", layers=layers, save_every=1, include_inputs=include_inputs, append=True
+        model,
+        out,
+        mode="PREDICT",
+        layers=layers,
+        save_every=1,
+        include_inputs=include_inputs,
+        append=True,
     )
     return capture.hook
 
@@ -397,7 +417,9 @@ class _StagedCapture:
         self.mode = mode
         self.model = model
         if model is not None:
-            self.tensor_names = tuple(capture_tensor_names(model, layers=layers, include_inputs=include_inputs))
+            self.tensor_names = tuple(
+                capture_tensor_names(model, layers=layers, include_inputs=include_inputs)
+            )
             include_regex = [f"^{re.escape(name)}$" for name in self.tensor_names]
         else:
             # without the model the names cannot be resolved; let smdebug match patterns
@@ -425,7 +447,9 @@ class _StagedCapture:
         self.publisher = _Publisher(self.staging, self.uri)
         self.closed = False
         self._summary: CaptureSummary | None = None
-        self.hook = _new_hook(model, self.staging, mode=mode, include_regex=include_regex, save_every=save_every)
+        self.hook = _new_hook(
+            model, self.staging, mode=mode, include_regex=include_regex, save_every=save_every
+        )
         if start is not None:
             self._continue_from(*start)
         self.hook._ladis_capture = self
@@ -459,7 +483,9 @@ class _StagedCapture:
         try:
             self.publisher.publish(final=True, progress=progress)
         except LadisError as exc:
-            raise StorageError(f"{exc} — the captured steps are kept in {self.staging}; close() again to retry") from None
+            raise StorageError(
+                f"{exc} — the captured steps are kept in {self.staging}; close() again to retry"
+            ) from None
         shutil.rmtree(self._staging_root, ignore_errors=True)
         self._summary = CaptureSummary(
             uri=self.uri,
@@ -474,9 +500,14 @@ class _StagedCapture:
 
 def _generic_tensor_patterns(layers: Sequence[str], include_inputs: bool) -> list[str]:
     """Tensor regexes for a hook made without the model (names cannot be checked)."""
-    patterns = [r"^(?:.*\.)?" + re.escape(PENULTIMATE_MODULE) + r"_output_0$", r"^[A-Z][A-Za-z0-9]*_output_0$"]
+    patterns = [
+        r"^(?:.*\.)?" + re.escape(PENULTIMATE_MODULE) + r"_output_0$",
+        r"^[A-Z][A-Za-z0-9]*_output_0$",
+    ]
     for layer in layers:
-        patterns.append(layer if ("_output" in layer or "_input" in layer) else f"^(?:{layer})_output_0$")
+        patterns.append(
+            layer if ("_output" in layer or "_input" in layer) else f"^(?:{layer})_output_0$"
+        )
     if include_inputs:
         patterns.append(r"^[A-Z][A-Za-z0-9]*_input_0$")
     return patterns
@@ -570,9 +601,17 @@ def capture_reference(
     was_training = model.training
     model.eval()
     try:
-        with EvalCapture(
-            model, out, layers=layers, save_every=save_every, include_inputs=include_inputs, overwrite=overwrite
-        ) as capture, torch.no_grad():
+        with (
+            EvalCapture(
+                model,
+                out,
+                layers=layers,
+                save_every=save_every,
+                include_inputs=include_inputs,
+                overwrite=overwrite,
+            ) as capture,
+            torch.no_grad(),
+        ):
             report(progress, "capture", 0, total)
             for position, batch in enumerate(batches, 1):
                 model(_as_tensor(batch, device))
@@ -590,7 +629,9 @@ def _as_tensor(batch: Any, device: torch.device) -> torch.Tensor:
     if isinstance(batch, np.ndarray):
         batch = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
     if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
-        raise InputError(f"a batch must be a tensor of shape (k, C, H, W), got {getattr(batch, 'shape', type(batch))}")
+        raise InputError(
+            f"a batch must be a tensor of shape (k, C, H, W), got {getattr(batch, 'shape', type(batch))}"
+        )
     return batch.to(device=device, dtype=torch.float32)
 
 
@@ -616,7 +657,13 @@ class ServingCapture(_StagedCapture):
         upload_interval_s: float = 2.0,
     ) -> None:
         super().__init__(
-            model, out, mode="PREDICT", layers=layers, save_every=1, include_inputs=include_inputs, append=True
+            model,
+            out,
+            mode="PREDICT",
+            layers=layers,
+            save_every=1,
+            include_inputs=include_inputs,
+            append=True,
         )
         model.eval()
         self.hook.ladis_gated = True  # only forward passes made by record() are steps
@@ -628,7 +675,10 @@ class ServingCapture(_StagedCapture):
         self.upload_error: str | None = None
         if upload_interval_s and upload_interval_s > 0:
             self._uploader = threading.Thread(
-                target=self._upload_loop, args=(float(upload_interval_s),), name="ladis-capture-upload", daemon=True
+                target=self._upload_loop,
+                args=(float(upload_interval_s),),
+                name="ladis-capture-upload",
+                daemon=True,
             )
             self._uploader.start()
         atexit.register(self._close_at_exit)
@@ -666,7 +716,9 @@ class ServingCapture(_StagedCapture):
             hook._close_writers()
             step, worker = int(hook.step), hook.worker
             index = IndexFileLocationUtils.get_index_key_for_step(str(self.staging), step, worker)
-            event = TensorFileLocation(step_num=step, worker_name=worker).get_file_location(trial_dir=str(self.staging))
+            event = TensorFileLocation(step_num=step, worker_name=worker).get_file_location(
+                trial_dir=str(self.staging)
+            )
             for path in (index, event):
                 Path(path).unlink(missing_ok=True)
         log.warning("a request failed inside the model; its capture step %d was dropped", step)

@@ -154,12 +154,28 @@ class _StepEntry:
 
     def to_list(self) -> list:
         tensors = [[name, start, length] for name, (start, length) in self.tensors.items()]
-        return [self.step, self.worker, self.mode, self.mode_step, self.index_file, self.event_file, tensors]
+        return [
+            self.step,
+            self.worker,
+            self.mode,
+            self.mode_step,
+            self.index_file,
+            self.event_file,
+            tensors,
+        ]
 
     @classmethod
     def from_list(cls, item: list) -> _StepEntry:
         step, worker, mode, mode_step, index_file, event_file, tensors = item
-        return cls(step, worker, mode, mode_step, index_file, event_file, {n: (s, ln) for n, s, ln in tensors})
+        return cls(
+            step,
+            worker,
+            mode,
+            mode_step,
+            index_file,
+            event_file,
+            {n: (s, ln) for n, s, ln in tensors},
+        )
 
 
 # --------------------------------------------------------------------------- public API
@@ -239,7 +255,9 @@ def load_trial(
     min_global = 0 if after_step is None else max(0, int(after_step) + 1)
     root, remote = _prepare(uri, cache_dir)
     with _cache_lock(root if remote else None):
-        full_groups = _sync_index(uri, root, min_global=min_global, progress=progress) if remote else set()
+        full_groups = (
+            _sync_index(uri, root, min_global=min_global, progress=progress) if remote else set()
+        )
         entries = _load_entries(root, min_global=min_global, cached=remote)
         in_mode = [e for e in entries if e.mode == mode]
         if not in_mode:
@@ -252,7 +270,8 @@ def load_trial(
         selected = [
             e
             for e in in_mode
-            if (after_step is None or e.mode_step > after_step) and (until_step is None or e.mode_step <= until_step)
+            if (after_step is None or e.mode_step > after_step)
+            and (until_step is None or e.mode_step <= until_step)
         ]
         packs: dict[int, _Pack] = {}
         if remote:
@@ -287,7 +306,9 @@ def load_provenance(uri: str) -> dict[int, dict]:
                 record = json.loads(line)
                 step = int(record["step"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise StorageError(f"{part} line {number} is not a provenance record with a 'step' ({exc})") from None
+                raise StorageError(
+                    f"{part} line {number} is not a provenance record with a 'step' ({exc})"
+                ) from None
             records[step] = record
     return records
 
@@ -314,7 +335,9 @@ def _no_steps_message(uri: str, mode: str | None) -> str:
     )
 
 
-def _resolve_layers(requested: Sequence[str] | None, available: dict[str, Any], uri: str) -> list[str]:
+def _resolve_layers(
+    requested: Sequence[str] | None, available: dict[str, Any], uri: str
+) -> list[str]:
     names = [n for n in available if not _is_input(n)]
     if requested is None:
         return [penultimate_layer(names)]
@@ -327,7 +350,9 @@ def _resolve_layers(requested: Sequence[str] | None, available: dict[str, Any], 
         elif f"{layer}_output_0" in available:
             resolved.append(f"{layer}_output_0")
         else:
-            raise InputError(f"layer {layer!r} is not in the trial at {uri}; available layers: {', '.join(names)}")
+            raise InputError(
+                f"layer {layer!r} is not in the trial at {uri}; available layers: {', '.join(names)}"
+            )
     if not resolved:
         raise InputError(f"no layer asked for; available layers at {uri}: {', '.join(names)}")
     return list(dict.fromkeys(resolved))
@@ -341,7 +366,11 @@ def _output_name(available: dict[str, Any]) -> str | None:
     candidates = [n for n in available if re.fullmatch(r"[A-Z][A-Za-z0-9]*_output_0", n)]
     if len(candidates) == 1:
         return candidates[0]
-    tops = [n for n in available if n.endswith("_output_0") and n[: -len("_output_0")] + "_input_0" in available]
+    tops = [
+        n
+        for n in available
+        if n.endswith("_output_0") and n[: -len("_output_0")] + "_input_0" in available
+    ]
     return tops[0] if len(tops) == 1 else None
 
 
@@ -361,7 +390,10 @@ def _parse_index(data: bytes, where: str, relative: str = "") -> _StepEntry:
     try:
         index = json.loads(data)
         meta = index["meta"]
-        tensors = {t["tensorname"]: (int(t["start_idx"]), int(t["length"])) for t in index["tensor_payload"]}
+        tensors = {
+            t["tensorname"]: (int(t["start_idx"]), int(t["length"]))
+            for t in index["tensor_payload"]
+        }
         name = where.replace("\\", "/").rsplit("/", 1)[-1]
         step_text, _, worker = name.removesuffix(".json").partition("_")
         return _StepEntry(
@@ -388,7 +420,9 @@ def _index_groups(root: Path) -> list[tuple[int, str]]:
     index_dir = root / "index"
     if not index_dir.is_dir():
         return []
-    return sorted((int(p.name), p.path) for p in os.scandir(index_dir) if p.is_dir() and p.name.isdigit())
+    return sorted(
+        (int(p.name), p.path) for p in os.scandir(index_dir) if p.is_dir() and p.name.isdigit()
+    )
 
 
 def _index_files(group_path: str) -> list[tuple[int, str]]:
@@ -434,7 +468,9 @@ def _load_entries(root: Path, *, min_global: int, cached: bool) -> list[_StepEnt
             if fresh:
                 for entry in _parse_files(root, fresh):
                     catalog[entry.index_file.rsplit("/", 1)[-1]] = entry
-                _atomic_write(catalog_path, json.dumps({k: e.to_list() for k, e in catalog.items()}).encode())
+                _atomic_write(
+                    catalog_path, json.dumps({k: e.to_list() for k, e in catalog.items()}).encode()
+                )
             parsed = [catalog[os.path.basename(f[1])] for f in files if f[0] >= min_global]
         entries.extend(parsed)
     return entries
@@ -442,7 +478,9 @@ def _load_entries(root: Path, *, min_global: int, cached: bool) -> list[_StepEnt
 
 def _read_catalog(path: Path) -> dict[str, _StepEntry]:
     try:
-        return {name: _StepEntry.from_list(item) for name, item in json.loads(path.read_bytes()).items()}
+        return {
+            name: _StepEntry.from_list(item) for name, item in json.loads(path.read_bytes()).items()
+        }
     except (OSError, ValueError, TypeError, AttributeError):
         return {}
 
@@ -452,9 +490,15 @@ def _tail_entry(uri: str, *, mode: str | None) -> _StepEntry | None:
     few index files as possible (newest folder first, newest file first)."""
     if storage.is_s3(uri):
         index_prefix = layout.join(uri, "index")
-        groups = sorted((g for g in storage.list_children(index_prefix) if g.isdigit()), reverse=True)
+        groups = sorted(
+            (g for g in storage.list_children(index_prefix) if g.isdigit()), reverse=True
+        )
         for group in groups:
-            infos = [i for i in storage.list_objects(layout.join(index_prefix, group)) if i.uri.endswith(".json")]
+            infos = [
+                i
+                for i in storage.list_objects(layout.join(index_prefix, group))
+                if i.uri.endswith(".json")
+            ]
             infos.sort(key=lambda i: _step_of_name(i.uri), reverse=True)
             for info in infos:
                 entry = _parse_index(storage.read_bytes(info.uri), info.uri)
@@ -489,7 +533,9 @@ def _prepare(uri: str, cache_dir: str | Path | None) -> tuple[Path, bool]:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"cannot create the trial cache folder {root}: {exc.strerror or exc}") from None
+        raise StorageError(
+            f"cannot create the trial cache folder {root}: {exc.strerror or exc}"
+        ) from None
     return root, True
 
 
@@ -524,7 +570,11 @@ def _read_manifest(root: Path, uri: str) -> dict[str, Any]:
         manifest = json.loads((root / _MANIFEST).read_text())
     except (OSError, ValueError):
         return _fresh_manifest(uri)
-    if not isinstance(manifest, dict) or manifest.get("format") != _CACHE_FORMAT or manifest.get("uri") != uri:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != _CACHE_FORMAT
+        or manifest.get("uri") != uri
+    ):
         return _fresh_manifest(uri)
     return manifest
 
@@ -555,7 +605,9 @@ def _check_generation(uri: str, root: Path, manifest: dict[str, Any]) -> dict[st
     return _fresh_manifest(uri)
 
 
-def _sync_index(uri: str, root: Path, *, min_global: int, progress: ProgressCallback | None) -> set[int]:
+def _sync_index(
+    uri: str, root: Path, *, min_global: int, progress: ProgressCallback | None
+) -> set[int]:
     """Bring the cached index files of global steps ≥ ``min_global`` up to date.
 
     The manifest remembers, per index folder, from which global step on its cache is
@@ -611,7 +663,12 @@ def _sync_index(uri: str, root: Path, *, min_global: int, progress: ProgressCall
 
 
 def _sync_events(
-    uri: str, root: Path, entries: list[_StepEntry], *, packed: set[int], progress: ProgressCallback | None
+    uri: str,
+    root: Path,
+    entries: list[_StepEntry],
+    *,
+    packed: set[int],
+    progress: ProgressCallback | None,
 ) -> list[_StepEntry]:
     """Fetch the event files of ``entries`` not cached (complete) yet, except in the
     ``packed`` folders; return ``entries`` up to the first whose event file does not
@@ -641,7 +698,9 @@ def _sync_events(
         # remember the ETag of the first cached event file to notice a rewritten trial
         key = min(entries, key=lambda e: e.step).event_file
         folder = layout.join(uri, key.rsplit("/", 1)[0])
-        etag = {info.uri: info.etag for info in storage.iter_objects(folder)}.get(layout.join(uri, key))
+        etag = {info.uri: info.etag for info in storage.iter_objects(folder)}.get(
+            layout.join(uri, key)
+        )
         if etag:
             manifest["generation"] = [key, etag]
             _write_manifest(root, manifest)
@@ -798,7 +857,9 @@ def _decode_full(record: bytes) -> tuple[np.ndarray, int, int]:
     count = (content[1] - content[0]) // itemsize
     expected = int(np.prod(shape, dtype=np.int64))
     if count != expected or (content[1] - content[0]) % itemsize:
-        raise ValueError(f"tensor content holds {content[1] - content[0]} bytes, shape {shape} needs {expected} values")
+        raise ValueError(
+            f"tensor content holds {content[1] - content[0]} bytes, shape {shape} needs {expected} values"
+        )
     array = np.frombuffer(record, dtype=dtype, count=count, offset=content[0]).reshape(shape)
     return array, tensor_start, content[0]
 
@@ -832,13 +893,22 @@ class _Decoder:
             if at >= 0:
                 first = at + len(header)
                 if first + count * np.dtype(dtype).itemsize <= len(record) - 4:
-                    return np.frombuffer(record, dtype=dtype, count=count, offset=first).reshape(shape)
+                    return np.frombuffer(record, dtype=dtype, count=count, offset=first).reshape(
+                        shape
+                    )
         array, tensor_start, content_start = _decode_full(record)
-        self._plans[name] = (bytes(record[tensor_start:content_start]), array.dtype, array.shape, array.size)
+        self._plans[name] = (
+            bytes(record[tensor_start:content_start]),
+            array.dtype,
+            array.shape,
+            array.size,
+        )
         return array
 
 
-def _read_step(root: Path, entry: _StepEntry, names: Sequence[str], decoder: _Decoder, uri: str) -> dict[str, np.ndarray]:
+def _read_step(
+    root: Path, entry: _StepEntry, names: Sequence[str], decoder: _Decoder, uri: str
+) -> dict[str, np.ndarray]:
     path = os.path.join(root, entry.event_file)
     out = {}
     try:
@@ -889,7 +959,9 @@ class _Pack:
         if self.rows is None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def arrays(self, names: Sequence[str], root: Path, decoder: _Decoder, uri: str) -> dict[str, np.ndarray] | None:
+    def arrays(
+        self, names: Sequence[str], root: Path, decoder: _Decoder, uri: str
+    ) -> dict[str, np.ndarray] | None:
         """The packed arrays of ``names`` (memory-mapped), packing the missing ones;
         ``None`` when a step's event file is not cached (it was outside a read range)."""
         out: dict[str, np.ndarray] = {}
@@ -909,7 +981,9 @@ class _Pack:
             per_step = [_read_step(root, e, missing, decoder, uri) for e in self.members]
             rows = np.array([_rows(step[missing[0]]) for step in per_step], dtype=np.int64)
             if self.rows is not None and not np.array_equal(rows, self.rows):
-                raise StorageError(f"the cached pack {self.folder} disagrees with its trial; delete the cache folder")
+                raise StorageError(
+                    f"the cached pack {self.folder} disagrees with its trial; delete the cache folder"
+                )
             self.folder.mkdir(parents=True, exist_ok=True)
             for name in missing:
                 array = np.concatenate([_as_rows(step[name]) for step in per_step])
@@ -920,7 +994,10 @@ class _Pack:
                 out[name] = array
             if self.rows is None:
                 self.rows = rows
-                _atomic_write(self.folder / "meta.json", json.dumps({"entries": self.key, "rows": rows.tolist()}).encode())
+                _atomic_write(
+                    self.folder / "meta.json",
+                    json.dumps({"entries": self.key, "rows": rows.tolist()}).encode(),
+                )
         return out
 
 
@@ -936,7 +1013,9 @@ def _as_rows(value: np.ndarray) -> np.ndarray:
     return value if value.ndim > 1 else value.reshape(1, *value.shape)
 
 
-def _empty(uri: str, mode: str, layers: Sequence[str] | None, available: dict[str, Any]) -> TrialData:
+def _empty(
+    uri: str, mode: str, layers: Sequence[str] | None, available: dict[str, Any]
+) -> TrialData:
     """A result without rows (the range holds no step yet); the layer names are checked."""
     names = _resolve_layers(layers, available, uri)
     return TrialData(
@@ -972,7 +1051,9 @@ def _read_entries(
         )
     input_name = _input_name(available, output) if include_inputs else None
     if include_inputs and input_name is None:
-        raise DataNotFoundError(f"the trial at {uri} holds no model inputs (<Model>_input_0); capture it with inputs")
+        raise DataNotFoundError(
+            f"the trial at {uri} holds no model inputs (<Model>_input_0); capture it with inputs"
+        )
     to_read = list(dict.fromkeys([output, *names, *([input_name] if input_name else [])]))
     for entry in entries:
         lacking = [n for n in to_read if n not in entry.tensors]
@@ -1001,7 +1082,8 @@ def _read_entries(
             row_start = int(pack.rows[:first].sum())
             row_stop = row_start + int(pack.rows[first : first + len(members)].sum())
             step_rows = np.repeat(
-                np.array([e.mode_step for e in members], dtype=np.int64), pack.rows[first : first + len(members)]
+                np.array([e.mode_step for e in members], dtype=np.int64),
+                pack.rows[first : first + len(members)],
             )
             blocks.append((step_rows, {n: a[row_start:row_stop] for n, a in arrays.items()}))
             done += len(members)
@@ -1010,7 +1092,12 @@ def _read_entries(
         for entry in members:
             values = _read_step(root, entry, to_read, decoder, uri)
             rows = _rows(values[output])
-            blocks.append((np.full(rows, entry.mode_step, dtype=np.int64), {n: _as_rows(v) for n, v in values.items()}))
+            blocks.append(
+                (
+                    np.full(rows, entry.mode_step, dtype=np.int64),
+                    {n: _as_rows(v) for n, v in values.items()},
+                )
+            )
             done += 1
             if done % every == 0 or done == total:
                 report(progress, "read", done, total)
@@ -1022,7 +1109,9 @@ def _read_entries(
         if name == input_name:
             arrays_out[name] = np.empty((n, *sample.shape[1:]), dtype=np.float32)
         else:
-            arrays_out[name] = np.empty((n, int(np.prod(sample.shape[1:], dtype=np.int64))), dtype=np.float32)
+            arrays_out[name] = np.empty(
+                (n, int(np.prod(sample.shape[1:], dtype=np.int64))), dtype=np.float32
+            )
     steps = np.empty(n, dtype=np.int64)
     offset = 0
     for position, block in enumerate(blocks):

@@ -34,12 +34,16 @@ def _images(count: int, seed: int) -> torch.Tensor:
     return torch.rand(count, *SPEC.input_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _activations(model: torch.nn.Module, images: torch.Tensor, names: list[str]) -> dict[str, np.ndarray]:
+def _activations(
+    model: torch.nn.Module, images: torch.Tensor, names: list[str]
+) -> dict[str, np.ndarray]:
     """Module outputs computed independently of smdebug (plain torch forward hooks)."""
     seen: dict[str, np.ndarray] = {}
     modules = dict(model.named_modules())
     handles = [
-        modules[name].register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().numpy()))
+        modules[name].register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, out.detach().numpy())
+        )
         for name in names
     ]
     try:
@@ -72,24 +76,38 @@ def test_reference_capture_saves_what_the_model_computes(model, tmp_path):
 
     assert trials.list_layers(out, mode="EVAL") == [*BLOCKS, "avgpool_output_0", "ResNet_output_0"]
     assert trials.last_step(out, mode="EVAL") == 2
-    data = trials.load_trial(out, mode="EVAL", layers=["layer1.0", "avgpool", "ResNet_output_0"], include_inputs=True)
+    data = trials.load_trial(
+        out, mode="EVAL", layers=["layer1.0", "avgpool", "ResNet_output_0"], include_inputs=True
+    )
     images = torch.cat(batches)
     expected = _activations(model, images, ["layer1.0", "avgpool"])
     assert len(data) == 12 and data.step_count == 3
     assert data.steps.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     assert data.layers["layer1.0_output_0"].shape == (12, 64 * 8 * 8)
-    np.testing.assert_allclose(data.layers["layer1.0_output_0"], expected["layer1.0"].reshape(12, -1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(data.layers["avgpool_output_0"], expected["avgpool"].reshape(12, 512), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(data.layers["ResNet_output_0"], expected["logits"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        data.layers["layer1.0_output_0"], expected["layer1.0"].reshape(12, -1), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        data.layers["avgpool_output_0"], expected["avgpool"].reshape(12, 512), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        data.layers["ResNet_output_0"], expected["logits"], rtol=1e-5, atol=1e-5
+    )
     assert np.array_equal(data.predicted_class, expected["logits"].argmax(axis=1))
     assert np.array_equal(data.inputs, images.numpy())
-    assert data.inputs.dtype == np.float32 and data.steps.dtype == np.int64 and data.predicted_class.dtype == np.int64
+    assert (
+        data.inputs.dtype == np.float32
+        and data.steps.dtype == np.int64
+        and data.predicted_class.dtype == np.int64
+    )
     # default layer: the penultimate one
     assert list(trials.load_trial(out, mode="EVAL").layers) == ["avgpool_output_0"]
     # the hooks are gone from the model: later forward passes write nothing
     with torch.no_grad():
         model(images)
-    assert sorted(p.name for p in (Path(out) / "events").iterdir()) == [f"{s:012d}" for s in range(3)]
+    assert sorted(p.name for p in (Path(out) / "events").iterdir()) == [
+        f"{s:012d}" for s in range(3)
+    ]
 
 
 def test_our_decoder_agrees_with_smdebugs_reader(model, tmp_path):
@@ -100,10 +118,14 @@ def test_our_decoder_agrees_with_smdebugs_reader(model, tmp_path):
     capture.capture_reference(model, [_images(2, 5), _images(3, 6)], out, layers=[r"layer4\.1"])
     os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
     trial = create_trial(out)
-    data = trials.load_trial(out, mode="EVAL", layers=["layer4.1", "avgpool", "ResNet_output_0"], include_inputs=True)
+    data = trials.load_trial(
+        out, mode="EVAL", layers=["layer4.1", "avgpool", "ResNet_output_0"], include_inputs=True
+    )
     for name in ["layer4.1_output_0", "avgpool_output_0", "ResNet_output_0", "ResNet_input_0"]:
         tensor = trial.tensor(name)
-        theirs = np.concatenate([tensor.value(s, mode=ModeKeys.EVAL) for s in tensor.steps(mode=ModeKeys.EVAL)])
+        theirs = np.concatenate(
+            [tensor.value(s, mode=ModeKeys.EVAL) for s in tensor.steps(mode=ModeKeys.EVAL)]
+        )
         ours = data.inputs if name == "ResNet_input_0" else data.layers[name]
         assert np.array_equal(theirs.reshape(len(theirs), -1), ours.reshape(len(ours), -1)), name
 
@@ -191,7 +213,9 @@ def test_incremental_read_fetches_only_new_objects(model, s3_bucket, tmp_path):
         second = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, progress=events.append)
         assert second.steps.tolist() == [0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7]
         assert _downloads(events) == 6  # only the 3 new steps
-        assert np.array_equal(second.layers["avgpool_output_0"][:5], first.layers["avgpool_output_0"])
+        assert np.array_equal(
+            second.layers["avgpool_output_0"][:5], first.layers["avgpool_output_0"]
+        )
 
         events.clear()
         again = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, progress=events.append)
@@ -263,10 +287,14 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
 
     local = tmp_path / "trial"
     small = ResNet().eval()
-    with capture.ServingCapture(small, str(local), include_inputs=False, upload_interval_s=0) as cap:
+    with capture.ServingCapture(
+        small, str(local), include_inputs=False, upload_interval_s=0
+    ) as cap:
         for i in range(5):
             cap.record(torch.full((1, 3, 2, 2), float(i)))
-    with capture.ServingCapture(small, str(local), include_inputs=False, upload_interval_s=0) as cap:
+    with capture.ServingCapture(
+        small, str(local), include_inputs=False, upload_interval_s=0
+    ) as cap:
         cap._continue_from(994, 994)
         for i in range(995, 1005):
             cap.record(torch.full((1, 3, 2, 2), float(i)))
@@ -281,7 +309,9 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
     direct = trials.load_trial(str(local), mode="PREDICT")
     for data in (cold, warm, direct):
         assert data.steps.tolist() == steps
-        assert np.array_equal(data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32))
+        assert np.array_equal(
+            data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32)
+        )
     part = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=3, until_step=1001)
     assert part.steps.tolist() == [4, *range(995, 1002)]
 
@@ -291,9 +321,23 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
 
 def test_provenance_parts_are_merged_by_step(s3_bucket):
     prefix = s3_bucket + "trials/demo/provenance"
-    lines = [{"step": s, "source_index": 10 + s, "true_label": s % 3, "attack": "none", "epsilon": 0.0, "hour": "h"} for s in range(4)]
-    storage.write_bytes(f"{prefix}/part-0.jsonl", "\n".join(json.dumps(x) for x in lines[:2]).encode())
-    storage.write_bytes(f"{prefix}/part-1.jsonl", "\n".join(json.dumps(x) for x in lines[2:]).encode() + b"\n")
+    lines = [
+        {
+            "step": s,
+            "source_index": 10 + s,
+            "true_label": s % 3,
+            "attack": "none",
+            "epsilon": 0.0,
+            "hour": "h",
+        }
+        for s in range(4)
+    ]
+    storage.write_bytes(
+        f"{prefix}/part-0.jsonl", "\n".join(json.dumps(x) for x in lines[:2]).encode()
+    )
+    storage.write_bytes(
+        f"{prefix}/part-1.jsonl", "\n".join(json.dumps(x) for x in lines[2:]).encode() + b"\n"
+    )
     records = trials.load_provenance(prefix)
     assert sorted(records) == [0, 1, 2, 3] and records[3]["source_index"] == 13
     assert trials.load_provenance(s3_bucket + "trials/none/provenance") == {}
@@ -307,7 +351,9 @@ def test_provenance_parts_are_merged_by_step(s3_bucket):
 
 def test_missing_or_empty_trials_are_data_not_found(s3_bucket, tmp_path):
     with pytest.raises(DataNotFoundError, match="missing or empty"):
-        trials.load_trial(s3_bucket + "trials/nothing/here", mode="PREDICT", cache_dir=tmp_path / "c")
+        trials.load_trial(
+            s3_bucket + "trials/nothing/here", mode="PREDICT", cache_dir=tmp_path / "c"
+        )
     with pytest.raises(DataNotFoundError, match="missing or empty"):
         trials.load_trial(str(tmp_path / "absent"), mode="EVAL")
     (tmp_path / "empty").mkdir()
@@ -323,7 +369,10 @@ def test_missing_or_empty_trials_are_data_not_found(s3_bucket, tmp_path):
 def test_unknown_layer_lists_the_available_ones(model, tmp_path):
     out = str(tmp_path / "reference")
     capture.capture_reference(model, [_images(2, 0)], out, layers=[r"layer4\.1"])
-    with pytest.raises(InputError, match=r"'layer9' is not in the trial.*available layers: layer4\.1_output_0, avgpool_output_0, ResNet_output_0"):
+    with pytest.raises(
+        InputError,
+        match=r"'layer9' is not in the trial.*available layers: layer4\.1_output_0, avgpool_output_0, ResNet_output_0",
+    ):
         trials.load_trial(out, mode="EVAL", layers=["layer9"])
     with pytest.raises(InputError, match="mode='SERVE'"):
         trials.load_trial(out, mode="SERVE")
@@ -345,16 +394,22 @@ def test_corrupt_files_are_named(model, tmp_path):
         trials.load_trial(str(out), mode="EVAL")
     index = out / "index" / "000000000" / "000000000000_worker_0.json"
     index.write_text("{not json")
-    with pytest.raises(StorageError, match=r"000000000000_worker_0\.json is not a valid smdebug index file"):
+    with pytest.raises(
+        StorageError, match=r"000000000000_worker_0\.json is not a valid smdebug index file"
+    ):
         trials.load_trial(str(out), mode="EVAL")
 
 
 def test_bad_capture_settings_are_input_errors(model, tmp_path):
-    with pytest.raises(InputError, match=r"'layer7' matches no module of ResNet; module names: normalize, conv1"):
+    with pytest.raises(
+        InputError, match=r"'layer7' matches no module of ResNet; module names: normalize, conv1"
+    ):
         capture.EvalCapture(model, str(tmp_path / "a"), layers=["layer7"])
     with pytest.raises(InputError, match="save_every"):
         capture.EvalCapture(model, str(tmp_path / "b"), save_every=0)
     with pytest.raises(InputError, match="bare bucket"):
         capture.ServingCapture(model, "s3://bucket-only")
     with pytest.raises(InputError, match="shape"):
-        capture.capture_reference(model, [np.zeros((3, 8, 8), dtype=np.float32)], str(tmp_path / "c"))
+        capture.capture_reference(
+            model, [np.zeros((3, 8, 8), dtype=np.float32)], str(tmp_path / "c")
+        )

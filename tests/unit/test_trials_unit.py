@@ -24,7 +24,10 @@ def _records(tmp_path, arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
     writer.close()
     index = json.loads(next((tmp_path / "index").rglob("*.json")).read_text())
     data = (tmp_path / index["meta"]["event_file_name"]).read_bytes()
-    return {t["tensorname"]: data[t["start_idx"] : t["start_idx"] + t["length"]] for t in index["tensor_payload"]}
+    return {
+        t["tensorname"]: data[t["start_idx"] : t["start_idx"] + t["length"]]
+        for t in index["tensor_payload"]
+    }
 
 
 def test_decoder_reads_what_smdebug_writes(tmp_path):
@@ -82,9 +85,14 @@ def test_tensor_names_for_the_resnet():
         "avgpool_output_0",
         "ResNet_output_0",
     ]
-    assert capture.capture_tensor_names(model, include_inputs=False) == ["avgpool_output_0", "ResNet_output_0"]
+    assert capture.capture_tensor_names(model, include_inputs=False) == [
+        "avgpool_output_0",
+        "ResNet_output_0",
+    ]
     # smdebug-style tensor regexes are accepted too; parameters never match
-    assert capture.capture_tensor_names(model, layers=[r".*layer3\.1_output"], include_inputs=False) == [
+    assert capture.capture_tensor_names(
+        model, layers=[r".*layer3\.1_output"], include_inputs=False
+    ) == [
         "layer3.1_output_0",
         "avgpool_output_0",
         "ResNet_output_0",
