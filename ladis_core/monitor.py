@@ -18,8 +18,8 @@ Concurrency and crashes. Every object is written once, with a conditional create
 nothing depends on read-modify-write. The processed steps form a chain: the claim won on
 node ``s`` covers the steps ``s..m`` that its job loaded; once that job's results.json
 exists (with ``last_step == m``) the claim is *committed* and the chain continues at node
-``m + 1``. ``bookmark.json`` is a hint of where the chain ends (rewritten after each
-commit, never moved back); the chain decides. Hence:
+``m + 1``. ``bookmark.json`` is a hint of where the chain ends, rewritten after each
+commit (a hint left behind by a crash or a race is harmless: the chain decides). Hence:
 
 - two jobs started at once: only one wins the claim on node ``s``; the other waits until
   that claim is committed or given back, then processes what comes after it. No step is
@@ -530,6 +530,8 @@ def run_job(
     job_id = layout.job_id_for(scheduled)
     endpoint = endpoint or derive_endpoint(output, inference)
     result_uri = layout.results_uri(output, job_id)
+    if storage.is_s3(output):
+        storage.check_bucket(output)  # a missing bucket or bad credentials, said up front
     if storage.exists(result_uri):
         raise JobExistsError(job_id, result_uri)
 

@@ -1,9 +1,10 @@
 """The monitoring job end to end: real smdebug trials (written by the real hook for a
 torchvision ResNet18), a real SeaweedFS S3 server, the real CLI.
 
-Trials are written once per module into a local folder and uploaded step by step into a
-fresh bucket per test, the way capture makes them appear: event files first, then index
-files. n = 20, R = 20, B = 200 keep every job well under a second.
+Trials are captured by ``ladis_core.capture`` (smdebug hooks): once per module into local
+folders, uploaded step by step into a fresh bucket per test the way capture publishes
+them (event files first, then index files), and in the main test straight into S3 by the
+serving capture. n = 20, R = 20, B = 200 keep every job well under a second.
 """
 
 from __future__ import annotations
@@ -48,36 +49,40 @@ class LocalTrials:
     other_reference: Path  # EVAL from 12×12 inputs: layer3.1 has another shape
 
 
-def _write_trial(out_dir: Path, *, size: int, eval_batches=(), predict=()) -> None:
-    """Run a seeded ResNet18 (random weights) under the real smdebug hook."""
+def _model(size: int):
+    """A seeded ResNet18 (random weights: the job needs representations, not accuracy)."""
     import torch
-    from smdebug import modes
-    from smdebug.pytorch import Hook, SaveConfig
 
     from ladis_core.models import ModelSpec, build_model
 
     with torch.random.fork_rng():  # seeds only this block; the global generator is restored
         torch.manual_seed(0)
-        model = build_model(ModelSpec(input_shape=(3, size, size))).eval()
-    hook = Hook(
-        out_dir=str(out_dir),
-        save_config=SaveConfig(save_interval=1),
-        include_regex=[".*avgpool_output", "ResNet_output_0", r"layer3\.1_output_0"],
-        save_all=False,
-    )
-    hook.register_module(model)
+        return build_model(ModelSpec(input_shape=(3, size, size))).eval()
+
+
+def _write_trial(out: Path | str, *, size: int, eval_batches=(), predict=()) -> None:
+    """Capture with the project's smdebug hooks: EVAL batches (reference) or one PREDICT
+    step per request (inference, appended after the trial's last step)."""
+    import torch
+
+    from ladis_core.capture import ServingCapture, capture_reference
+
+    model = _model(size)
+    # one intra-op thread: on a busy 2-core machine torch's thread pool spins against
+    # other processes and single-image forward passes get 5× slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        with torch.no_grad():
-            if len(eval_batches):
-                hook.set_mode(modes.EVAL)
-                for batch in eval_batches:
-                    model(torch.from_numpy(batch))
-            if len(predict):
-                hook.set_mode(modes.PREDICT)
+        if len(eval_batches):
+            capture_reference(model, [torch.from_numpy(b) for b in eval_batches], str(out),
+                              layers=["layer3.1"], include_inputs=False)
+        if len(predict):
+            with ServingCapture(model, str(out), layers=["layer3.1"], include_inputs=False,
+                                upload_interval_s=0) as capture:
                 for image in predict:
-                    model(torch.from_numpy(image[None]))
+                    capture.record(torch.from_numpy(image[None]))
     finally:
-        hook.close()
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +99,12 @@ def local_trials(tmp_path_factory: pytest.TempPathFactory) -> LocalTrials:
     noisy = images[order[300 : 300 + len(SHIFTED)]] + rng.normal(0, 0.5, (len(SHIFTED), 3, 8, 8))
     trials = LocalTrials(root / "reference", root / "inference", root / "other_reference")
     _write_trial(trials.reference, size=8, eval_batches=[reference[i : i + 40] for i in range(0, 240, 40)])
-    predict = np.concatenate([clean, np.clip(noisy, 0, 1)]).astype(np.float32)
-    _write_trial(trials.inference, size=8, predict=predict)
+    _write_trial(trials.inference, size=8, predict=np.concatenate([clean, np.clip(noisy, 0, 1)]).astype(np.float32))
     big = digits_dataset(size=12, channels=3).images.astype(np.float32)[order[:120]]
     _write_trial(trials.other_reference, size=12, eval_batches=[big[i : i + 40] for i in range(0, 120, 40)])
+    # the same requests as arrays, for tests that capture straight into S3
+    np.save(root / "clean.npy", clean)
+    np.save(root / "shifted.npy", np.clip(noisy, 0, 1).astype(np.float32))
     return trials
 
 
@@ -162,7 +169,10 @@ def bookmark(output: str) -> dict | None:
 
 
 def test_clean_then_shifted_traffic_and_the_bookmark(world: World, local_trials: LocalTrials) -> None:
-    upload(local_trials.inference, world.inference, CLEAN)
+    # the endpoint's capture writes straight into S3: clean traffic, a job, shifted
+    # traffic appended by a restarted capture, the next job
+    requests = local_trials.reference.parent
+    _write_trial(world.inference, size=8, predict=np.load(requests / "clean.npy"))
     first = world.run(at=T1)
     assert first.status == STATUS_OK and first.job_id == "2026-11-23T17-00-00Z"
     assert (first.first_step, first.last_step, first.requests) == (0, 39, 40)
@@ -171,7 +181,7 @@ def test_clean_then_shifted_traffic_and_the_bookmark(world: World, local_trials:
     assert not first.incident
     assert bookmark(world.output)["last_step"] == 39
 
-    upload(local_trials.inference, world.inference, SHIFTED)
+    _write_trial(world.inference, size=8, predict=np.load(requests / "shifted.npy"))
     second = world.run(at=T2)
     assert (second.first_step, second.last_step, second.requests) == (40, 79, 40)
     assert second.detection_rate is not None and second.detection_rate >= 90
@@ -367,6 +377,10 @@ def test_bad_input_nonexistent_uri(populated: World, capsys) -> None:
     args = _cli_args(populated, "--at", T2)
     args[args.index("--inference") + 1] = populated.inference + "-typo"
     _assert_rejected(populated, args, capsys, "inference-typo", "missing or empty")
+    args = _cli_args(populated, "--at", T2)
+    args[args.index("--output") + 1] = "s3://no-such-bucket-ladis/monitoring/digits"
+    code, err = _run_cli_in_process(args, capsys)
+    assert code == 2 and err.count("error:") == 1 and "no-such-bucket-ladis" in err, err
 
 
 def test_bad_input_empty_trial(populated: World, capsys) -> None:
