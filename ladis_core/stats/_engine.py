@@ -133,59 +133,69 @@ class CombinedOutcome:
     p_values: np.ndarray
 
 
-class _Layer:
-    """One layer's rows, ready to produce the squared distances of the tests' pooled pairs.
+class _Rows:
+    """The rows of every test, shared by all layers (rows correspond across layers).
 
     Pair order per test: the strict upper triangle of x-x, that of y-y, then all x-y
-    (row-major). When few distinct rows are involved, all their distances are computed
-    once (one GEMM) and gathered; otherwise each test's rows are gathered and multiplied.
+    (row-major). When few distinct rows are involved (``gram``), each layer computes all
+    their distances once and the tests gather from them with flat indices built here once
+    per chunk; otherwise each test's rows are gathered and multiplied.
     """
 
     def __init__(
-        self, data: torch.Tensor, x_idx: np.ndarray, y_idx: np.ndarray, scaling: Scaling | None
-    ) -> None:
+        self, x_idx: np.ndarray, y_idx: np.ndarray, device: torch.device, allow_gram: bool
+    ):
         repeats, n = x_idx.shape
         used = np.unique(np.concatenate([x_idx.ravel(), y_idx.ravel()]))
         n_used = len(used)
-        self.scaler = None if scaling is None else HeldOutScaler(data, scaling.n_reference)
-        self.y_is_reference = scaling is not None and scaling.y_is_reference
         self.gram = (
-            self.scaler is None
+            allow_gram
             and n_used * n_used <= 3 * repeats * n * n
             and 4 * n_used**2 <= _GRAM_MAX_BYTES
         )
-        device = data.device
         if self.gram:
-            self.dist = self_sq_distances(data[torch.from_numpy(used).to(device)])
-            self.n_used = n_used
+            self.used = torch.from_numpy(used).to(device)
             x_idx, y_idx = np.searchsorted(used, x_idx), np.searchsorted(used, y_idx)
-        self.data, self.n, self.device = data, n, device
+        self.n_used, self.device = n_used, device
         self.x_idx, self.y_idx = x_idx, y_idx
         self.iu = np.triu_indices(n, 1)
 
-    def pair_distances(self, rows: slice) -> torch.Tensor:
-        xi, yi = self.x_idx[rows], self.y_idx[rows]
+    def flat_index(self, rows: slice) -> torch.Tensor:
+        """Flat indices into the (n_used, n_used) distance matrix, shape (c * n_pairs,)."""
+        xi, yi, u = self.x_idx[rows], self.y_idx[rows], self.n_used
         i, j = self.iu
-        if self.gram:
-            u = self.n_used
-            flat = np.concatenate(
-                [
-                    xi[:, i] * u + xi[:, j],
-                    yi[:, i] * u + yi[:, j],
-                    (xi[:, :, None] * u + yi[:, None, :]).reshape(len(xi), -1),
-                ],
-                axis=1,
-            )
-            return torch.take(self.dist, torch.from_numpy(flat).to(self.device))
-        x = self.data[torch.from_numpy(xi).to(self.device)]
-        y = self.data[torch.from_numpy(yi).to(self.device)]
+        xy = (xi[:, :, None] * u + yi[:, None, :]).reshape(len(xi), -1)
+        flat = np.concatenate([xi[:, i] * u + xi[:, j], yi[:, i] * u + yi[:, j], xy], axis=1)
+        return torch.from_numpy(flat.ravel()).to(self.device)
+
+    def row_index(self, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        to = self.device
+        return torch.from_numpy(self.x_idx[rows]).to(to), torch.from_numpy(self.y_idx[rows]).to(to)
+
+
+class _Layer:
+    """One layer's rows, ready to produce the squared distances of the tests' pooled pairs."""
+
+    def __init__(self, data: torch.Tensor, rows: _Rows, scaling: Scaling | None) -> None:
+        self.rows, self.data = rows, data
+        self.scaler = None if scaling is None else HeldOutScaler(data, scaling.n_reference)
+        self.y_is_reference = scaling is not None and scaling.y_is_reference
+        if rows.gram:
+            self.dist = self_sq_distances(data[rows.used]).view(-1)
+
+    def pair_distances(self, rows: slice, flat: torch.Tensor | None) -> torch.Tensor:
+        c = rows.stop - rows.start
+        if flat is not None:
+            return torch.index_select(self.dist, 0, flat).view(c, -1)
+        xi, yi = self.rows.row_index(rows)
+        x, y = self.data[xi], self.data[yi]
         if self.scaler is not None:
             tested_ref = torch.cat([x, y], dim=1) if self.y_is_reference else x
             inv = self.scaler.scales(tested_ref, torch.cat([x, y], dim=1))
             x, y = x * inv, y * inv
-        ti, tj = torch.from_numpy(i).to(self.device), torch.from_numpy(j).to(self.device)
-        dxy = cross_sq_distances(x, y).reshape(len(xi), -1)
-        return torch.cat([self_sq_distances(x)[:, ti, tj], self_sq_distances(y)[:, ti, tj], dxy], 1)
+        i, j = (torch.from_numpy(k).to(x.device) for k in self.rows.iu)
+        dxy = cross_sq_distances(x, y).reshape(c, -1)
+        return torch.cat([self_sq_distances(x)[:, i, j], self_sq_distances(y)[:, i, j], dxy], 1)
 
 
 def chunk_size(n: int, n_pool: int, d_max: int, n_layers: int, device: torch.device) -> int:
@@ -215,7 +225,8 @@ def run_paired_tests(
     ``scaling`` turns on per-test standardisation fitted on untested reference rows.
     """
     repeats, n = x_idx.shape
-    prepared = [_Layer(data, x_idx, y_idx, scaling) for data in layers]
+    shared = _Rows(x_idx, y_idx, pool.device, allow_gram=scaling is None)
+    prepared = [_Layer(data, shared, scaling) for data in layers]
     outer = pool.use_outer(repeats * len(layers))
     d_max = max(d.shape[1] for d in layers)
     step = chunk_size(n, pool.size, d_max, len(layers), pool.device)
@@ -224,8 +235,10 @@ def run_paired_tests(
     report(progress, stage, 0, repeats)
     for start in range(0, repeats, step):
         rows = slice(start, min(start + step, repeats))
+        flat = shared.flat_index(rows) if shared.gram else None
         pieces = [
-            _kernel_part(layer.pair_distances(rows), n, kernel, bandwidth) for layer in prepared
+            _kernel_part(layer.pair_distances(rows, flat), n, kernel, bandwidth)
+            for layer in prepared
         ]
         h_all = torch.cat([piece.pop("h") for piece in pieces])
         forms_all = quadratic_forms(pool, h_all, outer).split(rows.stop - rows.start)
