@@ -386,8 +386,9 @@ def _resolve_layers(requested: Sequence[str], trials_: Sequence[tuple[str, str, 
 
 
 @dataclass(frozen=True)
-class _Window:
-    """The inference rows a job tests: steps (n,), {layer: (n, d)}, predicted classes (n,)."""
+class Window:
+    """The inference rows a job tests: ``steps`` int64 (n,), ``layers`` {name: float32
+    (n, d)}, ``classes`` int64 (n,) (predicted classes)."""
 
     steps: np.ndarray
     layers: dict[str, np.ndarray]
@@ -397,7 +398,8 @@ class _Window:
         return int(self.steps.shape[0])
 
 
-def _validate_settings(settings: JobSettings) -> None:
+def validate_settings(settings: JobSettings) -> None:
+    """:class:`~ladis_core.errors.InputError` naming the first bad setting, if any."""
     check(isinstance(settings.n_samples, int) and settings.n_samples >= 2,
           f"n_samples={settings.n_samples!r} must be an integer ≥ 2")
     check(isinstance(settings.n_repeats, int) and settings.n_repeats >= 1,
@@ -471,11 +473,14 @@ def _baseline(
     )
     combined, per_layer = _rates(outcome, names)
     if use_cache:
-        storage.write_json(
-            cache_uri,
-            {"combined": combined, "layers": per_layer, "reference": reference_uri, "rows": len(ref)},
-            if_absent=True,
-        )
+        try:
+            storage.write_json(
+                cache_uri,
+                {"combined": combined, "layers": per_layer, "reference": reference_uri, "rows": len(ref)},
+                if_absent=True,
+            )
+        except LadisError as exc:  # only an optimisation: a read-only store must not stop a job
+            log.warning("could not cache the baseline rates at %s: %s", cache_uri, exc)
     return combined, per_layer
 
 
@@ -521,7 +526,7 @@ def run_job(
     """
     settings = settings or JobSettings()
     rule = rule or IncidentRule()
-    _validate_settings(settings)
+    validate_settings(settings)
     check(lease_s > 0, f"lease_s={lease_s!r} must be positive")
     wait_s = lease_s if wait_s is None else wait_s
     output = output.rstrip("/")
@@ -588,7 +593,7 @@ def run_job(
         log.info("job %s lost the claim on step %d to another job; looking again", job_id, node)
 
     try:
-        result, scores = _analyse(
+        result, scores = analyse_window(
             job_id=job_id, endpoint=endpoint, scheduled=scheduled, started=started,
             reference=reference, inference=inference, output=output, ref=ref, window=window,
             names=names, settings=settings, rule=rule, first_step=first, node=node,
@@ -642,7 +647,7 @@ def _trial_cache(trials: Any, uri: str, cache_root: str | None) -> Path | None:
 
 
 def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], ref: Any,
-                 cache_dir: str | None, progress: ProgressCallback | None) -> _Window:
+                 cache_dir: str | None, progress: ProgressCallback | None) -> Window:
     """The inference rows with step ≥ ``first``; checks the layer shapes match the
     reference (on the newest step when the window is empty)."""
     report(progress, "inference", 0, 1, inference)
@@ -650,7 +655,7 @@ def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], 
     data = trials.load_trial(
         inference, mode="PREDICT", layers=list(names), after_step=None if first <= 0 else first - 1, cache_dir=cache
     )
-    window = _Window(
+    window = Window(
         steps=np.asarray(data.steps, dtype=np.int64),
         layers={n: np.asarray(data.layers[n]) for n in names},
         classes=np.asarray(data.predicted_class, dtype=np.int64),
@@ -673,7 +678,7 @@ def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], 
     return window
 
 
-def _analyse(
+def analyse_window(
     *,
     job_id: str,
     endpoint: str,
@@ -683,7 +688,7 @@ def _analyse(
     inference: str,
     output: str,
     ref: Any,
-    window: _Window,
+    window: Window,
     names: Sequence[str],
     settings: JobSettings,
     rule: IncidentRule,
@@ -693,7 +698,15 @@ def _analyse(
     baseline_cache: bool,
     progress: ProgressCallback | None,
 ) -> tuple[JobResult, dict[str, Any] | None]:
-    """The JobResult of ``window`` and, when it was tested, its per-row scores document."""
+    """The JobResult of ``window`` and, when it was tested, its per-row scores document
+    (what ``scores.json`` holds). Writes nothing except the baseline cache under
+    ``output`` when ``baseline_cache`` (the on-demand test reuses this).
+
+    ``ref``: the reference :class:`~ladis_core.trials.TrialData`; ``names``: resolved
+    tensor names; ``first_step``: the first step the window could hold; ``node``: the
+    bookmark's next step (only used in the "too few requests" reason); ``tested``:
+    whether the window has at least ``n_samples`` rows.
+    """
     rows = len(window)
     requests = int(np.unique(window.steps).size)
     dims = {n: int(ref.layers[n].shape[1]) for n in names}
@@ -800,7 +813,7 @@ def _analyse(
 
 
 def _sample_scores(
-    ref: Any, window: _Window, names: Sequence[str], settings: JobSettings
+    ref: Any, window: Window, names: Sequence[str], settings: JobSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per-row score, calibrated p-value and ranking (most suspicious first), combined
     over layers, plus (score, p-value) per layer. All arrays have shape (rows,).
@@ -979,3 +992,9 @@ def run_every(
             log.info("next monitoring job at %s (in %.0f s)", _iso(following), delay)
             sleep(delay)
         tick = following
+
+
+# the names the on-demand test (ladis_core.ondemand) used before they were public
+_Window = Window
+_validate_settings = validate_settings
+_analyse = analyse_window
