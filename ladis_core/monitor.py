@@ -425,8 +425,9 @@ def _baseline_key(reference: str, ref_steps: np.ndarray, layers: Sequence[str], 
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def _stats_options(settings: JobSettings) -> dict[str, Any]:
+def _stats_options(settings: JobSettings, device: str | None) -> dict[str, Any]:
     return {
+        "device": device,
         "n_samples": settings.n_samples,
         "n_repeats": settings.n_repeats,
         "alpha": float(settings.alpha),
@@ -446,7 +447,7 @@ def _rates(outcome: Any, names: Sequence[str]) -> tuple[float, dict[str, float]]
 
 def _baseline(
     output: str, reference_uri: str, ref: Any, names: Sequence[str], settings: JobSettings,
-    *, use_cache: bool,
+    *, use_cache: bool, device: str | None,
 ) -> tuple[float, dict[str, float]]:
     """Baseline detection rates (combined, per layer): the reference split in halves.
 
@@ -469,7 +470,7 @@ def _baseline(
         None,
         baseline=True,
         reference_classes=ref.predicted_class if settings.class_matched else None,
-        **_stats_options(settings),
+        **_stats_options(settings, device),
     )
     combined, per_layer = _rates(outcome, names)
     if use_cache:
@@ -505,6 +506,7 @@ def run_job(
     baseline_cache: bool = True,
     lease_s: float = DEFAULT_LEASE_S,
     wait_s: float | None = None,
+    device: str | None = None,
 ) -> JobResult:
     """Run one monitoring job and return its result (also written to
     ``<output>/<job-id>/results.json``).
@@ -518,7 +520,8 @@ def run_job(
     ``lease_s``: how long a claim protects the steps of a job that may have crashed;
     ``wait_s``: how long to wait for another job holding the next steps (default
     ``lease_s``). ``cache_dir``: root of the local caches of ``s3://`` trials (default
-    ``$LADIS_CACHE_DIR`` or ``.cache``).
+    ``$LADIS_CACHE_DIR`` or ``.cache``). ``device``: where the statistics run
+    (``"cuda"`` on a GPU machine; default CPU).
 
     Raises :class:`JobExistsError` if the job id already has a result,
     :class:`~ladis_core.errors.InputError` / :class:`~ladis_core.errors.DataNotFoundError`
@@ -597,7 +600,7 @@ def run_job(
             job_id=job_id, endpoint=endpoint, scheduled=scheduled, started=started,
             reference=reference, inference=inference, output=output, ref=ref, window=window,
             names=names, settings=settings, rule=rule, first_step=first, node=node,
-            tested=tested, baseline_cache=baseline_cache, progress=progress,
+            tested=tested, baseline_cache=baseline_cache, progress=progress, device=device,
         )
         report(progress, "write", 0, 1, result_uri)
         if claim is not None and not _still_owner(output, claim):
@@ -697,6 +700,7 @@ def analyse_window(
     tested: bool,
     baseline_cache: bool,
     progress: ProgressCallback | None,
+    device: str | None = None,
 ) -> tuple[JobResult, dict[str, Any] | None]:
     """The JobResult of ``window`` and, when it was tested, its per-row scores document
     (what ``scores.json`` holds). Writes nothing except the baseline cache under
@@ -705,7 +709,8 @@ def analyse_window(
     ``ref``: the reference :class:`~ladis_core.trials.TrialData`; ``names``: resolved
     tensor names; ``first_step``: the first step the window could hold; ``node``: the
     bookmark's next step (only used in the "too few requests" reason); ``tested``:
-    whether the window has at least ``n_samples`` rows.
+    whether the window has at least ``n_samples`` rows; ``device``: where the statistics
+    run (``"cuda"``; default CPU).
     """
     rows = len(window)
     requests = int(np.unique(window.steps).size)
@@ -753,7 +758,7 @@ def analyse_window(
 
     report(progress, "baseline", 0, 1)
     baseline, layer_baselines = _baseline(
-        output, reference, ref, names, settings, use_cache=baseline_cache
+        output, reference, ref, names, settings, use_cache=baseline_cache, device=device
     )
     report(progress, "baseline", 1, 1)
     report(progress, "detection", 0, 1, f"{len(names)} layer(s), {rows} rows")
@@ -762,7 +767,7 @@ def analyse_window(
         {n: window.layers[n] for n in names},
         reference_classes=ref.predicted_class if settings.class_matched else None,
         inference_classes=window.classes if settings.class_matched else None,
-        **_stats_options(settings),
+        **_stats_options(settings, device),
     )
     report(progress, "detection", 1, 1)
     combined, per_layer_rates = _rates(outcome, names)
@@ -780,7 +785,7 @@ def analyse_window(
         )
 
     report(progress, "scores", 0, 1)
-    scores, p_values, order, per_layer_scores = _sample_scores(ref, window, names, settings)
+    scores, p_values, order, per_layer_scores = _sample_scores(ref, window, names, settings, device)
     report(progress, "scores", 1, 1)
     top = [
         TopSample(step=int(window.steps[i]), score=float(scores[i]),
@@ -813,7 +818,7 @@ def analyse_window(
 
 
 def _sample_scores(
-    ref: Any, window: Window, names: Sequence[str], settings: JobSettings
+    ref: Any, window: Window, names: Sequence[str], settings: JobSettings, device: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per-row score, calibrated p-value and ranking (most suspicious first), combined
     over layers, plus (score, p-value) per layer. All arrays have shape (rows,).
@@ -829,7 +834,8 @@ def _sample_scores(
     outcomes = {}
     for name in names:
         outcome = stats.sample_scores_with_pvalues(
-            ref.layers[name], window.layers[name], seed=settings.seed, standardize=bool(settings.standardize)
+            ref.layers[name], window.layers[name], seed=settings.seed,
+            standardize=bool(settings.standardize), device=device,
         )
         outcomes[name] = outcome
         per_layer[name] = (np.asarray(outcome.scores, dtype=np.float64), np.asarray(outcome.p_values, dtype=np.float64))

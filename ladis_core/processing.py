@@ -20,7 +20,7 @@ Where each setting comes from (later wins):
    ``LADIS_N_SAMPLES``, ``LADIS_REPEATS``, ``LADIS_ALPHA``, ``LADIS_PERMUTATIONS``,
    ``LADIS_SEED``, ``LADIS_CLASS_MATCHED``, ``LADIS_STANDARDIZE``, ``LADIS_MARGIN``,
    ``LADIS_MIN_RATE``, ``LADIS_ENDPOINT``, ``LADIS_CLOUDWATCH``, ``LADIS_NAMESPACE``,
-   ``LADIS_EVERY``, ``LADIS_MAX_RUNS``;
+   ``LADIS_EVERY``, ``LADIS_MAX_RUNS``, ``LADIS_DEVICE``;
 4. the container arguments (``ContainerArguments``): any ``monitor`` option, e.g.
    ``--n-samples 50``.
 
@@ -78,6 +78,7 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("LADIS_NAMESPACE", "--namespace", "str"),
     ("LADIS_EVERY", "--every", "str"),
     ("LADIS_MAX_RUNS", "--max-runs", "int"),
+    ("LADIS_DEVICE", "--device", "str"),
 )
 
 #: boolean options whose "off" form is a separate flag (the others are simply omitted)

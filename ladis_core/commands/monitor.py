@@ -76,6 +76,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--lease", default="15m", metavar="INTERVAL",
                      help="how long a job's claim on its steps lasts if it dies (default 15m)")
     run.add_argument("--cache-dir", metavar="DIR", help="local cache for s3:// trials")
+    run.add_argument("--device", metavar="DEVICE",
+                     help="where the statistics run, e.g. cuda (default: cpu)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 cache_dir=args.cache_dir,
                 lease_s=lease,
+                device=args.device,
             )
         except monitor.JobExistsError as exc:
             print(str(exc))
