@@ -179,7 +179,7 @@ class DemoOptions:
     #: repetitions of the per-layer experiment (same n, α and permutations as the jobs)
     experiment_repeats: int = 100
     #: parallel clients sending an hour's requests
-    concurrency: int = 2
+    concurrency: int = 1
     device: str = "cpu"
     #: torch intra-op threads while building (``None``: torch's default)
     torch_threads: int | None = None
@@ -218,7 +218,7 @@ class DemoOptions:
     @classmethod
     def tiny(cls, **changes: Any) -> DemoOptions:
         """For tests: 16×16 images, 2 epochs, 3 hours of 110 requests, R = 20, B = 200."""
-        base: dict[str, Any] = dict(image_size=16, epochs=2, learning_rate=0.02, hours=3,
+        base: dict[str, Any] = dict(image_size=16, epochs=3, learning_rate=0.02, hours=3,
                                     requests_per_hour=(110, 110), n_repeats=20, n_permutations=200,
                                     experiment_repeats=20, pgd_steps=5, capture_layers=(r"layer[34]\.1",),
                                     monitor_layers=("avgpool",))

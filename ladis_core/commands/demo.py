@@ -27,12 +27,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--bucket", help="build into s3://BUCKET/ (created if missing)")
     where.add_argument("--world", help="build into this s3:// prefix or local folder (default: $LADIS_S3_URI)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smaller world: 4 epochs, 6 hours of 120 requests, lighter statistics")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="a smaller world: 4 epochs, 6 hours of 120 requests, lighter statistics")
+    size.add_argument("--tiny", action="store_true",
+                      help="the smallest world (16×16 images, 3 hours of 110 requests), for tests")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--data", metavar="DIR",
                         help="an image folder with one sub-folder per class instead of the digits")
-    parser.add_argument("--image-size", type=int, default=32, help="images are resized to this (default 32)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="images are resized to this many pixels square (default 32; --tiny 16)")
     parser.add_argument("--max-per-class", type=int, default=None,
                         help="with --data: use at most this many images of each class")
     parser.add_argument("--endpoint", default=None,
@@ -62,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from ladis_core.progress import log_progress
 
     world = f"s3://{args.bucket.strip('/')}/" if args.bucket else (args.world or config.world_uri())
-    changes: dict = {"seed": args.seed, "device": args.device, "image_size": args.image_size}
+    changes: dict = {"seed": args.seed, "device": args.device}
+    if args.image_size is not None:
+        changes["image_size"] = args.image_size
     if args.data:
         changes["data_dir"] = args.data
         changes["max_per_class"] = args.max_per_class
@@ -75,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         changes["hours"] = args.hours
     if args.threads is not None:
         changes["torch_threads"] = args.threads
-    options = demo.DemoOptions.quick(**changes) if args.quick else demo.DemoOptions.full(**changes)
+    preset = demo.DemoOptions.quick if args.quick else demo.DemoOptions.tiny if args.tiny else demo.DemoOptions.full
+    options = preset(**changes)
     logger = logging.getLogger("ladis.demo")
     logger.info("building the demo world in %s (endpoint %s)", world, options.endpoint)
     summary = demo.build_world(world, options=options, force=args.force, progress=log_progress(logger))

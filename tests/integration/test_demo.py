@@ -1,0 +1,225 @@
+"""The demo world, built for real: a real SeaweedFS, real training, real smdebug trials,
+requests through the real HTTP endpoint and the real monitoring job (the "tiny" preset:
+16×16 digits, 3 hours of 110 requests)."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ladis_core import cli, demo, layout, storage, trials
+from ladis_core.results import JobResult
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine torch's spinning OpenMP threads
+    made training and attacks many times slower than with one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_world(s3_server, tmp_path_factory):
+    """A tiny world in its own bucket, built once for the module."""
+    env = s3_server.environment()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.setenv("LADIS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        world = s3_server.create_bucket(f"demo-{uuid.uuid4().hex[:12]}")
+        stages: list[str] = []
+        summary = demo.build_world(world, options=demo.DemoOptions.tiny(),
+                                   progress=lambda p: stages.append(p.stage))
+        yield world, summary, stages
+
+
+def _objects(world: str) -> dict[str, str]:
+    return {info.uri: info.etag for info in storage.iter_objects(world)}
+
+
+def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
+    world, summary, stages = tiny_world
+    options = demo.DemoOptions.tiny()
+    endpoint = options.endpoint
+    # progress was reported for every stage
+    for stage in ("check", "data", "train", "capture", "traffic", "requests", "monitor", "experiment", "done"):
+        assert stage in stages
+    # the model in the layout the endpoint loads, and the natural pool
+    assert storage.exists(layout.join(layout.model_uri(world, endpoint), "model.pt"))
+    spec = json.loads(storage.read_bytes(layout.join(layout.model_uri(world, endpoint), "model.json")))
+    assert spec["architecture"] == "resnet18" and spec["class_names"] == [str(i) for i in range(10)]
+    natural = np.load(io.BytesIO(storage.read_bytes(layout.dataset_uri(world, endpoint))))
+    assert natural["images"].dtype == np.float32 and natural["images"].shape[1:] == (3, 16, 16)
+    assert natural["labels"].dtype == np.int64 and len(natural["labels"]) == summary.split["test"]
+    assert list(natural["class_names"]) == summary.classes
+
+    # the reference: EVAL steps with inputs, the residual blocks asked for, penultimate, outputs
+    reference = layout.reference_trial_uri(world, endpoint)
+    names = trials.list_layers(reference, mode="EVAL")
+    assert names == ["layer3.1_output_0", "layer4.1_output_0", "avgpool_output_0", "ResNet_output_0"]
+    ref = trials.load_trial(reference, mode="EVAL", layers=["avgpool"])
+    assert len(ref) == summary.split["validation"]
+
+    # one step per request, each with its provenance
+    inference = layout.inference_trial_uri(world, endpoint)
+    total = sum(h.requests for h in summary.hours)
+    assert total == 3 * 110
+    assert trials.last_step(inference, mode="PREDICT") == total - 1
+    provenance = trials.load_provenance(layout.provenance_uri(world, endpoint))
+    assert sorted(provenance) == list(range(total))
+    inf = trials.load_trial(inference, mode="PREDICT", layers=["avgpool"], include_inputs=True)
+    for step in (0, total // 2, total - 1):
+        record = provenance[step]
+        assert set(record) >= {"step", "source_index", "true_label", "attack", "epsilon", "hour"}
+        assert record["true_label"] == int(natural["labels"][record["source_index"]])
+        sent = inf.inputs[int(np.flatnonzero(inf.steps == step)[0])]
+        original = natural["images"][record["source_index"]]
+        gap = np.abs(sent - original).max()
+        if record["attack"] == "none":
+            assert gap == 0.0
+        else:
+            assert 0.0 < gap <= record["epsilon"] + 1e-6
+
+    # the story: natural, natural, then a fully adversarial hour at the small ε
+    assert [h.story for h in summary.hours] == ["natural", "natural", "PGD ε=8/255"]
+    assert [h.adversarial_requests for h in summary.hours] == [0, 0, 110]
+    attacked = [r for r in provenance.values() if r["attack"] != "none"]
+    assert {r["hour"] for r in attacked} == {options.job_id(2)} and len(attacked) == 110
+
+    # one job per hour, at the simulated hour's end, on a fixed date
+    monitoring = layout.monitoring_uri(world, endpoint)
+    assert [h.job_id for h in summary.hours] == [
+        "2026-11-23T01-00-00Z", "2026-11-23T02-00-00Z", "2026-11-23T03-00-00Z"]
+    for hour in summary.hours:
+        job = JobResult.from_dict(storage.read_json(layout.results_uri(monitoring, hour.job_id)))
+        assert job.requests == 110 and job.status == "ok"
+        assert job.detection_rate == hour.detection_rate
+        assert list(job.layers) == ["avgpool_output_0"]
+
+    # attacks and the experiment: columns, layers (input first), rates in range, saved
+    assert summary.attacks[0]["attack"] == "pgd" and 0.0 <= summary.attacks[0]["success_rate"] <= 100.0
+    assert summary.test_accuracy > 70.0
+    experiment = summary.experiment
+    assert experiment is not None
+    assert experiment.columns == ["baseline", "natural", "PGD ε=8/255"]
+    assert experiment.layers == ["input", *names]
+    assert all(0.0 <= experiment.rates[c][n] <= 100.0 for c in experiment.columns for n in experiment.layers)
+    saved = storage.read_json(layout.experiment_uri(world, endpoint))
+    assert saved["rates"] == experiment.rates
+    assert "input" in experiment.table() and "combined" in experiment.table()
+
+    # the marker, written last, records what was built
+    marker = storage.read_json(demo.marker_uri(world, endpoint))
+    assert marker["test_accuracy"] == summary.test_accuracy
+    assert marker["options"] == options.plan()
+    assert demo.load_summary(world, endpoint).hours == summary.hours
+    note = summary.closing_note()
+    for text in ("test accuracy", "success", "2026-11-23T03-00-00Z", "layer experiment"):
+        assert text in note
+
+
+def test_rerun_skips_a_complete_world(tiny_world, s3_env, capsys) -> None:
+    world, summary, _ = tiny_world
+    before = _objects(world)
+    again = demo.build_world(world, options=demo.DemoOptions.tiny())
+    assert again.skipped == ["everything (the world is complete)"]
+    assert again.hours == summary.hours and again.test_accuracy == summary.test_accuracy
+    # the CLI on the same world: exit 0, the closing note, nothing written
+    assert cli.main(["demo", "--world", world, "--tiny"]) == 0
+    assert "2026-11-23T03-00-00Z" in capsys.readouterr().out
+    assert _objects(world) == before
+    # other options on a complete world: a clear refusal, nothing touched
+    assert cli.main(["demo", "--world", world, "--tiny", "--seed", "1"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert _objects(world) == before
+
+
+def test_an_interrupted_world_is_resumed(tiny_world, s3_env) -> None:
+    """Without the marker the world is incomplete: stages present are skipped; traffic
+    captured after the last finished job (an hour cut short) is replayed from hour 1,
+    sending the same requests, so the jobs see what they saw before."""
+    world, summary, _ = tiny_world
+    options = demo.DemoOptions.tiny()
+    monitoring = layout.monitoring_uri(world, options.endpoint)
+    storage.delete(demo.marker_uri(world, options.endpoint))
+    storage.delete(layout.experiment_uri(world, options.endpoint))
+    storage.delete(layout.results_uri(monitoring, options.job_id(2)))
+    resumed = demo.build_world(world, options=options)
+    assert {"training", "dataset", "reference capture"} <= set(resumed.skipped)
+    assert "traffic" not in resumed.skipped
+    assert [h.requests for h in resumed.hours] == [h.requests for h in summary.hours]
+    assert [h.adversarial_requests for h in resumed.hours] == [0, 0, 110]
+    provenance = trials.load_provenance(layout.provenance_uri(world, options.endpoint))
+    assert sorted(provenance) == list(range(330))  # replayed from step 0, nothing doubled
+    assert storage.exists(demo.marker_uri(world, options.endpoint))
+
+
+def _image_folder(root: Path, *, per_class: int) -> Path:
+    """Three classes that differ in brightness and texture, as small PNG files."""
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["circles", "stripes", "noise"]):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            base = rng.random((20, 20)) * 0.3 + 0.3 * c
+            if c == 1:
+                base[::4] += 0.4
+            pixels = (np.clip(base, 0, 1) * 255).astype(np.uint8)
+            Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def test_image_folder_world(s3_bucket, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LADIS_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _image_folder(tmp_path / "shapes", per_class=40)
+    options = demo.DemoOptions.tiny(
+        endpoint="shapes-resnet18", data_dir=str(folder), fractions=(0.4, 0.35, 0.25), n_samples=20,
+        requests_per_hour=(25, 25), epochs=1, n_repeats=10, n_permutations=100, experiment_repeats=10,
+    )
+    summary = demo.build_world(s3_bucket, options=options)
+    assert summary.classes == ["circles", "noise", "stripes"]
+    assert summary.input_shape == [3, 16, 16]
+    assert summary.data_source == str(folder)
+    assert len(summary.hours) == 3 and all(h.requests == 25 for h in summary.hours)
+    assert storage.exists(demo.marker_uri(s3_bucket, "shapes-resnet18"))
+    spec = json.loads(storage.read_bytes(layout.join(layout.model_uri(s3_bucket, "shapes-resnet18"), "model.json")))
+    assert spec["num_classes"] == 3 and spec["class_names"] == ["circles", "noise", "stripes"]
+
+
+def test_bad_inputs_fail_clearly_and_write_nothing(s3_server, s3_bucket, tmp_path, capsys, monkeypatch) -> None:
+    # an image folder without images
+    empty = tmp_path / "empty"
+    (empty / "cats").mkdir(parents=True)
+    (empty / "cats" / "readme.txt").write_text("no images here")
+    assert cli.main(["demo", "--world", s3_bucket, "--tiny", "--data", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no images found" in err and str(empty) in err
+    assert not any(info.uri.endswith(demo.MARKER_NAME) for info in storage.iter_objects(s3_bucket))
+
+    # a bucket holding something else
+    other = s3_server.create_bucket(f"other-{uuid.uuid4().hex[:12]}")
+    storage.write_bytes(layout.join(other, "photos", "holiday.jpg"), b"jpeg bytes")
+    assert cli.main(["demo", "--world", other, "--tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no LADIS world" in err and "photos" in err
+    assert [info.uri for info in storage.iter_objects(other)] == [layout.join(other, "photos", "holiday.jpg")]
+
+    # S3 that cannot be reached (nothing listens on the port): a clear message, no secret
+    from ladis_core.s3server import find_free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")
+    assert cli.main(["demo", "--bucket", "nowhere", "--tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach S3" in err
+    assert s3_server.secret_key not in err
