@@ -223,3 +223,45 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3_server, s3_bucket, tmp_pat
     err = capsys.readouterr().err
     assert "cannot reach S3" in err
     assert s3_server.secret_key not in err
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_default_story_spreads_the_incidents() -> None:
+    small, large = 8 / 255, 16 / 255
+    day = demo.default_story(24, small_epsilon=small, large_epsilon=large)
+    attacked = {i: w.describe() for i, w in enumerate(day) if w.adversarial}
+    assert attacked == {5: "PGD ε=8/255", 10: "30% PGD ε=16/255", 14: "PGD ε=16/255", 19: "FGSM ε=16/255"}
+    assert not day[0].adversarial and not day[-1].adversarial
+    assert [w.adversarial for w in demo.default_story(3, small_epsilon=small, large_epsilon=large)] == [
+        False, False, True]
+    assert not any(w.adversarial for w in demo.default_story(2, small_epsilon=small, large_epsilon=large))
+
+
+def test_hour_plans_are_fixed_by_seed_and_hour() -> None:
+    options = demo.DemoOptions.full()
+    a_sources, a_mask = demo._hour_plan(options, 10, 450)
+    b_sources, b_mask = demo._hour_plan(options, 10, 450)
+    assert np.array_equal(a_sources, b_sources) and np.array_equal(a_mask, b_mask)
+    assert 200 <= len(a_sources) <= 300
+    assert len(set(a_sources.tolist())) == len(a_sources)  # no image twice in one window
+    assert a_mask.sum() == round(0.3 * len(a_sources))  # hour 10 is the contaminated one
+    other_sources, _ = demo._hour_plan(demo.DemoOptions.full(seed=1), 10, 450)
+    assert not np.array_equal(a_sources[:50], other_sources[:50])
+    # the count and the mask do not depend on the pool size
+    assert np.array_equal(demo._hour_plan(options, 10, 10_000)[1], a_mask)
+
+
+def test_options_refuse_what_cannot_work() -> None:
+    with pytest.raises(ValueError, match="n_samples"):
+        demo.DemoOptions(requests_per_hour=(50, 60))
+    with pytest.raises(ValueError, match="endpoint"):
+        demo.DemoOptions(endpoint="no spaces/please")
+    with pytest.raises(ValueError, match="story"):
+        demo.DemoOptions(hours=2, story=(demo.TrafficWindow(),))
+    with pytest.raises(ValueError, match="share"):
+        demo.TrafficWindow("pgd", 0.03, 0.0)
+    assert demo.DemoOptions.quick().plan() != demo.DemoOptions.full().plan()
+    # how fast a world is built does not change what it holds
+    assert demo.DemoOptions.full(concurrency=3, torch_threads=1).plan() == demo.DemoOptions.full().plan()
