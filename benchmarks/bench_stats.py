@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladis_core import detection_rate, mmd_test, multi_layer_detection_rate  # noqa: E402
-from ladis_core.stats._threads import machine_is_busy  # noqa: E402
+from ladis_core.stats._threads import machine_is_busy, threads_for  # noqa: E402
 
 N_REF, N_INF = 1000, 300  # reference rows, inference-window rows
 
@@ -122,9 +122,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     xs, ys = torch.from_numpy(ref[:100]), torch.from_numpy(inf[:100])
     n_naive = 1 if quick else 3
-    naive = median_time(lambda: naive_test(xs, ys, 1000, rng), n_naive)
+    with threads_for(1e12, torch.device("cpu")):  # the thread count detection_rate used
+        threads = torch.get_num_threads()
+        naive = median_time(lambda: naive_test(xs, ys, 1000, rng), n_naive)
     print(
-        f"naive loop          one test, B=1000                median {naive:8.3f} s   ({naive / single:.0f}x mmd_test)"
+        f"naive loop          one test, B=1000                median {naive:8.3f} s   "
+        f"({naive / single:.0f}x mmd_test; {threads} thread(s), as detection_rate used)"
     )
     print(
         f"naive loop x R=100  (extrapolated)                         {naive * 100:8.1f} s   "
