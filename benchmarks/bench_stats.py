@@ -5,8 +5,8 @@
 Prints, in one run: one ``mmd_test`` (n = m = 100, d = 512, B = 1000); ``detection_rate``
 (R = 100, n = 100, d = 512, B = 1000) against a straightforward loop over permutations that
 recomputes MMD^2 from the kernel matrix (the way common drift detectors do it) and the
-speed-up; 6 layers at once; d = 4096; and scaling with n (100, 300, 1000) with the peak
-memory of each run (each in a fresh subprocess). Medians of several runs.
+speed-up; 6 layers at once; d = 4096; per-input scores of a window; and scaling with n
+(100, 300, 1000) with the peak memory of each run (each in a fresh subprocess). Medians.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladis_core import detection_rate, mmd_test, multi_layer_detection_rate  # noqa: E402
+from ladis_core.stats import sample_scores_with_pvalues  # noqa: E402
 from ladis_core.stats._threads import machine_is_busy, threads_for  # noqa: E402
 
 N_REF, N_INF = 1000, 300  # reference rows, inference-window rows
@@ -144,6 +145,9 @@ def main() -> None:
     ref4, inf4 = data(4, N_REF, 4096), data(5, N_INF, 4096, 0.05)
     big = median_time(lambda: detection_rate(ref4, inf4, seed=0), runs_big)
     print(f"detection_rate      d=4096, R=100, n=100, B=1000    median {big:8.3f} s")
+
+    scores = median_time(lambda: sample_scores_with_pvalues(ref, inf, seed=0), runs_rate)
+    print(f"sample_scores       window 300 vs reference 1000    median {scores:8.3f} s")
 
     repeats = 10 if quick else 100
     print(f"\nscaling with n (d=512, B=1000, R={repeats}; fresh process each; peak RSS):")

@@ -6,7 +6,8 @@ diagonal. Swapping the members of the pairs where ``e_i = -1`` (``e`` in {-1, +1
 the unbiased MMD^2 an increasing affine function of ``T(e) = e^T H e`` (``e = 1``: the
 observed labelling), so a test needs only the B + 1 quadratic forms ``T(e_b)``:
 
-* few tests: ``rowsum((E @ H) * E)`` with the pool ``E`` of shape (B + 1, n);
+* few tests, or n too large for Omega: ``rowsum((E @ H) * E)`` with the pool ``E`` of
+  shape (B + 1, n), all tests' ``H`` side by side in one GEMM;
 * many tests (repetitions x layers): ``T = 2 h @ Omega`` where ``h`` holds the strict
   upper triangle of each ``H`` and ``Omega[(i, j), b] = e_b,i * e_b,j`` (i < j) -- one
   GEMM for all tests, half the flops.
