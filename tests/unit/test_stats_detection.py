@@ -219,3 +219,23 @@ def test_baseline_with_classes_and_standardisation():
     res = baseline_detection_rate(ref, reference_classes=ref_cls, standardize=True, seed=0, **FAST)
     assert res.class_matched and res.baseline
     assert res.rate <= 30.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+def test_cuda_protocol_and_scores_match_cpu():
+    from ladis_core import multi_layer_detection_rate, sample_scores
+
+    ref, inf = _data(30, shift=0.2)
+    cpu = detection_rate(ref, inf, seed=0, **FAST)
+    gpu = detection_rate(ref, inf, seed=0, device="cuda", **FAST)
+    assert np.allclose(gpu.statistics, cpu.statistics, rtol=1e-3, atol=1e-6)
+    assert np.mean(np.abs(gpu.p_values - cpu.p_values)) <= 0.01
+    multi = multi_layer_detection_rate({"a": ref}, {"a": inf}, seed=0, device="cuda", **FAST)
+    assert multi.layers["a"].p_values.shape == (20,)
+    on_gpu = detection_rate(
+        torch.from_numpy(ref).cuda(), torch.from_numpy(inf).cuda(), seed=0, **FAST
+    )
+    assert np.allclose(on_gpu.statistics, cpu.statistics, rtol=1e-3, atol=1e-6)
+    scores_cpu = sample_scores(ref, inf, seed=0)
+    scores_gpu = sample_scores(ref, inf, seed=0, device="cuda")
+    assert np.mean(np.abs(scores_cpu - scores_gpu)) <= 0.05
