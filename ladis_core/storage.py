@@ -315,7 +315,11 @@ def check_bucket(uri: str) -> None:
     readable with the current credentials (local folders: unless it exists)."""
     if is_s3(uri):
         bucket, _ = split_s3(uri)
-        _s3_call(uri, "open", s3_client().head_bucket, Bucket=bucket)
+        try:
+            _s3_call(uri, "open", s3_client().head_bucket, Bucket=bucket)
+        except DataNotFoundError:
+            where = S3Settings.from_environment().describe()
+            raise StorageError(f"bucket {bucket!r} does not exist at {where} (needed for {uri})") from None
         return
     if not local_path(uri).exists():
         raise DataNotFoundError(f"{uri} does not exist")

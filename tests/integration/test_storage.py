@@ -80,3 +80,8 @@ def test_mirror_fetches_a_replaced_object_of_the_same_size(s3_bucket, tmp_path):
     assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
     assert (cache / "model.pt").read_bytes() == b"weights-v2"
     assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == []
+
+
+def test_check_bucket_names_a_missing_bucket(s3_env):
+    with pytest.raises(StorageError, match="bucket 'absent-bucket-y' does not exist"):
+        storage.check_bucket("s3://absent-bucket-y/prefix")
