@@ -104,6 +104,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def class_names_for(reference: str) -> dict[str, str]:
+    """Class names of the model whose reference trial is ``reference``, when the trial sits
+    in a LADIS world (``<world>/trials/<endpoint>/reference`` beside
+    ``<world>/models/<endpoint>/model.json``); ``{}`` otherwise. Best effort: names only
+    make the results friendlier, so a missing or unreadable spec is not an error."""
+    parts = reference.rstrip("/").rsplit("/", 3)
+    if len(parts) != 4 or parts[1] != "trials" or parts[3] != "reference":
+        return {}
+    spec_uri = layout.join(layout.model_uri(parts[0], parts[2]), "model.json")
+    try:
+        names = storage.read_json(spec_uri).get("class_names") or []
+    except (LadisError, AttributeError):
+        return {}
+    return {str(index): str(name) for index, name in enumerate(names)}
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -729,6 +745,7 @@ def analyse_window(
         "incident_rule": rule,
         "settings": settings,
         "class_counts": {str(int(c)): int(k) for c, k in zip(classes, counts, strict=True)},
+        "class_names": class_names_for(reference),
         "ladis_version": __version__,
     }
     if not tested:

@@ -334,3 +334,14 @@ def test_job_exists_error_is_not_a_failure() -> None:
     exc = monitor.JobExistsError("2026-11-23T17-00-00Z", "s3://b/m/2026-11-23T17-00-00Z/results.json")
     assert isinstance(exc, LadisError) and exc.exit_code == 0
     assert "job 2026-11-23T17-00-00Z already exists" in str(exc)
+
+
+def test_class_names_come_from_the_model_spec_of_the_world(tmp_path):
+    from ladis_core.monitor import class_names_for
+
+    spec = tmp_path / "models" / "ep" / "model.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text('{"class_names": ["zero", "one"]}')
+    assert class_names_for(f"{tmp_path}/trials/ep/reference") == {"0": "zero", "1": "one"}
+    assert class_names_for(f"{tmp_path}/trials/other/reference") == {}
+    assert class_names_for("s3://bucket/somewhere/else") == {}
