@@ -215,6 +215,12 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3_server, s3_bucket, tmp_pat
     assert "holds no LADIS world" in err and "photos" in err
     assert [info.uri for info in storage.iter_objects(other)] == [layout.join(other, "photos", "holiday.jpg")]
 
+    # a GPU asked for where there is none
+    if not torch.cuda.is_available():
+        assert cli.main(["demo", "--world", s3_bucket, "--tiny", "--device", "cuda"]) == 2
+        assert "CUDA" in capsys.readouterr().err
+        assert storage.list_objects(s3_bucket) == []
+
     # S3 that cannot be reached (nothing listens on the port): a clear message, no secret
     from ladis_core.s3server import find_free_port
 
