@@ -180,18 +180,23 @@ def describe_job_option(job: JobResult) -> str:
 
 # --------------------------------------------------------------------------- images
 
-#: images are enlarged (nearest neighbour) to about this many pixels, so small inputs
-#: (32×32) stay crisp instead of being smoothed by the browser
+#: images are shown this wide; small inputs (32×32) are enlarged by the browser with
+#: ``image-rendering: pixelated`` (see :data:`PAGE_CSS`), so they stay crisp and the
+#: PNGs stay small (encoding a 4× enlarged copy took 40× longer: 9.5 ms against 0.23 ms)
 IMAGE_PX = 128
 
+#: page-wide style, added once by the entry script
+PAGE_CSS = """<style>
+[data-testid="stImage"] img { image-rendering: pixelated; }
+</style>"""
 
-def png(image, *, target_px: int = IMAGE_PX) -> bytes:
-    """A (C, H, W) image in [0, 1] as PNG bytes, enlarged by an integer factor."""
+
+def png(image, *, max_px: int = 256) -> bytes:
+    """A (C, H, W) image in [0, 1] as PNG bytes (shrunk by block averaging when larger
+    than ``max_px``, never enlarged: the browser does that)."""
     from ladis_core import images
 
-    height, width = image.shape[-2:]
-    scale = max(1, target_px // max(height, width))
-    return images.png_bytes(image, scale=scale)
+    return images.png_bytes(images.thumbnail(image, max_size=max_px))
 
 
 def attack_label(sample) -> str:
@@ -342,7 +347,7 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
         if trial.inputs is None or row >= len(trial.inputs):
             column.caption(f"{group} step {step}: no input recorded")
             continue
-        column.image(png(trial.inputs[row], target_px=96), caption=f"{group} · step {step} · {label}")
+        column.image(png(trial.inputs[row]), caption=f"{group} · step {step} · {label}", width=96)
 
 
 # --------------------------------------------------------------------------- charts

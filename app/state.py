@@ -33,6 +33,7 @@ HISTORY_HEATMAP = "history.heatmap"  # plotly heat map selection event
 HISTORY_GENERATION = "history.generation"  # bumped to recreate chart/table widgets
 HISTORY_PICK = "history.pick"  # selectbox mirroring the selected job
 HISTORY_SHOW_LAYERS = "history.show_layers"
+HISTORY_RANGE = "history.range"  # "24 hours" / "7 days" / "30 days" / "All"
 
 # -- flagged inputs ---------------------------------------------------------------------
 FLAGGED_CLASSES = "flagged.classes"  # + "." + job id: class filter
@@ -75,6 +76,7 @@ _NON_WIDGET_DEFAULTS: dict[str, Any] = {
 
 _WIDGET_DEFAULTS: dict[str, Any] = {
     HISTORY_SHOW_LAYERS: True,
+    HISTORY_RANGE: "7 days",
     FLAGGED_PAGE: 1,
     FLAGGED_PAGE_SIZE: 10,
     FLAGGED_AMPLIFY: 0.0,

@@ -94,7 +94,7 @@ def main() -> None:
 
     nav_left, nav_mid, nav_right = st.columns([2, 2, 6])
     nav_left.number_input("Page", min_value=1, max_value=pages, step=1, key=state.FLAGGED_PAGE)
-    nav_mid.selectbox("Per page", [5, 10, 20, 50], key=state.FLAGGED_PAGE_SIZE)
+    nav_mid.selectbox("Per page", [5, 10, 20, 50, 100], key=state.FLAGGED_PAGE_SIZE)
     nav_right.caption(f"Page {page} of {pages}")
     if any(i.original_kind == "nearest-natural" for i in shown):
         st.caption("Where no provenance was recorded, the original shown is the nearest natural image "

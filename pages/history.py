@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pandas as pd
 import streamlit as st
 
@@ -48,6 +50,23 @@ def _naive_utc(moment) -> pd.Timestamp | None:
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
+#: how far back the page looks, counted from the latest job (demo data is historical)
+RANGES = {"24 hours": timedelta(hours=24), "7 days": timedelta(days=7), "30 days": timedelta(days=30),
+          "All": None}
+
+
+def in_range(jobs, span: timedelta | None):
+    """The jobs scheduled within ``span`` of the latest one (all when ``span`` is None)."""
+    if span is None:
+        return list(jobs)
+    times = [charts.job_time(j) for j in jobs]
+    known = [t for t in times if isinstance(t, datetime)]
+    if not known:
+        return list(jobs)
+    start = max(known) - span
+    return [j for j, t in zip(jobs, times, strict=True) if not isinstance(t, datetime) or t >= start]
+
+
 def job_table(jobs, verdicts) -> pd.DataFrame:
     """One row per job, newest first; rates in percent."""
     rows = []
@@ -78,19 +97,24 @@ def main() -> None:
         ui.no_data(world_uri, detail=f"Endpoint `{endpoint}` has no monitoring jobs yet.")
         return
     verdicts = data.latest_verdicts(world_uri, endpoint)
-    selected_id = state.selected_job(world_uri, endpoint) or ui.default_job(jobs).job_id
+    all_jobs = jobs
+    span_label = st.segmented_control("Range", list(RANGES), key=state.HISTORY_RANGE,
+                                      help="Counted back from the latest job.") or "All"
+    jobs = in_range(all_jobs, RANGES[span_label])
+    selected_id = state.selected_job(world_uri, endpoint) or ui.default_job(all_jobs).job_id
     generation = int(state.get(state.HISTORY_GENERATION, 0))
 
     incidents = sum(j.incident for j in jobs)
     tested = [j for j in jobs if j.detection_rate is not None]
     ui.kpi_row(
         [
-            ui.Kpi("Jobs", f"{len(jobs):,}", f"{jobs[0].job_id} … {jobs[-1].job_id}"),
+            ui.Kpi("Jobs", f"{len(jobs):,}" + (f" of {len(all_jobs):,}" if len(jobs) < len(all_jobs) else ""),
+                   f"{jobs[0].job_id} … {jobs[-1].job_id}"),
             ui.Kpi("Incidents", f"{incidents:,}", jobs[-1].incident_rule.describe()),
             ui.Kpi("Latest detection rate", ui.fmt_rate(tested[-1].detection_rate if tested else None)),
-            ui.Kpi("Requests", f"{sum(j.requests for j in jobs):,}", "Inference requests, all jobs."),
+            ui.Kpi("Requests", f"{sum(j.requests for j in jobs):,}", "Inference requests in the range."),
             ui.Kpi("Reviewed", f"{sum(1 for j in jobs if j.job_id in verdicts):,}",
-                   "Jobs with an analyst verdict."),
+                   "Jobs in the range with an analyst verdict."),
         ]
     )
 

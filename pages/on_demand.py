@@ -105,7 +105,7 @@ def _save(world_uri: str, endpoint: str, result) -> None:
 
 
 def _results(world_uri: str, endpoint: str, result) -> None:
-    st.subheader(f"Result · steps {result.first_step}–{result.last_step}")
+    st.subheader(f"Result · steps {result.first_step}–{result.last_step} · test {result.job_id}")
     ui.job_kpis(result)
     left, right = st.columns(2)
     with left:

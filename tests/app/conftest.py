@@ -29,7 +29,7 @@ def app_world(
             mp.setenv(name, value)
         mp.setenv("LADIS_CACHE_DIR", str(app_cache_dir))
         bucket = s3_server.create_bucket(f"dash-{uuid.uuid4().hex[:12]}")
-        return build(bucket, tmp_path_factory.mktemp("world-local"))
+        return build(bucket)
 
 
 @pytest.fixture

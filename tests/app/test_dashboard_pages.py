@@ -72,7 +72,7 @@ def test_flagged_inputs_show_images_originals_and_sizes(app_env) -> None:
     text = all_text(at)
     assert "#1 · step" in text
     assert "L∞" in text and "L2" in text
-    assert "Recorded provenance: fgsm" in text
+    assert "Recorded provenance: pgd" in text
     # filters and paging
     assert at.number_input(key="flagged.page").value == 1
     classes = at.multiselect(key=f"flagged.classes.{attacked.job_id}")
