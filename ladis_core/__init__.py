@@ -20,6 +20,8 @@ _LAZY = {
     "baseline_detection_rate": "ladis_core.stats",
     "multi_layer_detection_rate": "ladis_core.stats",
     "sample_scores": "ladis_core.stats",
+    "sample_scores_with_pvalues": "ladis_core.stats",
+    "SampleScoreResult": "ladis_core.stats",
     "MMDTestResult": "ladis_core.stats",
     "DetectionRateResult": "ladis_core.stats",
     "MultiLayerResult": "ladis_core.stats",
