@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import pandas as pd
 import streamlit as st
 
 from app import data, state
+from ladis_core.charts import job_time
 from ladis_core.results import STATUS_OK, JobResult
 
 #: colours used consistently across pages (colour-blind safe Okabe–Ito hues)
@@ -70,6 +72,59 @@ def job_status(job: JobResult) -> str:
     if job.status != STATUS_OK:
         return "Not tested"
     return "Incident" if job.incident else "Normal"
+
+
+# --------------------------------------------------------------------------- job lists
+
+def _naive_utc(moment) -> pd.Timestamp | None:
+    """Timestamps are shown in UTC (the column says so) without a time zone attached."""
+    try:
+        stamp = pd.Timestamp(moment)
+    except (TypeError, ValueError):
+        return None
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+#: how far back the page looks, counted from the latest job (demo data is historical)
+HISTORY_RANGES = {
+    "24 hours": timedelta(hours=24),
+    "7 days": timedelta(days=7),
+    "30 days": timedelta(days=30),
+    "All": None,
+}
+
+
+def in_range(jobs, span: timedelta | None):
+    """The jobs scheduled within ``span`` of the latest one (all when ``span`` is None)."""
+    if span is None:
+        return list(jobs)
+    times = [job_time(j) for j in jobs]
+    known = [t for t in times if isinstance(t, datetime)]
+    if not known:
+        return list(jobs)
+    start = max(known) - span
+    return [j for j, t in zip(jobs, times, strict=True) if not isinstance(t, datetime) or t >= start]
+
+
+def job_table(jobs, verdicts) -> pd.DataFrame:
+    """One row per job, newest first; rates in percent."""
+    rows = []
+    for job in reversed(jobs):
+        rows.append(
+            {
+                "Job": job.job_id,
+                "Scheduled": _naive_utc(job_time(job)),
+                "Status": job_status(job),
+                "Detection rate": job.detection_rate,
+                "Baseline": job.baseline_detection_rate,
+                "Threshold": job.alert_threshold,
+                "Requests": job.requests,
+                "Verdict": verdict_label(verdicts.get(job.job_id)),
+                "Source": job.source,
+            }
+        )
+    return pd.DataFrame(rows)
+
 
 
 # --------------------------------------------------------------------------- messages

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-import pandas as pd
 import streamlit as st
 
 from app import components as ui
@@ -41,52 +38,6 @@ def _on_picker(world_uri: str, endpoint: str) -> None:
     _pick(world_uri, endpoint, st.session_state.get(state.HISTORY_PICK))
 
 
-def _naive_utc(moment) -> pd.Timestamp | None:
-    """Timestamps are shown in UTC (the column says so) without a time zone attached."""
-    try:
-        stamp = pd.Timestamp(moment)
-    except (TypeError, ValueError):
-        return None
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
-
-
-#: how far back the page looks, counted from the latest job (demo data is historical)
-RANGES = {"24 hours": timedelta(hours=24), "7 days": timedelta(days=7), "30 days": timedelta(days=30),
-          "All": None}
-
-
-def in_range(jobs, span: timedelta | None):
-    """The jobs scheduled within ``span`` of the latest one (all when ``span`` is None)."""
-    if span is None:
-        return list(jobs)
-    times = [charts.job_time(j) for j in jobs]
-    known = [t for t in times if isinstance(t, datetime)]
-    if not known:
-        return list(jobs)
-    start = max(known) - span
-    return [j for j, t in zip(jobs, times, strict=True) if not isinstance(t, datetime) or t >= start]
-
-
-def job_table(jobs, verdicts) -> pd.DataFrame:
-    """One row per job, newest first; rates in percent."""
-    rows = []
-    for job in reversed(jobs):
-        rows.append(
-            {
-                "Job": job.job_id,
-                "Scheduled": _naive_utc(charts.job_time(job)),
-                "Status": ui.job_status(job),
-                "Detection rate": job.detection_rate,
-                "Baseline": job.baseline_detection_rate,
-                "Threshold": job.alert_threshold,
-                "Requests": job.requests,
-                "Verdict": ui.verdict_label(verdicts.get(job.job_id)),
-                "Source": job.source,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def main() -> None:
     world_uri, endpoint = state.world(), state.endpoint()
     if not endpoint:
@@ -98,9 +49,9 @@ def main() -> None:
         return
     verdicts = data.latest_verdicts(world_uri, endpoint)
     all_jobs = jobs
-    span_label = st.segmented_control("Range", list(RANGES), key=state.HISTORY_RANGE,
+    span_label = st.segmented_control("Range", list(ui.HISTORY_RANGES), key=state.HISTORY_RANGE,
                                       help="Counted back from the latest job.") or "All"
-    jobs = in_range(all_jobs, RANGES[span_label])
+    jobs = ui.in_range(all_jobs, ui.HISTORY_RANGES[span_label])
     selected_id = state.selected_job(world_uri, endpoint) or ui.default_job(all_jobs).job_id
     generation = int(state.get(state.HISTORY_GENERATION, 0))
 
@@ -139,7 +90,7 @@ def main() -> None:
         )
 
     st.subheader("Jobs")
-    table = job_table(jobs, verdicts)
+    table = ui.job_table(jobs, verdicts)
     ids = tuple(table["Job"])
     table_key = f"{state.HISTORY_TABLE}.{generation}"
     selected_row = ids.index(selected_id) if selected_id in ids else None
