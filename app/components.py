@@ -263,7 +263,12 @@ def attack_label(sample) -> str:
     if attack == "none":
         return "natural"
     eps = record.get("epsilon")
-    return f"{attack} ε={eps:g}" if eps else str(attack)
+    if not eps:
+        return str(attack)
+    levels = float(eps) * 255
+    # ε is usually a whole number of grey levels (8/255): say so, it is how attacks are set
+    shown = f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-3 else f"{float(eps):.3g}"
+    return f"{attack} ε={shown}"
 
 
 ORIGINAL_CAPTIONS = {
@@ -402,7 +407,8 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
         if trial.inputs is None or row >= len(trial.inputs):
             column.caption(f"{group} step {step}: no input recorded")
             continue
-        column.image(png(trial.inputs[row]), caption=f"{group} · step {step} · {label}", width=96)
+        where = "reference step" if group == "reference" else "step"
+        column.image(png(trial.inputs[row]), caption=f"{where} {step} · {label}", width=96)
 
 
 # --------------------------------------------------------------------------- charts

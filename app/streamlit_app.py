@@ -72,7 +72,7 @@ def sidebar() -> None:
         st.button("Refresh", icon=":material/refresh:", on_click=_on_refresh,
                   help="Read the data source again (new jobs, verdicts, trials).",
                   width="stretch")
-        job_id = state.get(state.SELECTED_JOB)
+        job_id = state.selected_job(state.world(), state.get(state.ENDPOINT) or "")
         if job_id and names:
             st.caption(f"Selected job: **{job_id}**")
 

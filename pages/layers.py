@@ -35,7 +35,8 @@ def main() -> None:
         return
     chosen_before = st.session_state.get(state.LAYERS_CHOSEN)
     if chosen_before is None or not set(chosen_before) <= set(layers):
-        st.session_state[state.LAYERS_CHOSEN] = layers[-1:]
+        # the penultimate layer (avgpool) usually suffices (SPEC section 1)
+        st.session_state[state.LAYERS_CHOSEN] = [n for n in layers if "avgpool" in n][:1] or layers[-1:]
     classes = sorted(int(c) for c in job.class_counts) or list(range(len(job.class_names)))
     with st.container(border=True):
         top_left, top_right = st.columns([3, 1])
