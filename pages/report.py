@@ -73,11 +73,14 @@ def _verdict_form(world_uri: str, endpoint: str, job) -> None:
     else:
         st.caption("No verdict yet.")
     with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
-        verdict = st.radio("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, horizontal=True)
+        verdict = st.radio("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, horizontal=True,
+                           index=None)
         analyst = st.text_input("Analyst", placeholder="Your name")
         note = st.text_area("Note", placeholder="What you found, what was done")
         submitted = st.form_submit_button("Record verdict", type="primary", icon=":material/gavel:")
-    if submitted:
+    if submitted and verdict is None:
+        st.warning("Choose a verdict first.", icon=":material/touch_app:")
+    elif submitted:
         try:
             record = triage.add_verdict(
                 layout.monitoring_uri(world_uri, endpoint), job.job_id,

@@ -145,6 +145,10 @@ def test_report_offers_downloads_and_records_a_verdict(app_env) -> None:
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download HTML report", "Download JSON", "Download CSV (flagged inputs)"]
 
+    next(b for b in at.button if b.label == "Record verdict").click().run()
+    assert "Choose a verdict first." in _texts(at.warning)
+    assert triage.list_verdicts(app_env.monitoring, job.job_id) == []
+
     by_label(at.text_input, "Analyst").input("Ada")
     by_label(at.text_area, "Note").input("checked <b>by hand</b>")
     by_label(at.radio, "Verdict").set_value("confirmed")
