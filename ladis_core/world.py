@@ -100,7 +100,8 @@ def list_endpoints(world_uri: str) -> list[str]:
 def job_index(world_uri: str, endpoint: str) -> JobIndex:
     """One listing of ``monitoring/<endpoint>/``: the job ids that have a ``results.json``
     and how many verdicts each has (a job folder without results is a job still being
-    written, or a crashed one, and is left out)."""
+    written, or a crashed one, and is left out; so are folders not named like a job id,
+    as in :func:`ladis_core.monitor.load_jobs`)."""
     monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
     base = monitoring.rstrip("/") + "/"
     jobs: set[str] = set()
@@ -108,7 +109,7 @@ def job_index(world_uri: str, endpoint: str) -> JobIndex:
     for info in storage.iter_objects(monitoring):
         relative = info.uri[len(base) :] if info.uri.startswith(base) else ""
         parts = relative.split("/")
-        if len(parts) == 2 and parts[1] == layout.RESULTS_NAME:
+        if len(parts) == 2 and parts[1] == layout.RESULTS_NAME and _is_job_id(parts[0]):
             jobs.add(parts[0])
         elif len(parts) >= 3 and parts[1] == "verdicts":
             verdicts[parts[0]] = verdicts.get(parts[0], 0) + 1
@@ -183,6 +184,14 @@ def load_jobs(
             if done % max(1, total // 20) == 0 or done == total:
                 report(progress, "load jobs", done, total)
     return sorted(out, key=lambda j: (j.scheduled_at, j.job_id))
+
+
+def _is_job_id(name: str) -> bool:
+    try:
+        layout.parse_job_id(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _monitor_load_jobs():

@@ -88,6 +88,7 @@ def test_world_discovery_on_a_local_folder(tmp_path: Path) -> None:
     for job_id in ids:
         storage.write_bytes(layout.results_uri(monitoring, job_id), _job(job_id).to_json().encode())
     storage.write_bytes(layout.join(monitoring, "2026-01-01T03-00-00Z", "scores.json"), b"{}")  # unfinished
+    storage.write_bytes(layout.join(monitoring, "_state", "results.json"), b"{}")  # not a job
     storage.write_bytes(layout.join(uri, "trials", "dogs", "reference", "x"), b"")
     triage.add_verdict(monitoring, ids[0], verdict="dismissed", analyst="Ada", note="")
 
