@@ -220,7 +220,7 @@ def timeline_figure(
         rangemode="tozero", secondary_y=True,
     )
     fig.update_layout(
-        template=TEMPLATE, height=height, title=plot_text(title) if title else None,
+        template=TEMPLATE, height=height, title_text=plot_text(title) if title else "",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         margin={"l": 60, "r": 60, "t": 60 if title else 40, "b": 40}, hovermode="closest",
         bargap=0.3, clickmode="event+select",
@@ -419,7 +419,7 @@ def embedding_figure(
     fig.update_xaxes(showticklabels=False, title_text="")
     fig.update_yaxes(showticklabels=False, title_text="", scaleanchor="x")
     fig.update_layout(
-        template=TEMPLATE, height=height, title=plot_text(title) if title else None,
+        template=TEMPLATE, height=height, title_text=plot_text(title) if title else "",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         margin={"l": 20, "r": 20, "t": 60 if title else 40, "b": 20},
     )

@@ -1016,8 +1016,3 @@ def run_every(
             sleep(delay)
         tick = following
 
-
-# the names the on-demand test (ladis_core.ondemand) used before they were public
-_Window = Window
-_validate_settings = validate_settings
-_analyse = analyse_window

@@ -68,7 +68,7 @@ def run_test(
 
     settings = settings or JobSettings()
     rule = rule or IncidentRule()
-    monitor._validate_settings(settings)
+    monitor.validate_settings(settings)
     if after_step is not None and until_step is not None:
         check(until_step > after_step, f"the window is empty: last step {until_step} is not after {after_step}")
     started = datetime.now(UTC)
@@ -90,7 +90,7 @@ def run_test(
     report(progress, "inference", 0, 1, inference)
     data = trials.load_trial(inference, mode="PREDICT", layers=names, after_step=after_step,
                              until_step=until_step)
-    window = monitor._Window(
+    window = monitor.Window(
         steps=np.asarray(data.steps, dtype=np.int64),
         layers={n: np.asarray(data.layers[n]) for n in names},
         classes=np.asarray(data.predicted_class, dtype=np.int64),
@@ -114,13 +114,13 @@ def run_test(
         node=0, tested=True, progress=progress,
     )
     try:
-        result, _scores = monitor._analyse(output=(monitoring or "").rstrip("/"),
+        result, _scores = monitor.analyse_window(output=(monitoring or "").rstrip("/"),
                                            baseline_cache=bool(monitoring), **common)
     except StorageError:
         if not monitoring:
             raise
         # the baseline cache is only an optimisation: a read-only store must not stop a test
-        result, _scores = monitor._analyse(output="", baseline_cache=False, **common)
+        result, _scores = monitor.analyse_window(output="", baseline_cache=False, **common)
     return replace(result, source=SOURCE)
 
 

@@ -19,4 +19,4 @@ $PY -m ladis_core demo --world "$LADIS_S3_URI"
 echo "[demo] dashboard on http://127.0.0.1:${LADIS_PORT:-8501} (Ctrl-C to stop; the S3 server keeps running: python -m ladis_core s3 stop)"
 exec .venv/bin/streamlit run app/streamlit_app.py \
   --server.address 127.0.0.1 --server.port "${LADIS_PORT:-8501}" \
-  --server.headless true --browser.gatherUsageStats false
+  --server.headless true --browser.gatherUsageStats false --client.toolbarMode minimal
