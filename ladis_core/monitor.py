@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from ladis_core import layout, storage
+from ladis_core._process import pid_alive as _pid_alive
 from ladis_core._version import __version__
 from ladis_core.errors import DataNotFoundError, InputError, LadisError, StorageError, check
 from ladis_core.progress import ProgressCallback, report
@@ -265,16 +266,6 @@ def _read_claim(output: str, node: int, attempt: int) -> _Claim:
         return _Claim(**{k: data[k] for k in _Claim.__dataclass_fields__})
     except (KeyError, TypeError) as exc:
         raise StorageError(f"{uri} is not a valid claim ({exc}); delete it to unblock monitoring") from None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _claim_state(output: str, claim: _Claim, released: bool) -> str:

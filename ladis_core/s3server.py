@@ -67,6 +67,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ladis_core._process import pid_alive as _pid_alive
 from ladis_core.config import (
     LOCAL_ACCESS_KEY,
     LOCAL_BUCKET,
@@ -858,16 +859,6 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read_pid(path: Path) -> int | None:
