@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:
+        # boto's INFO lines ("Found credentials in environment variables") are noise here
+        for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if not getattr(args, "run", None):
         parser.print_help()
         return 0
