@@ -311,10 +311,14 @@ def layer_bars_figure(job: JobResult, *, height: int = 340) -> go.Figure:
         annotation_text=f"α = {job.settings.alpha:g}", annotation_position="bottom right",
     )
     if job.detection_rate is not None:
-        fig.add_hline(
-            y=job.detection_rate, line={"color": COLORS["rate"], "width": 1},
-            annotation_text=f"combined ({plot_text(job.combined_method)}) {job.detection_rate:.0f}%",
-            annotation_position="top right",
+        # a legend entry rather than an annotation: at 100 % a label would sit on the bars' own
+        fig.add_trace(
+            go.Scatter(
+                x=[names[0], names[-1]], y=[job.detection_rate] * 2, mode="lines",
+                name=f"combined ({plot_text(job.combined_method)}) {job.detection_rate:.0f}%",
+                line={"color": COLORS["rate"], "width": 1},
+                hovertemplate="combined: %{y:.1f}%<extra></extra>",
+            )
         )
     fig.update_xaxes(tickmode="array", tickvals=names, ticktext=labels, tickangle=-25, title_text="layer")
     fig.update_yaxes(title_text="detection rate (%)", range=[0, 112])
