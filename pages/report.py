@@ -54,6 +54,16 @@ def _downloads(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tu
     )
 
 
+def _signed_in_user() -> str | None:
+    """The signed-in user's name or e-mail when Streamlit's login is configured, else None."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("email") or st.user.get("name") or "") or None
+    except Exception:  # noqa: BLE001 - no auth configured: st.user has no is_logged_in
+        return None
+    return None
+
+
 def _verdict_form(world_uri: str, endpoint: str, job) -> None:
     from ladis_core import triage
 
@@ -75,7 +85,13 @@ def _verdict_form(world_uri: str, endpoint: str, job) -> None:
     with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
         verdict = st.radio("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, horizontal=True,
                            index=None)
-        analyst = st.text_input("Analyst", placeholder="Your name")
+        signed_in = _signed_in_user()
+        if signed_in:
+            # with login configured (st.login / OIDC), the verdict is attributed to the user
+            st.text_input("Analyst", value=signed_in, disabled=True, help="The signed-in user.")
+            analyst = signed_in
+        else:
+            analyst = st.text_input("Analyst", placeholder="Your name")
         note = st.text_area("Note", placeholder="What you found, what was done")
         submitted = st.form_submit_button("Record verdict", type="primary", icon=":material/gavel:")
     if submitted and verdict is None:
