@@ -89,3 +89,19 @@ def job_id_for(moment: datetime) -> str:
 def parse_job_id(job_id: str) -> datetime:
     """Inverse of :func:`job_id_for`; raises ``ValueError`` for anything else."""
     return datetime.strptime(job_id, JOB_ID_FORMAT).replace(tzinfo=UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive time is taken as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """An aware UTC datetime from ISO-8601 (``2026-11-23T17:00:00Z``, ``…+01:00``, a date)
+    or a job id (``2026-11-23T17-00-00Z``); naive times are taken as UTC. Anything else
+    raises ``ValueError`` (callers turn it into their own message)."""
+    value = text.strip()
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return parse_job_id(value)

@@ -129,21 +129,13 @@ def parse_time(value: str | datetime) -> datetime:
     """An aware UTC datetime from ISO-8601 (``2026-11-23T17:00:00Z``, ``…+01:00``, a date)
     or a job id (``2026-11-23T17-00-00Z``); naive times are taken as UTC."""
     if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip()
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            try:
-                moment = layout.parse_job_id(text)
-            except ValueError:
-                raise InputError(
-                    f"--at {text!r} is not an ISO-8601 time; use e.g. 2026-11-23T17:00:00Z"
-                ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        return layout.as_utc(value)
+    try:
+        return layout.parse_time(str(value))
+    except ValueError:
+        raise InputError(
+            f"--at {str(value).strip()!r} is not an ISO-8601 time; use e.g. 2026-11-23T17:00:00Z"
+        ) from None
 
 
 # --------------------------------------------------------------------------- bookmark

@@ -108,7 +108,7 @@ def _utc(at: datetime | None) -> datetime:
         return datetime.now(UTC)
     if not isinstance(at, datetime):
         raise InputError(f"at={at!r} must be a datetime")
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return layout.as_utc(at)
 
 
 def add_verdict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 NAME = "report"
 HELP = "export an incident report (one job or a time range) as self-contained HTML, JSON or CSV"
@@ -30,16 +30,12 @@ offset is given) or job ids. --out takes a local path, an s3:// URI or - (stdout
 def _parse_time(text: str) -> datetime:
     from ladis_core import layout
 
-    value = text.strip()
-    for parse in (layout.parse_job_id, lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))):
-        try:
-            moment = parse(value)
-        except ValueError:
-            continue
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    raise argparse.ArgumentTypeError(
-        f"{text!r} is not a time; use ISO 8601 such as 2026-11-23T17:00 or a job id such as 2026-11-23T17-00-00Z"
-    )
+    try:
+        return layout.parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time; use ISO 8601 such as 2026-11-23T17:00 or a job id such as 2026-11-23T17-00-00Z"
+        ) from None
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -36,9 +36,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return None if moment is None else layout.as_utc(moment)
 
 
 def results_location(job_uri: str) -> tuple[str, str, str]:

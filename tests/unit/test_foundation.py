@@ -155,3 +155,21 @@ def test_local_storage_errors(tmp_path):
         storage.read_json(str(corrupt))
     with pytest.raises(StorageError, match="no bucket"):
         storage.split_s3("s3:///key")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-11-23T17:00:00Z", datetime(2026, 11, 23, 17, tzinfo=UTC)),
+        ("2026-11-23T18:00+01:00", datetime(2026, 11, 23, 17, tzinfo=UTC)),
+        ("2026-11-23T17:00", datetime(2026, 11, 23, 17, tzinfo=UTC)),
+        ("2026-11-23T17-00-00Z", datetime(2026, 11, 23, 17, tzinfo=UTC)),
+    ],
+)
+def test_parse_time_accepts_iso_and_job_ids(text, expected):
+    assert layout.parse_time(text) == expected
+
+
+def test_parse_time_rejects_other_text():
+    with pytest.raises(ValueError):
+        layout.parse_time("yesterday")
