@@ -453,16 +453,9 @@ def _capture_predict(capture: Any, batch: torch.Tensor) -> tuple[torch.Tensor, i
 def resolve_device(device: str | None) -> str:
     """``"auto"``/``None`` → ``"cuda"`` when available, else ``"cpu"``; ``"cuda"``
     without a GPU raises :class:`~ladis_core.errors.InputError`."""
-    import torch
+    from ladis_core.devices import resolve_device as _resolve
 
-    choice = (device or "auto").strip().lower()
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} was asked for but no CUDA GPU is available; use --device cpu")
-    if choice != "cpu" and not choice.startswith("cuda"):
-        raise InputError(f"device {device!r} is not one of auto, cpu, cuda")
-    return choice
+    return str(_resolve(device or None, default="auto"))
 
 
 # --------------------------------------------------------------------------- SageMaker contract

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ladis_core.data import ImageDataset
-from ladis_core.errors import InputError, check
+from ladis_core.devices import resolve_device
+from ladis_core.errors import check
 from ladis_core.models import ModelSpec, build_model
 from ladis_core.progress import ProgressCallback, report
 
@@ -55,20 +56,6 @@ class TrainingResult:
     validation_accuracy: float | None
     #: mean training loss of every epoch, in order
     losses: list[float] = field(default_factory=list)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"cpu"``, ``"cuda"`` (or ``None`` = CPU) as a device; CUDA must be present."""
-    if device is None:
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device={device!r} is not a torch device (use cpu or cuda): {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device={device!r}: CUDA is not available on this machine; use --device cpu")
-    check(resolved.type in ("cpu", "cuda"), f"device={device!r}: only cpu and cuda are supported")
-    return resolved
 
 
 def seeded_model(spec: ModelSpec, *, seed: int) -> nn.Module:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ladis_core import devices
 from ladis_core.errors import InputError, check
 
 KERNELS = ("multi_rbf", "rbf")
@@ -126,16 +127,7 @@ def resolve_device(device: Any, *tensors: torch.Tensor) -> torch.device:
         for tensor in tensors:
             if tensor.device.type != "cpu":
                 return tensor.device
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device must be e.g. 'cpu' or 'cuda'; got {device!r}") from exc
-    if resolved.type == "cuda":
-        check(
-            torch.cuda.is_available(), f"device={device!r} was asked for but CUDA is not available"
-        )
-    return resolved
+    return devices.resolve_device(device)
 
 
 @dataclass(frozen=True)
