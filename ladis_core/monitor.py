@@ -877,13 +877,12 @@ def load_jobs(output: str) -> list[JobResult]:
         return []
 
     def _one(job_id: str) -> JobResult | None:
-        uri = layout.results_uri(output, job_id)
         try:
-            return JobResult.from_json(storage.read_bytes(uri), source=uri)
+            return load_job(output, job_id)
         except DataNotFoundError:
             return None
         except InputError as exc:
-            log.warning("skipping %s: %s", uri, exc)
+            log.warning("skipping %s: %s", layout.results_uri(output, job_id), exc)
             return None
 
     with ThreadPoolExecutor(max_workers=min(16, len(job_ids))) as pool:

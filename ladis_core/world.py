@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ladis_core import layout, storage
-from ladis_core.errors import DataNotFoundError, InputError, LadisError
+from ladis_core import layout, monitor, storage
+from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.results import JobResult
 
@@ -138,9 +138,7 @@ def describe_world(world_uri: str) -> WorldInfo:
 
 def load_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
     """One job's result; :class:`DataNotFoundError` when it does not exist."""
-    monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
-    uri = layout.results_uri(monitoring, job_id)
-    return JobResult.from_json(storage.read_bytes(uri), source=uri)
+    return monitor.load_job(layout.monitoring_uri(normalize_world_uri(world_uri), endpoint), job_id)
 
 
 def load_jobs(
@@ -154,7 +152,7 @@ def load_jobs(
     """Every job result of ``endpoint``, sorted by scheduled time.
 
     Without ``job_ids`` this delegates to :func:`ladis_core.monitor.load_jobs` (the
-    monitoring job owns the result format) when that module is installed. With
+    monitoring job owns the result format). With
     ``job_ids`` (e.g. only the jobs not yet cached) the results are read in parallel.
     Unreadable results raise the storage error; a corrupt one raises :class:`InputError`
     naming it.
@@ -162,12 +160,9 @@ def load_jobs(
     world = normalize_world_uri(world_uri)
     monitoring = layout.monitoring_uri(world, endpoint)
     if job_ids is None:
-        delegate = _monitor_load_jobs()
-        if delegate is not None:
-            jobs = list(delegate(monitoring))
-            report(progress, "load jobs", len(jobs), len(jobs))
-            return sorted(jobs, key=lambda j: (j.scheduled_at, j.job_id))
-        job_ids = job_index(world, endpoint).job_ids
+        jobs = monitor.load_jobs(monitoring)
+        report(progress, "load jobs", len(jobs), len(jobs))
+        return sorted(jobs, key=lambda j: (j.scheduled_at, j.job_id))
     ids = list(job_ids)
     total = len(ids)
     report(progress, "load jobs", 0, total)
@@ -193,14 +188,3 @@ def _is_job_id(name: str) -> bool:
         return False
     return True
 
-
-def _monitor_load_jobs():
-    """``ladis_core.monitor.load_jobs`` when that module exists (it is built in
-    parallel with this one), else ``None``."""
-    try:
-        from ladis_core import monitor
-    except ImportError:
-        return None
-    except LadisError:
-        return None
-    return getattr(monitor, "load_jobs", None)
