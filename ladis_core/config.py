@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_WORLD_URI = "s3://ladis/"
 
@@ -27,6 +28,15 @@ LOCAL_ACCESS_KEY = "ladis-local"
 LOCAL_SECRET_KEY = "ladis-local-secret"
 LOCAL_REGION = "us-east-1"
 LOCAL_BUCKET = "ladis"
+
+
+CACHE_DIR_ENV = "LADIS_CACHE_DIR"
+
+
+def cache_root() -> Path:
+    """Where downloaded trials and models are cached: ``LADIS_CACHE_DIR``, else ``.cache``
+    in the working folder."""
+    return Path(os.environ.get(CACHE_DIR_ENV, "").strip() or ".cache")
 
 
 def world_uri() -> str:

@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ladis_core import layout, storage
-from ladis_core.config import redact
+from ladis_core.config import cache_root, redact
 from ladis_core.errors import DataNotFoundError, InputError, LadisError, StorageError, check
 from ladis_core.serving import (
     EndpointClosedError,
@@ -572,8 +572,8 @@ def start_server(
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ladis" / "models"
+    """Where models fetched from S3 are cached: ``<LADIS_CACHE_DIR>/models``."""
+    return cache_root() / "models"
 
 
 def resolve_model_dir(model: str | Path, *, cache_dir: str | Path | None = None) -> Path:

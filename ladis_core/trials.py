@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from ladis_core import layout, storage
-from ladis_core.config import S3Settings
+from ladis_core.config import S3Settings, cache_root
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.progress import Progress, ProgressCallback, report
 
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 
 MODES = ("TRAIN", "EVAL", "PREDICT", "GLOBAL")
 #: environment variable naming the cache root (default ``.cache`` in the working folder)
-CACHE_DIR_ENV = "LADIS_CACHE_DIR"
 #: smdebug puts the index files of 1,000 consecutive global steps in one folder
 INDEX_GROUP_SIZE = 1000
 PENULTIMATE_PATTERN = re.compile(r"avgpool_output_\d+$")
@@ -185,7 +184,7 @@ def default_cache_dir(uri: str) -> Path:
     """The local cache folder of an ``s3://`` trial: ``$LADIS_CACHE_DIR/trials/<name>``
     (root ``.cache`` in the working folder by default). The name holds a hash of the S3
     endpoint and the URI, so the same URI on two servers never shares a cache."""
-    root = Path(os.environ.get(CACHE_DIR_ENV, "").strip() or ".cache")
+    root = cache_root()
     normalised = uri.rstrip("/")
     endpoint = S3Settings.from_environment().endpoint_url or "aws"
     digest = hashlib.sha256(f"{endpoint}|{normalised}".encode()).hexdigest()[:16]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ladis_core import capture, trials
+from ladis_core import capture, config, trials
 from ladis_core.errors import InputError
 from ladis_core.models import ModelSpec, build_model
 
@@ -102,7 +102,7 @@ def test_tensor_names_for_the_resnet():
 
 
 def test_cache_folders_differ_by_endpoint_and_uri(monkeypatch, tmp_path):
-    monkeypatch.setenv(trials.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CACHE_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1111")
     first = trials.default_cache_dir("s3://ladis/trials/digits/inference")
     assert first.parent == tmp_path / "trials"
