@@ -358,6 +358,19 @@ def derive_endpoint(output: str, inference: str) -> str:
 # --------------------------------------------------------------------------- the analysis
 
 
+def resolve_layers(reference: str, inference: str, layers: Sequence[str] | None) -> list[str]:
+    """Tensor names for ``layers`` present in both trials (default: the penultimate
+    layer); an unknown name raises :class:`InputError` listing the layers that are there."""
+    from ladis_core import trials
+
+    ref_names = trials.list_layers(reference, mode="EVAL")
+    inf_names = trials.list_layers(inference, mode="PREDICT")
+    return _resolve_layers(
+        list(layers) if layers else [trials.penultimate_layer(inf_names)],
+        ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
+    )
+
+
 def _resolve_layers(requested: Sequence[str], trials_: Sequence[tuple[str, str, list[str]]]) -> list[str]:
     """Tensor names for ``requested`` (tensor names like ``avgpool_output_0`` or module
     names like ``layer4.1``), each checked to be present in every trial."""
@@ -546,12 +559,7 @@ def run_job(
     from ladis_core import trials
 
     report(progress, "reference", 0, 1, reference)
-    ref_names = trials.list_layers(reference, mode="EVAL")
-    inf_names = trials.list_layers(inference, mode="PREDICT")
-    names = _resolve_layers(
-        list(layers) if layers else [trials.penultimate_layer(inf_names)],
-        ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
-    )
+    names = resolve_layers(reference, inference, layers)
     ref = trials.load_trial(reference, mode="EVAL", layers=names, cache_dir=_trial_cache(trials, reference, cache_dir))
     need = 2 * settings.n_samples
     check(

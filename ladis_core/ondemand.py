@@ -125,28 +125,12 @@ def run_test(
 
 
 def resolve_layers(reference: str, inference: str, layers: list[str] | tuple[str, ...] | None) -> list[str]:
-    """Tensor names for ``layers`` (tensor names such as ``avgpool_output_0`` or module
-    names such as ``layer4.1``) present in both trials; default: the penultimate layer.
-    An unknown name raises :class:`~ladis_core.errors.InputError` listing what is there."""
-    from ladis_core import trials
+    """Tensor names for ``layers`` present in both trials; default: the penultimate layer.
+    The monitoring job's own rule (:func:`ladis_core.monitor.resolve_layers`), so a test
+    run here names layers exactly as a scheduled job would."""
+    from ladis_core import monitor
 
-    available = {
-        "EVAL": (reference, trials.list_layers(reference, mode="EVAL")),
-        "PREDICT": (inference, trials.list_layers(inference, mode="PREDICT")),
-    }
-    if not layers:
-        return [trials.penultimate_layer(available["PREDICT"][1])]
-    names: list[str] = []
-    for layer in layers:
-        layer = str(layer).strip()
-        check(bool(layer), "an empty layer name was given")
-        tensor = layer if layer in available["PREDICT"][1] else f"{layer}_output_0"
-        for mode, (uri, present) in available.items():
-            check(tensor in present, f"layer {layer!r} is not in the {mode} trial {uri}; available layers: "
-                  f"{', '.join(present) or 'none'}")
-        if tensor not in names:
-            names.append(tensor)
-    return names
+    return monitor.resolve_layers(reference, inference, layers)
 
 
 def save_job(result: JobResult, monitoring: str) -> str:
