@@ -125,8 +125,46 @@ class DashboardServer:
         self.stop()
 
 
-def wait_for_app(page, *, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the script (no "running" indicator)."""
+def wait_for_app(page, *, timeout_ms: int = 60_000, quiet_ms: int = 750) -> None:
+    """Wait until Streamlit has finished running the script.
+
+    The "running" indicator appears only some time after a run starts, so its absence at
+    one instant proves nothing: wait until it has stayed away for ``quiet_ms``.
+    """
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+        """quietMs => {
+            const now = performance.now();
+            if (document.querySelector('[data-testid="stStatusWidget"]')) {
+                window.__ladisQuietSince = now;
+                return false;
+            }
+            window.__ladisQuietSince ??= now;
+            return now - window.__ladisQuietSince >= quietMs;
+        }""",
+        arg=quiet_ms,
+        timeout=timeout_ms,
+        polling=100,
     )
+    page.evaluate("() => { delete window.__ladisQuietSince; }")
+
+
+def wait_for_images(page, selector: str = "[data-testid='stImage'] img", *,
+                    timeout_ms: int = 60_000) -> list[tuple[int, str]]:
+    """Wait until the script has finished and every image matching ``selector`` has
+    settled, then return ``(naturalWidth, src)`` of each.
+
+    A settled image is ``complete``: loaded (``naturalWidth > 0``) or failed for good
+    (``naturalWidth == 0``, e.g. a 404). Images still arriving while the script streams
+    more elements are not ``complete`` yet, so they are waited for, not reported broken.
+    """
+    wait_for_app(page, timeout_ms=timeout_ms)
+    page.wait_for_function(
+        """selector => {
+            const images = [...document.querySelectorAll(selector)];
+            return images.length > 0 && images.every(i => i.complete);
+        }""",
+        arg=selector,
+        timeout=timeout_ms,
+    )
+    return [tuple(pair) for pair in page.locator(selector).evaluate_all(
+        "imgs => imgs.map(i => [i.naturalWidth, i.getAttribute('src')])")]

@@ -9,15 +9,20 @@ explorer and download the reports. Screenshots go to ``test-artifacts/dashboard/
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, DashboardServer, wait_for_app
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from dash_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    DashboardServer,
+    wait_for_app,
+    wait_for_images,
+)
 
 pytestmark = [pytest.mark.app, pytest.mark.browser]
 
@@ -87,17 +92,9 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     _open_page(page, "Flagged inputs")
     page.get_by_text("#1 · step").first.wait_for(timeout=60_000)
     page.get_by_text(incident.job_id).first.wait_for()
-    images = page.locator("[data-testid='stImage'] img")
-    images.first.wait_for()
-    # a broken image (e.g. Starlette ≥ 1.8, SPEC section 6) stays at naturalWidth 0 for good;
-    # one still loading gets there: wait, then report what is still 0
-    with contextlib.suppress(PlaywrightTimeoutError):
-        page.wait_for_function(
-            """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
-                     .every(i => i.complete && i.naturalWidth > 0)""",
-            timeout=30_000,
-        )
-    widths = images.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.getAttribute('src')])")
+    # every image must have settled, and none may have failed (a broken image, e.g. under
+    # Starlette >= 1.8, SPEC section 6, is complete with naturalWidth 0)
+    widths = wait_for_images(page)
     broken = [src for width, src in widths if not width]
     assert len(widths) >= 3 and not broken, broken
     _shot(page, "2-flagged")
