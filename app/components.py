@@ -6,9 +6,11 @@ same way. Nothing here reads storage except through :mod:`app.data`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -16,6 +18,8 @@ import streamlit as st
 from app import data, state
 from ladis_core.charts import job_time
 from ladis_core.results import STATUS_OK, JobResult
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 #: colours used consistently across pages (colour-blind safe Okabe–Ito hues)
 COLOURS = {
@@ -389,11 +393,6 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
     if not picked:
         st.caption("Click, box- or lasso-select points to see their inputs here.")
         return
-    after, until = data.job_window(job)
-    sources = {
-        "reference": lambda: data.trial(job.reference, "EVAL", None, True),
-        "inference": lambda: data.trial(job.inference, "PREDICT", None, True, after, until),
-    }
     loaded = {}
     shown = picked[:limit]
     st.caption(f"{len(picked)} point{'s' if len(picked) != 1 else ''} selected"
@@ -401,15 +400,32 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
     columns = st.columns(min(6, len(shown)))
     for i, (group, step, row, label) in enumerate(shown):
         if group not in loaded:
-            loaded[group] = sources[group]()
-        trial = loaded[group]
+            loaded[group] = data.group_inputs(job, group)
+        inputs = loaded[group]
         column = columns[i % len(columns)]
-        if trial.inputs is None or row >= len(trial.inputs):
+        if inputs is None or row >= len(inputs):
             column.caption(f"{group} step {step}: no input recorded")
             continue
         where = "reference step" if group == "reference" else "step"
-        column.image(png(trial.inputs[row]), caption=f"{where} {step} · {label}", width=96)
+        column.image(png(inputs[row]), caption=f"{where} {step} · {label}", width=96)
 
+
+
+@functools.cache
+def _hover_thumbnails_component():
+    # registered once per process: registering a name twice makes Streamlit warn
+    return st.components.v2.component(
+        "ladis_hover_thumbnails", js=(ASSETS / "hover_thumbnails.js").read_text(encoding="utf-8"),
+    )
+
+
+def hover_thumbnails(view, *, key: str) -> None:
+    """While the pointer is over a point of the chart drawn just before, show that point's
+    input in a floating card (plotly's hover labels cannot hold images)."""
+    if not view.thumbnails:
+        return
+    payload = {group: {str(row): uri for row, uri in rows.items()} for group, rows in view.thumbnails.items()}
+    _hover_thumbnails_component()(data={"thumbnails": payload}, key=key)
 
 # --------------------------------------------------------------------------- charts
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -239,6 +239,9 @@ class LayerView:
     embedding: Any
     steps: dict[str, np.ndarray]
     classes: dict[str, np.ndarray]
+    #: ``thumbnails[group][row]``: a PNG data URI of the embedded point's input, shown on
+    #: hover; empty for a group whose trial recorded no inputs
+    thumbnails: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 def compute_tsne(
@@ -271,10 +274,40 @@ def compute_tsne(
         embedding=result,
         steps={"reference": reference.steps, "inference": inference.steps},
         classes={"reference": reference.predicted_class, "inference": inference.predicted_class},
+        thumbnails=_point_thumbnails(job_result, result),
     )
     _tsne_store().put(key, view)
     return view
 
+
+
+
+def group_inputs(job_result: JobResult, group: str) -> np.ndarray | None:
+    """The recorded inputs (n, C, H, W) of a t-SNE group ("reference": the job's
+    reference trial, "inference": its window), row-aligned with the layer rows; ``None``
+    when the trial recorded none."""
+    if group == "reference":
+        return trial(job_result.reference, "EVAL", None, True).inputs
+    after, until = job_window(job_result)
+    return trial(job_result.inference, "PREDICT", None, True, after, until).inputs
+
+#: thumbnails travel to the browser with the chart on every rerun: full 32 px for the
+#: default point counts, 16 px for the largest (about 1.2 kB and 0.7 kB a digit)
+_THUMB_PX = ((600, 32), (None, 16))
+
+
+def _point_thumbnails(job_result: JobResult, embedding: Any) -> dict[str, dict[int, str]]:
+    """PNG data URIs of the inputs behind the embedded points, per group and row."""
+    from ladis_core import images
+
+    max_px = next(px for limit, px in _THUMB_PX if limit is None or len(embedding) <= limit)
+    thumbnails: dict[str, dict[int, str]] = {}
+    for group in ("reference", "inference"):
+        inputs = group_inputs(job_result, group)
+        if inputs is not None:
+            thumbnails[group] = images.thumbnail_data_uris(
+                inputs, embedding.of_group(group)[1], max_size=max_px)
+    return thumbnails
 
 # --------------------------------------------------------------------------- reports
 

@@ -49,6 +49,7 @@ LAYERS_CLASSES = "layers.classes"
 LAYERS_MAX_POINTS = "layers.max_points"
 LAYERS_REQUESTED = "layers.requested"  # {(world, endpoint, job, layer, max_points, seed)}
 LAYERS_POINT_PREFIX = "layers.points."  # + layer name: plotly selection event
+LAYERS_HOVER_PREFIX = "layers.hover."  # + job id and layer name: hover-thumbnail component
 
 # -- on-demand test ---------------------------------------------------------------------
 ON_DEMAND_FORM = "on_demand.form"  # + "." + job id

@@ -12,7 +12,7 @@ storage or keeps state.
 - :func:`amplified_difference` / :func:`difference_png`: the perturbation, amplified and
   drawn with a diverging colour map (blue = darker than the original, white = unchanged,
   red = brighter), since PGD perturbations of ε ≈ 0.01 are invisible otherwise.
-- :func:`thumbnail`: shrink large images by block averaging (small ones are left alone and
+- :func:`thumbnail` / :func:`thumbnail_data_uris`: shrink large images by block averaging (small ones are left alone and
   enlarged by the viewer with ``image-rendering: pixelated``).
 """
 
@@ -158,6 +158,23 @@ def image_data_uri(image: np.ndarray, *, max_size: int | None = None, scale: int
         image = thumbnail(image, max_size=max_size)
     return data_uri(png_bytes(image, scale=scale))
 
+
+
+def thumbnail_data_uris(
+    images: np.ndarray, rows: np.ndarray, *, max_size: int = 32
+) -> dict[int, str]:
+    """PNG data URIs of ``images[rows]``, each shrunk to at most ``max_size`` pixels.
+
+    ``images``: (n, C, H, W) in [0, 1]; ``rows``: (k,) integer indices into it.
+    Returns ``{row: data URI}``; rows outside ``images`` are left out rather than raising,
+    since a trial can hold fewer recorded inputs than representation rows.
+    """
+    count = len(images)
+    return {
+        int(row): image_data_uri(images[int(row)], max_size=max_size)
+        for row in np.unique(np.asarray(rows, dtype=np.int64))
+        if 0 <= int(row) < count
+    }
 
 # --------------------------------------------------------------------------- perturbations
 

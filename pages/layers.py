@@ -96,6 +96,7 @@ def main() -> None:
             on_select="rerun",
             selection_mode=("points", "box", "lasso"),
         )
+        ui.hover_thumbnails(view, key=f"{state.LAYERS_HOVER_PREFIX}{job.job_id}.{layer}")
         ui.selected_thumbnails(world_uri, job, view, event)
 
 

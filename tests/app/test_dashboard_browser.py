@@ -117,7 +117,20 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     page.get_by_text("Click, box- or lasso-select points").wait_for(timeout=120_000)
     wait_for_app(page)
     assert page.locator(".js-plotly-plot").count() >= 2
+    # hovering a point of the t-SNE shows the input behind it
+    tsne = page.locator("[data-testid='stPlotlyChart']").nth(1)
+    tsne.scroll_into_view_if_needed()
+    point = tsne.locator(".scatterlayer .trace path.point").first.bounding_box()
+    page.mouse.move(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+    card = page.locator("[data-testid='ladisHoverThumbnail']")
+    card.wait_for(state="visible", timeout=30_000)
+    assert "step" in card.inner_text()
+    page.wait_for_function(
+        """() => { const i = document.querySelector('[data-testid="ladisHoverThumbnail"] img');
+                   return i && i.complete && i.naturalWidth > 0; }""", timeout=30_000)
     _shot(page, "4-layers")
+    page.mouse.move(5, 5)
+    card.wait_for(state="hidden", timeout=30_000)
 
     # 6. incident report downloads
     _open_page(page, "Incident report")

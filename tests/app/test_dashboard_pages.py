@@ -97,6 +97,11 @@ def test_layer_explorer_computes_tsne_on_request(app_env) -> None:
     _no_exception(at)
     assert not at.error, _texts(at.error)
     assert len(at.get("plotly_chart")) == charts_before + 1
+    # with the hover-thumbnail component, carrying an input picture for every embedded point
+    (hover,) = at.get("bidi_component")
+    thumbnails = json.loads(hover.proto.json)["thumbnails"]
+    assert set(thumbnails) == {"reference", "inference"}
+    assert all(uri.startswith("data:image/png;base64,") for rows in thumbnails.values() for uri in rows.values())
     # kept: the next visit shows the embedding without asking again
     at.run()
     assert not any(b.label.startswith("Compute t-SNE") for b in at.button)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,16 @@ def test_thumbnail_shrinks_large_images_by_block_averaging_and_keeps_small_ones(
     assert thumb.shape == (1, 64, 50)
     assert thumb[0, 0, 0] == 0.0 and thumb[0, 0, -1] == 1.0
 
+
+
+def test_thumbnail_data_uris_shrink_the_chosen_rows_and_skip_rows_without_an_input():
+    batch = np.zeros((4, 3, 64, 64), dtype=np.float32)
+    batch[2, 0] = 1.0  # row 2: pure red
+    uris = images.thumbnail_data_uris(batch, np.array([2, 0, 2, 7, -1]), max_size=16)
+    assert sorted(uris) == [0, 2]
+    decoded = Image.open(io.BytesIO(base64.b64decode(uris[2].split(",", 1)[1])))
+    assert decoded.size == (16, 16)
+    assert decoded.convert("RGB").getpixel((5, 5)) == (255, 0, 0)
 
 def test_perturbation_size_matches_the_definitions():
     rng = np.random.default_rng(2)
