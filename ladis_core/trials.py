@@ -255,7 +255,10 @@ def load_trial(
     root, remote = _prepare(uri, cache_dir)
     with _cache_lock(root if remote else None):
         full_groups = (
-            _sync_index(uri, root, min_global=min_global, progress=progress) if remote else set()
+            _sync_index(uri, root, min_global=min_global, progress=progress, mode=mode,
+                        until_step=until_step)
+            if remote
+            else set()
         )
         entries = _load_entries(root, min_global=min_global, cached=remote)
         in_mode = [e for e in entries if e.mode == mode]
@@ -605,9 +608,20 @@ def _check_generation(uri: str, root: Path, manifest: dict[str, Any]) -> dict[st
 
 
 def _sync_index(
-    uri: str, root: Path, *, min_global: int, progress: ProgressCallback | None
+    uri: str,
+    root: Path,
+    *,
+    min_global: int,
+    progress: ProgressCallback | None,
+    mode: str | None = None,
+    until_step: int | None = None,
 ) -> set[int]:
     """Bring the cached index files of global steps ≥ ``min_global`` up to date.
+
+    With ``until_step``, folders are synced in order and the sync stops after the first
+    folder holding a ``mode`` step above ``until_step``: steps are written in order, so
+    later folders cannot hold wanted steps (a window early in a long trial costs one
+    folder of index files, not the rest of the trial).
 
     The manifest remembers, per index folder, from which global step on its cache is
     complete (``since``), the last file listed (``through``: the next listing starts
@@ -651,6 +665,11 @@ def _sync_index(
             "sealed": group != groups[-1],
         }
         report(progress, "list", position, len(todo))
+        if until_step is not None:
+            _fetch(wanted, progress=progress, stage="index")
+            wanted = []
+            if _passes(root / "index" / name, mode=mode, until_step=until_step):
+                break
     _fetch(wanted, progress=progress, stage="index")
     known.update(updates)
     _write_manifest(root, manifest)
@@ -660,6 +679,18 @@ def _sync_index(
         if state["sealed"] and state["since"] <= int(name) * INDEX_GROUP_SIZE
     }
 
+
+
+def _passes(folder: Path, *, mode: str | None, until_step: int) -> bool:
+    """Whether the cached index ``folder`` holds a ``mode`` step above ``until_step``
+    (its newest step of that mode is read, newest file first)."""
+    if not folder.is_dir():
+        return False
+    for _step, path in sorted(_index_files(str(folder)), reverse=True):
+        entry = _parse_index(Path(path).read_bytes(), path)
+        if mode is None or entry.mode == mode:
+            return entry.mode_step > until_step
+    return False
 
 def _sync_events(
     uri: str,

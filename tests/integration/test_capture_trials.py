@@ -269,11 +269,11 @@ def test_reader_stops_before_a_step_whose_events_are_missing(model, s3_bucket, t
     assert data.steps.tolist() == [0, 1]  # never past a step that has not fully arrived
 
 
-def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
-    """Steps on both sides of step 1,000 span two index folders: the first is sealed and
-    its rows are packed. Real capture, with a one-layer stand-in model for speed; the
-    second capture is numbered from step 995 on, as a restarted endpoint would be after
-    995 requests, so that 1,000 steps need not be written."""
+def _spread_trial(local: Path, first_steps: list[int], *, count: int) -> list[int]:
+    """A real serving capture at ``local`` whose steps come in runs of ``count`` from each
+    of ``first_steps``, as an endpoint restarted after that many requests numbers them, so
+    that several index folders (1,000 steps each) are used without writing 1,000s of
+    steps. A one-layer stand-in model keeps it quick; step ``s`` holds the value ``s``."""
     from torch import nn
 
     class ResNet(nn.Module):
@@ -285,20 +285,23 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
         def forward(self, x):
             return self.fc(torch.flatten(self.avgpool(x), 1))
 
-    local = tmp_path / "trial"
     small = ResNet().eval()
-    with capture.ServingCapture(
-        small, str(local), include_inputs=False, upload_interval_s=0
-    ) as cap:
-        for i in range(5):
-            cap.record(torch.full((1, 3, 2, 2), float(i)))
-    with capture.ServingCapture(
-        small, str(local), include_inputs=False, upload_interval_s=0
-    ) as cap:
-        cap._continue_from(994, 994)
-        for i in range(995, 1005):
-            cap.record(torch.full((1, 3, 2, 2), float(i)))
-    steps = [*range(5), *range(995, 1005)]
+    steps = []
+    for first in first_steps:
+        with capture.ServingCapture(small, str(local), include_inputs=False, upload_interval_s=0) as cap:
+            if first:
+                cap._continue_from(first - 1, first - 1)
+            for step in range(first, first + count):
+                cap.record(torch.full((1, 3, 2, 2), float(step)))
+                steps.append(step)
+    return steps
+
+
+def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
+    """Steps on both sides of step 1,000 span two index folders: the first is sealed and
+    its rows are packed."""
+    local = tmp_path / "trial"
+    steps = _spread_trial(local, [0, 995], count=5) + _spread_trial(local, [1000], count=5)
     uri = s3_bucket + "trials/many/inference"
     storage.upload_dir(local, uri)
     cache = tmp_path / "cache"
@@ -314,6 +317,35 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
         )
     part = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=3, until_step=1001)
     assert part.steps.tolist() == [4, *range(995, 1002)]
+
+
+def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path, s3_bucket):
+    """Reading up to ``until_step`` stops syncing the index after the first folder that
+    goes past it; a later, wider read fetches the rest and gives what a cold read gives."""
+    local = tmp_path / "trial"
+    steps = _spread_trial(local, [0, 1000, 2000], count=4)
+    uri = s3_bucket + "trials/long/inference"
+    storage.upload_dir(local, uri)
+    cache = tmp_path / "cache"
+
+    events: list[Progress] = []
+    early = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, until_step=2, progress=events.append)
+    assert early.steps.tolist() == [0, 1, 2]
+    assert _downloads(events) == 4 + 3  # folder 0's index files, the window's event files
+    assert not (cache / "index" / "000000001").exists()
+
+    events.clear()
+    middle = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=2, until_step=1001,
+                               progress=events.append)
+    assert middle.steps.tolist() == [3, 1000, 1001]
+    assert _downloads(events) == 4 + 3  # folder 1's index files (folder 0 is sealed), 3 events
+    assert not (cache / "index" / "000000002").exists()
+
+    whole = trials.load_trial(uri, mode="PREDICT", cache_dir=cache)
+    cold = trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "cold")
+    for data in (whole, cold):
+        assert data.steps.tolist() == steps
+        assert np.array_equal(data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32))
 
 
 # --------------------------------------------------------------------------- provenance
