@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ladis_core import capture, config, trials
+from ladis_core import capture, config, tensor_records, trials
 from ladis_core.errors import InputError
 from ladis_core.models import ModelSpec, build_model
 
@@ -41,9 +41,9 @@ def test_decoder_reads_what_smdebug_writes(tmp_path):
         "big": rng.standard_normal((1, 64, 16, 16)).astype(np.float32),
     }
     records = _records(tmp_path, arrays)
-    decoder = trials._Decoder()
+    decoder = tensor_records.RecordDecoder()
     for name, expected in arrays.items():
-        decoded = trials.decode_tensor_record(records[name])
+        decoded = tensor_records.decode_tensor_record(records[name])
         assert decoded.dtype == expected.dtype and decoded.shape == expected.shape
         assert np.array_equal(decoded, expected), name
         # the fast path (header found by search) gives the same, twice
@@ -54,12 +54,12 @@ def test_decoder_reads_what_smdebug_writes(tmp_path):
 def test_decoder_rejects_damaged_records(tmp_path):
     record = _records(tmp_path, {"x": np.ones((2, 3), dtype=np.float32)})["x"]
     with pytest.raises(ValueError, match="too short"):
-        trials.decode_tensor_record(record[:10])
+        tensor_records.decode_tensor_record(record[:10])
     with pytest.raises(ValueError, match="frame"):
-        trials.decode_tensor_record(record[:-1])
+        tensor_records.decode_tensor_record(record[:-1])
     garbled = record[:12] + b"\xff" * (len(record) - 16) + record[-4:]
     with pytest.raises((ValueError, IndexError)):
-        trials.decode_tensor_record(garbled)
+        tensor_records.decode_tensor_record(garbled)
 
 
 def test_penultimate_layer_is_the_avgpool_output():
