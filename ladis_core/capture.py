@@ -81,6 +81,11 @@ class CaptureClosedError(LadisError):
     """A request reached a capture that has been closed."""
 
 
+class CaptureConflictError(LadisError):
+    """Another writer published a different step under the same name in the trial (two
+    endpoints capturing to one URI): publishing stops so neither trial is corrupted."""
+
+
 @dataclass(frozen=True)
 class CaptureSummary:
     """What one capture session published.
@@ -235,6 +240,12 @@ class _Publisher:
     A step is finished when smdebug has written its index file (it closes the event file
     first and renames both into place). Event files go first, in parallel; index files
     follow in step order; both are then removed from staging.
+
+    Step files are created only if absent (S3 ``If-None-Match: *``). An object already
+    there with the same bytes is this publisher's own earlier, interrupted attempt; one
+    with other bytes (event files carry wall-clock times) means a second writer numbers
+    steps in the same trial, and :class:`CaptureConflictError` is raised, leaving the
+    unpublished steps in staging.
     """
 
     def __init__(self, staging: Path, target: str) -> None:
@@ -268,9 +279,9 @@ class _Publisher:
             total = len(steps)
             report(progress, "upload", 0, total)
             if steps:
-                self._put_many([event for _, event, _ in steps])
+                self._create_many([event for _, event, _ in steps])
                 for position, (index, event, mode_step) in enumerate(steps, 1):
-                    self._put(index)
+                    self._create(index)
                     index.unlink()
                     event.unlink(missing_ok=True)
                     with contextlib.suppress(OSError):
@@ -295,12 +306,22 @@ class _Publisher:
     def _put(self, path: Path) -> None:
         storage.write_bytes(self._uri(path.relative_to(self.staging).as_posix()), path.read_bytes())
 
-    def _put_many(self, paths: list[Path]) -> None:
+    def _create(self, path: Path) -> None:
+        uri = self._uri(path.relative_to(self.staging).as_posix())
+        data = path.read_bytes()
+        if not storage.write_bytes(uri, data, if_absent=True) and storage.read_bytes(uri) != data:
+            raise CaptureConflictError(
+                f"{uri} was already written by another process: two endpoints are capturing into "
+                f"the trial {self.target}. Capture stopped (unpublished steps stay in {self.staging}); "
+                "give each endpoint its own capture URI"
+            )
+
+    def _create_many(self, paths: list[Path]) -> None:
         if len(paths) == 1:
-            self._put(paths[0])
+            self._create(paths[0])
             return
         with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(paths))) as pool:
-            for future in [pool.submit(self._put, p) for p in paths]:
+            for future in [pool.submit(self._create, p) for p in paths]:
                 future.result()
 
 
@@ -482,6 +503,8 @@ class _StagedCapture:
             _detach(self.hook, self.model)
         try:
             self.publisher.publish(final=True, progress=progress)
+        except CaptureConflictError:
+            raise  # retrying cannot help; the message names the staging folder
         except LadisError as exc:
             raise StorageError(
                 f"{exc} — the captured steps are kept in {self.staging}; close() again to retry"
@@ -731,7 +754,17 @@ class ServingCapture(_StagedCapture):
 
     def flush(self, *, progress: ProgressCallback | None = None) -> int:
         """Upload every finished step now; returns how many were uploaded."""
-        return self.publisher.publish(progress=progress)
+        return self._publish(progress=progress)
+
+    def _publish(self, *, progress: ProgressCallback | None = None) -> int:
+        """Publish, keeping :attr:`upload_error` (shown by the server's ``/ping``) current."""
+        try:
+            published = self.publisher.publish(progress=progress)
+        except Exception as exc:
+            self.upload_error = str(exc)
+            raise
+        self.upload_error = None
+        return published
 
     def close(self, *, progress: ProgressCallback | None = None) -> CaptureSummary:
         """Stop recording, upload what is left and detach from the model (idempotent)."""
@@ -739,17 +772,22 @@ class ServingCapture(_StagedCapture):
         if self._uploader is not None and self._uploader is not threading.current_thread():
             self._uploader.join(timeout=60)
         with self._lock:
-            summary = super().close(progress=progress)
+            try:
+                summary = super().close(progress=progress)
+            except CaptureConflictError:
+                atexit.unregister(self._close_at_exit)  # nothing to retry at exit
+                raise
         atexit.unregister(self._close_at_exit)
         return summary
 
     def _upload_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
-                self.publisher.publish()
-                self.upload_error = None
+                self._publish()
+            except CaptureConflictError as exc:  # retrying cannot help: stop publishing
+                log.error("%s", exc)
+                return
             except Exception as exc:  # noqa: BLE001 - keep serving; the next round retries
-                self.upload_error = str(exc)
                 log.warning("capture upload to %s failed (will retry): %s", self.uri, exc)
 
     def _close_at_exit(self) -> None:

@@ -3,7 +3,10 @@
 ``GET /ping`` answers 200 once the model is loaded; ``POST /invocations`` decodes the
 body, classifies it and answers JSON, through the same ``input_fn``/``predict_fn``/
 ``output_fn`` that SageMaker would call (:mod:`ladis_core.serving`). With capture on,
-every request is recorded as exactly one PREDICT step of an smdebug trial.
+every request is recorded as exactly one PREDICT step of an smdebug trial, and ``/ping``
+also says how capture is doing: ``{"status": "ok", "capture": {"uri", "steps_published",
+"error"}}`` (a failing upload does not stop predictions; a second endpoint capturing
+into the same trial stops this one's publishing, see :mod:`ladis_core.capture`).
 
 In-process use (the demo and the tests)::
 
@@ -227,6 +230,20 @@ class EndpointApp:
     def ready(self) -> bool:
         return not self.served.closed
 
+    def health(self) -> dict[str, Any]:
+        """The ``/ping`` body: ``status`` and, with capture on, how capture is doing (a
+        failing capture does not stop predictions, so operators read it here)."""
+        body: dict[str, Any] = {"status": "ok"}
+        capture = self.served.capture
+        if capture is not None:
+            publisher = getattr(capture, "publisher", None)
+            body["capture"] = {
+                "uri": self.served.capture_uri,
+                "steps_published": getattr(publisher, "steps", None),
+                "error": getattr(capture, "upload_error", None),
+            }
+        return body
+
     def invoke(
         self, body: bytes, content_type: str | None, accept: str | None, provenance_header: str | None
     ) -> tuple[bytes, str, int | None]:
@@ -310,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if method not in ("GET", "HEAD"):
                     self._refuse(405, "method_not_allowed", f"{method} /ping is not supported; use GET")
                 elif app.ready:
-                    self._answer(200, json.dumps({"status": "ok"}).encode(), head=method == "HEAD")
+                    self._answer(200, json.dumps(app.health()).encode(), head=method == "HEAD")
                 else:
                     self._answer(503, _error_body("unavailable", "the model is not loaded"))
             elif path == "/invocations":

@@ -9,6 +9,7 @@ import inspect
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -526,3 +527,42 @@ def test_restarted_endpoint_goes_on_numbering_steps(model_dir, tmp_path) -> None
             running.flush()
             assert load_trial(capture_uri, mode="PREDICT").steps.tolist() == steps  # published
     assert steps == [0, 1, 2, 3]
+
+
+@needs_capture
+def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(model_dir, s3_bucket, tmp_path) -> None:
+    """Both endpoints number their next step after the trial's newest; the first to
+    publish it wins, the second stops publishing with a clear error (shown on /ping)
+    and the trial keeps exactly the first endpoint's steps."""
+    from ladis_core.capture import CaptureConflictError
+    from ladis_core.trials import load_trial
+
+    capture_uri = s3_bucket + "trials/shared/inference"
+    images = _images(4, seed=30)
+    first = start_server(model_dir, capture_uri=capture_uri)
+    try:
+        assert [invoke(first.url, image)["step"] for image in images[:2]] == [0, 1]
+        first.flush()
+        second = start_server(model_dir, capture_uri=capture_uri)
+        try:
+            assert invoke(first.url, images[2])["step"] == 2
+            first.flush()
+            assert invoke(second.url, images[3])["step"] == 2  # the same number: a conflict
+            with pytest.raises(CaptureConflictError, match="two endpoints are capturing"):
+                second.flush()
+            health = json.loads(urllib.request.urlopen(second.url + "/ping", timeout=10).read())
+            assert "two endpoints are capturing" in health["capture"]["error"]
+            ok = json.loads(urllib.request.urlopen(first.url + "/ping", timeout=10).read())
+            assert ok["capture"] == {"uri": capture_uri, "steps_published": 3, "error": None}
+        finally:
+            with pytest.raises(CaptureConflictError, match="two endpoints are capturing") as stopped:
+                second.stop()
+            # nothing is lost: the unpublished step stays in the staging folder named
+            staging = Path(str(stopped.value).split("stay in ", 1)[1].split(")", 1)[0])
+            assert any(staging.rglob("*.tfevents"))
+            shutil.rmtree(staging.parent)
+    finally:
+        first.stop()
+    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "cache", include_inputs=True)
+    assert trial.steps.tolist() == [0, 1, 2]
+    assert np.allclose(trial.inputs, images[:3], atol=1e-6)
