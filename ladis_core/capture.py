@@ -37,6 +37,12 @@ step. Serving uploads in a background thread every ``upload_interval_s`` seconds
 
 Hooks are detached from the model on close (smdebug keeps no handles), so a model can be
 captured again, and smdebug's exit handler is unregistered so nothing runs at exit.
+
+**Nothing lost, nothing interleaved.** A staging folder names its trial and process; a
+new capture appending to a trial first publishes the finished steps that a killed
+process left in its staging folder. Step files are created only if absent, so a second
+endpoint capturing into the same trial is stopped with :class:`CaptureConflictError`
+instead of overwriting steps.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ import torch
 from torch import nn
 
 from ladis_core import layout, storage
+from ladis_core._process import pid_alive
 from ladis_core.errors import InputError, LadisError, StorageError
 from ladis_core.progress import ProgressCallback, report
 
@@ -415,6 +422,38 @@ def close_hook(hook: Any) -> CaptureSummary | None:
 # --------------------------------------------------------------------------- captures
 
 
+_STAGING_PREFIX = "ladis-capture-"
+_OWNER_FILE = "owner.json"
+
+
+def _recover_orphans(uri: str) -> int:
+    """Publish the finished steps that captures into ``uri`` whose process is gone (a
+    killed endpoint) left in their staging folders, then remove those folders.
+
+    A step is finished once smdebug wrote its index file; a half-written step is
+    dropped. Returns the number of steps recovered. Runs before a new capture numbers
+    its steps, so they follow the recovered ones."""
+    recovered = 0
+    for root in sorted(Path(tempfile.gettempdir()).glob(_STAGING_PREFIX + "*")):
+        try:
+            owner = json.loads((root / _OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a capture's staging folder, or one still being created
+        if owner.get("uri") != uri or pid_alive(int(owner.get("pid", 0))):
+            continue
+        try:
+            steps = _Publisher(root / "trial", uri).publish(final=False)
+        except LadisError as exc:
+            log.warning("steps left in %s by a stopped capture could not be published: %s", root, exc)
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        if steps:
+            log.warning("published %d step(s) left in %s by a capture into %s that was stopped "
+                        "before uploading them", steps, root, uri)
+        recovered += steps
+    return recovered
+
+
 class _StagedCapture:
     """An smdebug hook writing into a staging folder, published to ``out``."""
 
@@ -450,6 +489,7 @@ class _StagedCapture:
         if storage.is_s3(self.uri):
             storage.check_bucket(self.uri)
         if append:
+            _recover_orphans(self.uri)
             start = _continuation(self.uri, mode)
             if start is not None and start[1] < 0:
                 raise InputError(
@@ -463,7 +503,12 @@ class _StagedCapture:
                     "(which deletes it first)"
                 )
             _clear_target(self.uri)
-        self._staging_root = Path(tempfile.mkdtemp(prefix="ladis-capture-"))
+        self._staging_root = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX))
+        # who stages here: a later capture into the same trial publishes what a killed
+        # process left behind (see _recover_orphans)
+        (self._staging_root / _OWNER_FILE).write_text(
+            json.dumps({"uri": self.uri, "pid": os.getpid(), "mode": mode}), encoding="utf-8"
+        )
         self.staging = self._staging_root / "trial"
         self.publisher = _Publisher(self.staging, self.uri)
         self.closed = False

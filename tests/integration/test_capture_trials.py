@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -242,6 +245,39 @@ def test_restarted_endpoint_appends_after_the_last_step(model, s3_bucket, tmp_pa
     assert trials.last_step(uri, mode="PREDICT") == 4
     with pytest.raises(capture.CaptureClosedError):
         cap.record(_images(1, 0))
+
+
+
+_KILLED_ENDPOINT = """
+import os, signal, sys, torch
+from ladis_core import capture
+from ladis_core.models import ModelSpec, build_model
+model = build_model(ModelSpec(input_shape=(3, 8, 8))).eval()
+cap = capture.ServingCapture(model, sys.argv[1], include_inputs=True, upload_interval_s=0)
+for i in range(3):
+    cap.record(torch.full((1, 3, 8, 8), i / 10))
+    if i == 0:
+        cap.flush()  # step 0 reaches the trial, steps 1 and 2 only the staging folder
+print(cap._staging_root, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_steps_staged_by_a_killed_endpoint_are_published_by_the_next_one(model, s3_bucket, tmp_path):
+    uri = s3_bucket + "trials/killed/inference"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_ENDPOINT, uri], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "SMDEBUG_LOG_LEVEL": "error"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    staging = Path(killed.stdout.strip())
+    assert staging.is_dir()
+    assert trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "before").steps.tolist() == [0]
+
+    with capture.ServingCapture(model, uri, include_inputs=True, upload_interval_s=0) as cap:
+        assert cap.record(torch.full((1, *SPEC.input_shape), 0.3))[1] == 3
+    assert not staging.exists()
+    after = trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "after", include_inputs=True)
+    assert after.steps.tolist() == [0, 1, 2, 3]
+    assert np.allclose(after.inputs[:, 0, 0, 0], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
 
 
 def test_a_failed_request_leaves_no_step_behind(model, tmp_path):
