@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from ladis_core import layout, storage
+from ladis_core.cache import TRIAL_LOCK, TRIAL_MANIFEST
 from ladis_core.config import S3Settings, cache_root
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.progress import Progress, ProgressCallback, report
@@ -77,7 +78,7 @@ MODES = ("TRAIN", "EVAL", "PREDICT", "GLOBAL")
 #: smdebug puts the index files of 1,000 consecutive global steps in one folder
 INDEX_GROUP_SIZE = 1000
 PENULTIMATE_PATTERN = re.compile(r"avgpool_output_\d+$")
-_MANIFEST = "_ladis_cache.json"
+_MANIFEST = TRIAL_MANIFEST
 _CACHE_FORMAT = 1
 
 
@@ -537,7 +538,7 @@ def _cache_lock(root: Path | None) -> Iterator[None]:
     if root is None:
         yield
         return
-    with open(root / ".lock", "a+b") as handle:
+    with open(root / TRIAL_LOCK, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -384,6 +384,24 @@ def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path,
         assert np.array_equal(data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32))
 
 
+
+def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_bucket, monkeypatch):
+    from ladis_core import cache
+
+    monkeypatch.setenv("LADIS_CACHE_DIR", str(tmp_path / "cache"))
+    local = tmp_path / "trial"
+    steps = _spread_trial(local, [0], count=3)
+    uri = s3_bucket + "trials/pruned/inference"
+    storage.upload_dir(local, uri)
+    first = trials.load_trial(uri, mode="PREDICT")
+    (entry,) = cache.list_cache()
+    assert entry.uri == uri and entry.path == trials.default_cache_dir(uri)
+    assert [e.uri for e in cache.prune_cache(max_bytes=0).removed] == [uri]
+    assert not entry.path.exists()
+    again = trials.load_trial(uri, mode="PREDICT")
+    assert again.steps.tolist() == first.steps.tolist() == steps
+    assert np.array_equal(again.layers["avgpool_output_0"], first.layers["avgpool_output_0"])
+
 # --------------------------------------------------------------------------- provenance
 
 
