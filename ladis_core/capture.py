@@ -437,9 +437,10 @@ def _recover_orphans(uri: str) -> int:
     for root in sorted(Path(tempfile.gettempdir()).glob(_STAGING_PREFIX + "*")):
         try:
             owner = json.loads((root / _OWNER_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            pid = int(owner["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue  # not a capture's staging folder, or one still being created
-        if owner.get("uri") != uri or pid_alive(int(owner.get("pid", 0))):
+        if owner.get("uri") != uri or pid_alive(pid):
             continue
         try:
             steps = _Publisher(root / "trial", uri).publish(final=False)
