@@ -33,10 +33,10 @@ Sealed folders also get a *catalog* (their parsed index files in one JSON file) 
 mode and tensor, a *pack* (the decoded rows of all their steps in one ``.npy`` file), so
 a warm read of 10,000 steps opens a few dozen files instead of 20,000.
 
-**Tensors are decoded by a small reader of our own** (:mod:`ladis_core.tensor_records`): the index JSON gives the byte range
-of each wanted tensor, read with one ``seek``; the TFRecord/protobuf framing is walked
-without the (pure-Python) protobuf runtime, and after the first record of a tensor its
-header is found with ``bytes.find``. The tests check it against smdebug's own reader.
+**Tensors are decoded by a small reader of our own** (:mod:`ladis_core.tensor_records`):
+the index JSON gives the byte range of each wanted tensor, read with one ``seek``; the
+TFRecord/protobuf framing is walked without the (pure-Python) protobuf runtime, and after
+the first record of a tensor its header is found with ``bytes.find``. The tests check it against smdebug's own reader.
 
 **Visibility.** A step is visible once its index file exists and its event file is
 complete (LADIS's capture uploads event files before index files, in step order). If a
@@ -80,7 +80,6 @@ INDEX_GROUP_SIZE = 1000
 PENULTIMATE_PATTERN = re.compile(r"avgpool_output_\d+$")
 _MANIFEST = TRIAL_MANIFEST
 _CACHE_FORMAT = 1
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -538,12 +537,27 @@ def _cache_lock(root: Path | None) -> Iterator[None]:
     if root is None:
         yield
         return
-    with open(root / TRIAL_LOCK, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    while True:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / TRIAL_LOCK, "a+b")  # noqa: SIM115 - closed below on every path
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                current = os.stat(root / TRIAL_LOCK).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                break
+        except BaseException:
+            handle.close()
+            raise
+        # `cache prune` removed the folder while we waited for its lock: lock the new one
+        handle.close()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

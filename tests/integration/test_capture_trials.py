@@ -402,6 +402,23 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
     assert again.steps.tolist() == first.steps.tolist() == steps
     assert np.array_equal(again.layers["avgpool_output_0"], first.layers["avgpool_output_0"])
 
+    # a reader waiting for the lock while the folder is pruned still reads the trial (fetched again)
+    import fcntl
+    import shutil
+
+    folder = trials.default_cache_dir(uri)
+    results = []
+    with open(folder / cache.TRIAL_LOCK, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as `cache prune` holds it while removing
+        reader = threading.Thread(target=lambda: results.append(trials.load_trial(uri, mode="PREDICT")))
+        reader.start()
+        reader.join(timeout=1.0)
+        assert reader.is_alive()  # waiting for the lock
+        shutil.rmtree(folder)
+    reader.join(timeout=60)
+    assert results and results[0].steps.tolist() == steps
+    assert (folder / cache.TRIAL_MANIFEST).is_file()
+
 # --------------------------------------------------------------------------- provenance
 
 
