@@ -78,7 +78,6 @@ MODES = ("TRAIN", "EVAL", "PREDICT", "GLOBAL")
 #: smdebug puts the index files of 1,000 consecutive global steps in one folder
 INDEX_GROUP_SIZE = 1000
 PENULTIMATE_PATTERN = re.compile(r"avgpool_output_\d+$")
-_MANIFEST = TRIAL_MANIFEST
 _CACHE_FORMAT = 1
 
 
@@ -574,7 +573,7 @@ def _fresh_manifest(uri: str) -> dict[str, Any]:
 
 def _read_manifest(root: Path, uri: str) -> dict[str, Any]:
     try:
-        manifest = json.loads((root / _MANIFEST).read_text())
+        manifest = json.loads((root / TRIAL_MANIFEST).read_text())
     except (OSError, ValueError):
         return _fresh_manifest(uri)
     if (
@@ -587,13 +586,13 @@ def _read_manifest(root: Path, uri: str) -> dict[str, Any]:
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    _atomic_write(root / _MANIFEST, json.dumps(manifest).encode())
+    _atomic_write(root / TRIAL_MANIFEST, json.dumps(manifest).encode())
 
 
 def _drop_cache(root: Path) -> None:
     for name in ("index", "events", "_catalog", "_packs"):  # everything cached
         shutil.rmtree(root / name, ignore_errors=True)
-    (root / _MANIFEST).unlink(missing_ok=True)
+    (root / TRIAL_MANIFEST).unlink(missing_ok=True)
 
 
 def _check_generation(uri: str, root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
