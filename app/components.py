@@ -37,6 +37,7 @@ COLOURS = {
 
 # --------------------------------------------------------------------------- formatting
 
+
 def fmt_rate(value: float | None) -> str:
     """A 0–100 rate as ``"84 %"`` (``"—"`` when the window could not be tested)."""
     return "—" if value is None else f"{value:.0f} %"
@@ -80,6 +81,7 @@ def job_status(job: JobResult) -> str:
 
 # --------------------------------------------------------------------------- job lists
 
+
 def _naive_utc(moment) -> pd.Timestamp | None:
     """Timestamps are shown in UTC (the column says so) without a time zone attached."""
     try:
@@ -107,7 +109,9 @@ def in_range(jobs, span: timedelta | None):
     if not known:
         return list(jobs)
     start = max(known) - span
-    return [j for j, t in zip(jobs, times, strict=True) if not isinstance(t, datetime) or t >= start]
+    return [
+        j for j, t in zip(jobs, times, strict=True) if not isinstance(t, datetime) or t >= start
+    ]
 
 
 def job_table(jobs, verdicts) -> pd.DataFrame:
@@ -130,8 +134,8 @@ def job_table(jobs, verdicts) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
 # --------------------------------------------------------------------------- messages
+
 
 def no_data(world_uri: str, *, detail: str = "") -> None:
     """The friendly page shown when a world has no monitoring data yet."""
@@ -182,19 +186,36 @@ def job_kpis(job: JobResult) -> None:
         delta = f"{job.detection_rate - job.baseline_detection_rate:+.0f} pts"
     kpi_row(
         [
-            Kpi("Detection rate", fmt_rate(job.detection_rate), "Share of the R two-sample tests "
-                "with p < α, all layers combined.", delta, "inverse"),
-            Kpi("Baseline rate", fmt_rate(job.baseline_detection_rate),
-                "The same protocol on two halves of the natural data: the false-positive rate."),
+            Kpi(
+                "Detection rate",
+                fmt_rate(job.detection_rate),
+                "Share of the R two-sample tests with p < α, all layers combined.",
+                delta,
+                "inverse",
+            ),
+            Kpi(
+                "Baseline rate",
+                fmt_rate(job.baseline_detection_rate),
+                "The same protocol on two halves of the natural data: the false-positive rate.",
+            ),
             Kpi("Alert threshold", fmt_rate(job.alert_threshold), job.incident_rule.describe()),
             Kpi("Requests", f"{job.requests:,}", "Inference requests in the job's window."),
-            Kpi("Status", job_status(job), job.reason or ("Detection rate above the alert threshold."
-                                                       if job.incident else "Below the alert threshold.")),
+            Kpi(
+                "Status",
+                job_status(job),
+                job.reason
+                or (
+                    "Detection rate above the alert threshold."
+                    if job.incident
+                    else "Below the alert threshold."
+                ),
+            ),
         ]
     )
 
 
 # --------------------------------------------------------------------------- job context
+
 
 def default_job(jobs: Sequence[JobResult]) -> JobResult:
     """The job a page opens on when none is selected: the latest incident, else the
@@ -218,12 +239,12 @@ def current_job(world_uri: str, endpoint: str | None) -> JobResult | None:
     if chosen is None:
         chosen = default_job(all_jobs)
         how = "the latest incident" if chosen.incident else "the latest job"
-        st.caption(
-            f"Showing {how}, **{chosen.job_id}**. Pick another on **Monitoring history**."
-        )
+        st.caption(f"Showing {how}, **{chosen.job_id}**. Pick another on **Monitoring history**.")
     else:
-        st.caption(f"Job **{chosen.job_id}** ({fmt_time(chosen.scheduled_at)}), selected on "
-                   "**Monitoring history**.")
+        st.caption(
+            f"Job **{chosen.job_id}** ({fmt_time(chosen.scheduled_at)}), selected on "
+            "**Monitoring history**."
+        )
     return chosen
 
 
@@ -297,7 +318,8 @@ def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
         truth = attack_label(sample)
         if truth:
             label = (
-                "" if sample.original_class is None
+                ""
+                if sample.original_class is None
                 else f", true class {class_label(job, sample.original_class)}"
             )
             facts.caption(f"Recorded provenance: {truth}{label}")
@@ -322,8 +344,18 @@ def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
 # --------------------------------------------------------------------------- t-SNE
 
 #: a qualitative palette for up to 10 classes (Tableau 10), reused modulo its length
-CLASS_PALETTE = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
-                 "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC")
+CLASS_PALETTE = (
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+)
 
 
 def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_steps: set[int]):
@@ -339,8 +371,15 @@ def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_s
     from ladis_core.charts import COLORS, TEMPLATE, plot_text
 
     fig = make_subplots(
-        rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, horizontal_spacing=0.03,
-        subplot_titles=("Reference (natural validation data)", f"Inference (job {plot_text(job.job_id)})"),
+        rows=1,
+        cols=2,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        subplot_titles=(
+            "Reference (natural validation data)",
+            f"Inference (job {plot_text(job.job_id)})",
+        ),
     )
     wanted = set(classes or [])
     legend_seen: set[str] = set()
@@ -350,38 +389,60 @@ def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_s
         cls = np.asarray(view.classes[group])[rows]
         keep = np.ones(len(rows), dtype=bool) if not wanted else np.isin(cls, list(wanted))
         if colour_by == "predicted class":
-            series = [(f"class {class_label(job, int(c))}", keep & (cls == c),
-                       CLASS_PALETTE[int(c) % len(CLASS_PALETTE)]) for c in np.unique(cls)]
+            series = [
+                (
+                    f"class {class_label(job, int(c))}",
+                    keep & (cls == c),
+                    CLASS_PALETTE[int(c) % len(CLASS_PALETTE)],
+                )
+                for c in np.unique(cls)
+            ]
         elif group == "reference":
             series = [("natural (reference)", keep, COLORS["reference"])]
         else:
             flagged = np.isin(steps, list(suspect_steps))
-            series = [("inference", keep & ~flagged, COLORS["inference"]),
-                      ("suspect (input p ≤ α)", keep & flagged, COLORS["suspect"])]
+            series = [
+                ("inference", keep & ~flagged, COLORS["inference"]),
+                ("suspect (input p ≤ α)", keep & flagged, COLORS["suspect"]),
+            ]
         for name, mask, colour in series:
             if not mask.any():
                 continue
             labels = [class_label(job, int(c)) for c in cls[mask]]
             fig.add_trace(
                 go.Scatter(
-                    x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=plot_text(name),
-                    legendgroup=name, showlegend=name not in legend_seen,
-                    marker={"color": colour, "size": 7 if name.startswith("suspect") else 5,
-                            "opacity": 0.85, "line": {"width": 0}},
-                    customdata=[[group, int(s), int(r), plot_text(lbl)]
-                                for s, r, lbl in zip(steps[mask], rows[mask], labels, strict=True)],
+                    x=coords[mask, 0],
+                    y=coords[mask, 1],
+                    mode="markers",
+                    name=plot_text(name),
+                    legendgroup=name,
+                    showlegend=name not in legend_seen,
+                    marker={
+                        "color": colour,
+                        "size": 7 if name.startswith("suspect") else 5,
+                        "opacity": 0.85,
+                        "line": {"width": 0},
+                    },
+                    customdata=[
+                        [group, int(s), int(r), plot_text(lbl)]
+                        for s, r, lbl in zip(steps[mask], rows[mask], labels, strict=True)
+                    ],
                     hovertemplate=f"{group}<br>step %{{customdata[1]}}<br>"
                     "predicted class %{customdata[3]}<extra></extra>",
                 ),
-                row=1, col=col,
+                row=1,
+                col=col,
             )
             legend_seen.add(name)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_layout(
-        template=TEMPLATE, height=440, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        template=TEMPLATE,
+        height=440,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": -0.12, "x": 0},
-        dragmode="lasso", clickmode="event+select",
+        dragmode="lasso",
+        clickmode="event+select",
     )
     return fig
 
@@ -395,8 +456,10 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
         return
     loaded = {}
     shown = picked[:limit]
-    st.caption(f"{len(picked)} point{'s' if len(picked) != 1 else ''} selected"
-               + (f"; the first {limit} are shown." if len(picked) > limit else "."))
+    st.caption(
+        f"{len(picked)} point{'s' if len(picked) != 1 else ''} selected"
+        + (f"; the first {limit} are shown." if len(picked) > limit else ".")
+    )
     columns = st.columns(min(6, len(shown)))
     for i, (group, step, row, label) in enumerate(shown):
         if group not in loaded:
@@ -410,12 +473,12 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
         column.image(png(inputs[row]), caption=f"{where} {step} · {label}", width=96)
 
 
-
 @functools.cache
 def _hover_thumbnails_component():
     # registered once per process: registering a name twice makes Streamlit warn
     return st.components.v2.component(
-        "ladis_hover_thumbnails", js=(ASSETS / "hover_thumbnails.js").read_text(encoding="utf-8"),
+        "ladis_hover_thumbnails",
+        js=(ASSETS / "hover_thumbnails.js").read_text(encoding="utf-8"),
     )
 
 
@@ -424,10 +487,15 @@ def hover_thumbnails(view, *, key: str) -> None:
     input in a floating card (plotly's hover labels cannot hold images)."""
     if not view.thumbnails:
         return
-    payload = {group: {str(row): uri for row, uri in rows.items()} for group, rows in view.thumbnails.items()}
+    payload = {
+        group: {str(row): uri for row, uri in rows.items()}
+        for group, rows in view.thumbnails.items()
+    }
     _hover_thumbnails_component()(data={"thumbnails": payload}, key=key)
 
+
 # --------------------------------------------------------------------------- charts
+
 
 def plot(fig, **kwargs):
     """``st.plotly_chart`` with the dashboard's defaults.

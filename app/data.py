@@ -38,6 +38,7 @@ TRIAL_TTL_S = 1800
 
 # --------------------------------------------------------------------------- listings
 
+
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
 def endpoints(world_uri: str) -> list[str]:
     """Endpoint names of the world (raises StorageError when it cannot be read)."""
@@ -87,6 +88,7 @@ def latest_verdicts(world_uri: str, endpoint: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- trials
+
 
 @st.cache_data(ttl=LISTING_TTL_S * 10, max_entries=32, show_spinner=False)
 def trial_layers(uri: str, mode: str) -> list[str]:
@@ -178,6 +180,7 @@ def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> FlaggedSet:
 
 # --------------------------------------------------------------------------- computed views
 
+
 class ResultStore:
     """A small thread-safe LRU of computed results, for work that shows progress.
 
@@ -218,7 +221,9 @@ def _tsne_store() -> ResultStore:
     return ResultStore(max_entries=24)
 
 
-def tsne_key(world_uri: str, endpoint: str, job_id: str, layer: str, max_points: int, seed: int) -> tuple:
+def tsne_key(
+    world_uri: str, endpoint: str, job_id: str, layer: str, max_points: int, seed: int
+) -> tuple:
     return ("tsne", world_uri, endpoint, job_id, layer, int(max_points), int(seed))
 
 
@@ -280,8 +285,6 @@ def compute_tsne(
     return view
 
 
-
-
 def group_inputs(job_result: JobResult, group: str) -> np.ndarray | None:
     """The recorded inputs (n, C, H, W) of a t-SNE group ("reference": the job's
     reference trial, "inference": its window), row-aligned with the layer rows; ``None``
@@ -290,6 +293,7 @@ def group_inputs(job_result: JobResult, group: str) -> np.ndarray | None:
         return trial(job_result.reference, "EVAL", None, True).inputs
     after, until = job_window(job_result)
     return trial(job_result.inference, "PREDICT", None, True, after, until).inputs
+
 
 #: thumbnails travel to the browser with the chart on every rerun: full 32 px for the
 #: default point counts, 16 px for the largest (about 1.2 kB and 0.7 kB a digit)
@@ -306,10 +310,13 @@ def _point_thumbnails(job_result: JobResult, embedding: Any) -> dict[str, dict[i
         inputs = group_inputs(job_result, group)
         if inputs is not None:
             thumbnails[group] = images.thumbnail_data_uris(
-                inputs, embedding.of_group(group)[1], max_size=max_px)
+                inputs, embedding.of_group(group)[1], max_size=max_px
+            )
     return thumbnails
 
+
 # --------------------------------------------------------------------------- reports
+
 
 def report_embedding_key(world_uri: str, endpoint: str, job_result: JobResult) -> tuple | None:
     """The key of a t-SNE of ``job_result`` already computed on the layer explorer (the

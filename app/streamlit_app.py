@@ -30,7 +30,9 @@ st.html(PAGE_CSS)
 state.init()
 
 PAGES = [
-    st.Page("../pages/history.py", title="Monitoring history", icon=":material/timeline:", default=True),
+    st.Page(
+        "../pages/history.py", title="Monitoring history", icon=":material/timeline:", default=True
+    ),
     st.Page("../pages/flagged.py", title="Flagged inputs", icon=":material/image_search:"),
     st.Page("../pages/layers.py", title="Layer explorer", icon=":material/scatter_plot:"),
     st.Page("../pages/on_demand.py", title="On-demand test", icon=":material/science:"),
@@ -66,12 +68,18 @@ def sidebar() -> None:
         if names:
             if state.get(state.ENDPOINT) not in names:
                 state.put(state.ENDPOINT, names[0])
-            st.selectbox("Endpoint", names, key=state.ENDPOINT, help="The deployed model to look at.")
+            st.selectbox(
+                "Endpoint", names, key=state.ENDPOINT, help="The deployed model to look at."
+            )
         else:
             state.put(state.ENDPOINT, None)
-        st.button("Refresh", icon=":material/refresh:", on_click=_on_refresh,
-                  help="Read the data source again (new jobs, verdicts, trials).",
-                  width="stretch")
+        st.button(
+            "Refresh",
+            icon=":material/refresh:",
+            on_click=_on_refresh,
+            help="Read the data source again (new jobs, verdicts, trials).",
+            width="stretch",
+        )
         job_id = state.selected_job(state.world(), state.get(state.ENDPOINT) or "")
         if job_id and names:
             st.caption(f"Selected job: **{job_id}**")

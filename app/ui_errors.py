@@ -39,12 +39,17 @@ def explain(exc: BaseException) -> tuple[str, str]:
         elif "access denied" in lower or "credentials" in lower:
             hint = "Check the AWS credentials this dashboard runs with and the bucket policy."
         elif "does not exist" in lower:
-            hint = "Check the Data source in the sidebar, or run `make demo` to build the demo world."
+            hint = (
+                "Check the Data source in the sidebar, or run `make demo` to build the demo world."
+            )
         else:
             hint = f"The store is {S3Settings.from_environment().describe()}; check it and press Refresh."
         return message, hint
     if isinstance(exc, DataNotFoundError):
-        return message, "The data may have been removed or not written yet; press Refresh or pick another job."
+        return (
+            message,
+            "The data may have been removed or not written yet; press Refresh or pick another job.",
+        )
     if isinstance(exc, InputError):
         return message, "Change the highlighted setting and try again."
     if isinstance(exc, LadisError):

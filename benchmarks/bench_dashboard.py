@@ -51,9 +51,19 @@ from ladis_core import layout, storage  # noqa: E402
 from ladis_core.results import JobResult  # noqa: E402
 
 WORLD_OPTIONS = dict(
-    image_size=16, epochs=1, hours=3, requests_per_hour=(110, 110), n_samples=100, n_repeats=100,
-    n_permutations=1000, experiment_repeats=5, small_epsilon=0.1, large_epsilon=0.2, pgd_steps=3,
-    monitor_layers=("layer3.1", "layer4.1", "avgpool"), torch_threads=1,
+    image_size=16,
+    epochs=1,
+    hours=3,
+    requests_per_hour=(110, 110),
+    n_samples=100,
+    n_repeats=100,
+    n_permutations=1000,
+    experiment_repeats=5,
+    small_epsilon=0.1,
+    large_epsilon=0.2,
+    pgd_steps=3,
+    monitor_layers=("layer3.1", "layer4.1", "avgpool"),
+    torch_threads=1,
 )
 
 
@@ -72,8 +82,12 @@ def write_copies(template: JobResult, world: str, endpoint: str, count: int) -> 
 
     def one(i: int) -> None:
         moment = start + timedelta(hours=i)
-        job = replace(template, job_id=layout.job_id_for(moment), scheduled_at=moment.isoformat(),
-                      incident=template.incident and i % 9 == 4)
+        job = replace(
+            template,
+            job_id=layout.job_id_for(moment),
+            scheduled_at=moment.isoformat(),
+            incident=template.incident and i % 9 == 4,
+        )
         storage.write_bytes(layout.results_uri(monitoring, job.job_id), job.to_json().encode())
 
     with ThreadPoolExecutor(16) as pool:
@@ -81,8 +95,9 @@ def write_copies(template: JobResult, world: str, endpoint: str, count: int) -> 
 
 
 def wait_idle(page, timeout_ms: int = 120_000) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms
+    )
 
 
 def history_ready(page) -> None:
@@ -133,7 +148,9 @@ def main() -> int:
         t = time.perf_counter()
         real = server.create_bucket("bench-real")
         endpoint, jobs = build_real_world(real)
-        print(f"real world ({len(jobs)} jobs, 110 requests/hour) built in {time.perf_counter() - t:.0f} s")
+        print(
+            f"real world ({len(jobs)} jobs, 110 requests/hour) built in {time.perf_counter() - t:.0f} s"
+        )
         template = jobs[0]
         day, big = server.create_bucket("bench-day"), server.create_bucket("bench-big")
         write_copies(template, day, endpoint, 24)
@@ -155,23 +172,38 @@ def main() -> int:
                 return context.new_page()
 
             # ---- history, 24 jobs, cold: a fresh server, nothing cached
-            with DashboardServer({**base_env, "LADIS_S3_URI": day}, log_path=work / "day.log") as dash:
+            with DashboardServer(
+                {**base_env, "LADIS_S3_URI": day}, log_path=work / "day.log"
+            ) as dash:
                 page = fresh_page()
-                figures["history_24_cold_s"] = timed(lambda: page.goto(dash.url), lambda: history_ready(page))
+                figures["history_24_cold_s"] = timed(
+                    lambda: page.goto(dash.url), lambda: history_ready(page)
+                )
                 page.close()
                 page = new_page()
-                figures["history_24_cached_s"] = timed(lambda: page.goto(dash.url), lambda: history_ready(page))
+                figures["history_24_cached_s"] = timed(
+                    lambda: page.goto(dash.url), lambda: history_ready(page)
+                )
                 page.close()
 
             # ---- history, 1,000 jobs
-            with DashboardServer({**base_env, "LADIS_S3_URI": big}, log_path=work / "big.log") as dash:
+            with DashboardServer(
+                {**base_env, "LADIS_S3_URI": big}, log_path=work / "big.log"
+            ) as dash:
                 page = new_page()
-                figures["history_1000_first_s"] = timed(lambda: page.goto(dash.url), lambda: history_ready(page))
+                figures["history_1000_first_s"] = timed(
+                    lambda: page.goto(dash.url), lambda: history_ready(page)
+                )
                 page.close()
                 runs = []
                 for _ in range(3):
                     page = new_page()
-                    runs.append(timed(lambda page=page: page.goto(dash.url), lambda page=page: history_ready(page)))
+                    runs.append(
+                        timed(
+                            lambda page=page: page.goto(dash.url),
+                            lambda page=page: history_ready(page),
+                        )
+                    )
                     page.close()
                 figures["history_1000_cached_s"] = sorted(runs)[1]
                 page = new_page()
@@ -179,15 +211,21 @@ def main() -> int:
                 history_ready(page)
                 figures["history_1000_all_in_range_s"] = timed(
                     lambda page=page: page.get_by_role("radio", name="All", exact=True).click(),
-                    lambda page=page: (page.wait_for_function(
-                        "() => document.querySelectorAll('.js-plotly-plot')[0]"
-                        "?.querySelectorAll('.scatterlayer .trace')[2]?.querySelectorAll('path.point').length >= 1000",
-                        timeout=120_000), wait_idle(page)),
+                    lambda page=page: (
+                        page.wait_for_function(
+                            "() => document.querySelectorAll('.js-plotly-plot')[0]"
+                            "?.querySelectorAll('.scatterlayer .trace')[2]?.querySelectorAll('path.point').length >= 1000",
+                            timeout=120_000,
+                        ),
+                        wait_idle(page),
+                    ),
                 )
                 page.close()
 
             # ---- flagged inputs and on-demand test on the real world
-            with DashboardServer({**base_env, "LADIS_S3_URI": real}, log_path=work / "real.log") as dash:
+            with DashboardServer(
+                {**base_env, "LADIS_S3_URI": real}, log_path=work / "real.log"
+            ) as dash:
                 # the flagged page as it opens (10 cards of 3 images), first visit and cached
                 for label in ("first", "cached"):
                     page = new_page()
@@ -211,10 +249,12 @@ def main() -> int:
                 for _ in range(3):
                     before = _result_header(page)
                     time.sleep(1.1)  # test ids have a resolution of one second
-                    runs.append(timed(
-                        lambda page=page: page.get_by_role("button", name="Run test").click(),
-                        lambda page=page, before=before: _new_result(page, before),
-                    ))
+                    runs.append(
+                        timed(
+                            lambda page=page: page.get_by_role("button", name="Run test").click(),
+                            lambda page=page, before=before: _new_result(page, before),
+                        )
+                    )
                 figures["on_demand_default_first_s"] = runs[0]
                 figures["on_demand_default_s"] = sorted(runs)[1]
                 page.close()
@@ -225,13 +265,18 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\nDashboard in Chromium, {platform.machine()}, {os.cpu_count()} cores, load average {load} "
-          f"(one run; medians of 3 where marked)")
+    print(
+        f"\nDashboard in Chromium, {platform.machine()}, {os.cpu_count()} cores, load average {load} "
+        f"(one run; medians of 3 where marked)"
+    )
     targets = {
         "history_24_cold_s": ("history, 24 jobs, cold (fresh server)", 5.0),
         "history_24_cached_s": ("history, 24 jobs, cached", None),
         "history_1000_first_s": ("history, 1,000 jobs, first load (reads 1,000 results)", None),
-        "history_1000_cached_s": ("history, 1,000 jobs, cached, default range 7 days (median of 3)", 2.0),
+        "history_1000_cached_s": (
+            "history, 1,000 jobs, cached, default range 7 days (median of 3)",
+            2.0,
+        ),
         "history_1000_all_in_range_s": ("history, 1,000 jobs, switching the range to All", None),
     }
     for key, value in figures.items():
@@ -239,8 +284,15 @@ def main() -> int:
         if key.startswith("flagged"):
             target = 2.0
         if key == "on_demand_default_s":
-            label, target = "default on-demand test, n=100 R=100 B=1000, 3 layers (median of 3)", 2.0
-        mark = "" if target is None else (f"  target ≤ {target:g} s: " + ("met" if value <= target else "MISSED"))
+            label, target = (
+                "default on-demand test, n=100 R=100 B=1000, 3 layers (median of 3)",
+                2.0,
+            )
+        mark = (
+            ""
+            if target is None
+            else (f"  target ≤ {target:g} s: " + ("met" if value <= target else "MISSED"))
+        )
         print(f"  {label:<66} {value:6.2f} s{mark}")
     print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
     return 0
@@ -256,7 +308,8 @@ def _new_result(page, before: str) -> None:
     page.wait_for_function(
         """(before) => [...document.querySelectorAll('h3')].some(
             h => h.innerText.startsWith('Result · steps') && h.innerText !== before)""",
-        arg=before, timeout=120_000,
+        arg=before,
+        timeout=120_000,
     )
     page.get_by_role("button", name="Save as job").wait_for(timeout=120_000)
     page.locator("[data-testid='stPlotlyChart']").nth(1).wait_for(timeout=120_000)

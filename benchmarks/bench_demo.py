@@ -33,7 +33,9 @@ from ladis_core.s3server import LocalS3Server, find_free_port  # noqa: E402
 def build(name: str, world: str, options: demo.DemoOptions) -> float:
     logger = logging.getLogger(f"bench.{name}")
     started = time.perf_counter()
-    summary = demo.build_world(world, options=options, progress=log_progress(logger, min_interval_s=15))
+    summary = demo.build_world(
+        world, options=options, progress=log_progress(logger, min_interval_s=15)
+    )
     wall = time.perf_counter() - started
     print(f"\n===== {name}: {wall:.1f} s wall =====")
     print(summary.closing_note())
@@ -41,13 +43,25 @@ def build(name: str, world: str, options: demo.DemoOptions) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=("quick", "full"))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("ladis.server", "ladis.serving", "ladis.monitor", "ladis_core.capture", "ladis_core.trials"):
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S"
+    )
+    for noisy in (
+        "ladis.server",
+        "ladis.serving",
+        "ladis.monitor",
+        "ladis_core.capture",
+        "ladis_core.trials",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     common = {"torch_threads": args.threads, "device": args.device}
     walls: dict[str, float] = {}
@@ -60,7 +74,9 @@ def main() -> int:
             if args.only in (None, "quick"):
                 world = server.create_bucket("bench-quick")
                 walls["quick"] = build("quick", world, demo.DemoOptions.quick(**common))
-                walls["quick re-run"] = build("quick re-run", world, demo.DemoOptions.quick(**common))
+                walls["quick re-run"] = build(
+                    "quick re-run", world, demo.DemoOptions.quick(**common)
+                )
             if args.only in (None, "full"):
                 world = server.create_bucket("bench-full")
                 walls["full"] = build("full", world, demo.DemoOptions.full(**common))

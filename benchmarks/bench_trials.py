@@ -166,9 +166,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # one hourly job's window early in the trial, as the dashboard reads it, cold
         window_first, window_size = steps // 10, min(250, steps // 4)
-        early, early_s = _timed(lambda: trials.load_trial(
-            uri, mode="PREDICT", cache_dir=work / "cache-window", after_step=window_first - 1,
-            until_step=window_first + window_size - 1))
+        early, early_s = _timed(
+            lambda: trials.load_trial(
+                uri,
+                mode="PREDICT",
+                cache_dir=work / "cache-window",
+                after_step=window_first - 1,
+                until_step=window_first + window_size - 1,
+            )
+        )
         assert len(early) == window_size, (len(early), window_size)
 
         cache = work / "cache"

@@ -79,7 +79,9 @@ def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch
     return grad
 
 
-def fgsm_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float) -> torch.Tensor:
+def fgsm_batch(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float
+) -> torch.Tensor:
     """FGSM on one batch: ``x`` (B, C, H, W) in [0, 1], ``y`` (B,) → adversarial (B, C, H, W)."""
     grad = _input_gradient(model, x, y)
     return (x + epsilon * grad.sign()).clamp(0.0, 1.0).detach()
@@ -110,7 +112,10 @@ def pgd_batch(
 def _check_inputs(images: np.ndarray, labels: np.ndarray, epsilon: float) -> None:
     check(images.ndim == 4, f"images must have shape (N, C, H, W), got {images.shape}")
     check(len(images) == len(labels), f"{len(images)} images but {len(labels)} labels")
-    check(0.0 <= epsilon <= 1.0, f"epsilon={epsilon} must be in [0, 1] (pixel units; 8/255 = {8 / 255:.4f})")
+    check(
+        0.0 <= epsilon <= 1.0,
+        f"epsilon={epsilon} must be in [0, 1] (pixel units; 8/255 = {8 / 255:.4f})",
+    )
     check(len(images) > 0, "no images to attack")
     check(bool(np.isfinite(images).all()), "images contain NaN or infinite values")
 
@@ -175,7 +180,9 @@ def attack(
             if method == "fgsm":
                 adv = fgsm_batch(model, x, y, epsilon=epsilon)
             else:
-                adv = pgd_batch(model, x, y, epsilon=epsilon, step_size=alpha, steps=steps, start=start)
+                adv = pgd_batch(
+                    model, x, y, epsilon=epsilon, step_size=alpha, steps=steps, start=start
+                )
             with torch.no_grad():
                 predictions[begin:end] = model(adv).argmax(dim=1).cpu().numpy()
             adversarial[begin:end] = adv.cpu().numpy()
@@ -203,11 +210,15 @@ def attack(
     )
 
 
-def pgd(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, epsilon: float, **options) -> AttackResult:
+def pgd(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, *, epsilon: float, **options
+) -> AttackResult:
     """PGD L∞ with random start; see :func:`attack` for the options."""
     return attack(model, images, labels, method="pgd", epsilon=epsilon, **options)
 
 
-def fgsm(model: nn.Module, images: np.ndarray, labels: np.ndarray, *, epsilon: float, **options) -> AttackResult:
+def fgsm(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, *, epsilon: float, **options
+) -> AttackResult:
     """FGSM; see :func:`attack` for the options."""
     return attack(model, images, labels, method="fgsm", epsilon=epsilon, **options)

@@ -35,7 +35,18 @@ TRIAL_MANIFEST = "_ladis_cache.json"
 TRIAL_LOCK = ".lock"
 KINDS = ("trials", "models")
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1e3,
+    "kb": 1e3,
+    "m": 1e6,
+    "mb": 1e6,
+    "g": 1e9,
+    "gb": 1e9,
+    "t": 1e12,
+    "tb": 1e12,
+}
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,13 @@ def parse_size(text: str) -> int:
     """``500MB``, ``5GB``, ``1.5g``, ``2048`` (bytes) → bytes (decimal units)."""
     raw = str(text).strip().lower().replace(" ", "")
     number = raw.rstrip("kmgtb")
-    unit = raw[len(number):]
+    unit = raw[len(number) :]
     try:
         value = float(number) * _SIZE_UNITS[unit]
     except (ValueError, KeyError):
-        raise InputError(f"size {text!r} is not a size; use e.g. 500MB, 5GB or a number of bytes") from None
+        raise InputError(
+            f"size {text!r} is not a size; use e.g. 500MB, 5GB or a number of bytes"
+        ) from None
     if not (value >= 0 and math.isfinite(value)):
         raise InputError(f"size {text!r} must be a finite, non-negative size")
     return int(value)
@@ -101,7 +114,10 @@ def _folder_size_and_mtime(folder: Path) -> tuple[int, float]:
 
 def _trial_uri(folder: Path) -> str | None:
     try:
-        return str(json.loads((folder / TRIAL_MANIFEST).read_text(encoding="utf-8")).get("uri") or "") or None
+        return (
+            str(json.loads((folder / TRIAL_MANIFEST).read_text(encoding="utf-8")).get("uri") or "")
+            or None
+        )
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -121,11 +137,15 @@ def list_cache(root: str | Path | None = None) -> list[CacheEntry]:
             size, newest = _folder_size_and_mtime(item)
             if kind == "trials" and (item / TRIAL_MANIFEST).is_file():
                 newest = (item / TRIAL_MANIFEST).stat().st_mtime
-            entries.append(CacheEntry(
-                kind=kind, path=item, size_bytes=size,
-                last_used=datetime.fromtimestamp(newest, UTC),
-                uri=_trial_uri(item) if kind == "trials" else None,
-            ))
+            entries.append(
+                CacheEntry(
+                    kind=kind,
+                    path=item,
+                    size_bytes=size,
+                    last_used=datetime.fromtimestamp(newest, UTC),
+                    uri=_trial_uri(item) if kind == "trials" else None,
+                )
+            )
     return sorted(entries, key=lambda e: e.last_used)
 
 
@@ -160,7 +180,9 @@ def prune_cache(
     recently used ones until the rest takes at most ``max_bytes``. At least one of the
     two is required. Folders in use are skipped (and counted as kept)."""
     if older_than is None and max_bytes is None:
-        raise InputError("say what to prune: an age (--older-than 7d), a size (--max-size 5GB) or both")
+        raise InputError(
+            "say what to prune: an age (--older-than 7d), a size (--max-size 5GB) or both"
+        )
     if max_bytes is not None and max_bytes < 0:
         raise InputError(f"max_bytes={max_bytes} must not be negative")
     moment = now or datetime.now(UTC)
@@ -184,4 +206,6 @@ def prune_cache(
                 shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry)
     kept = [e for e in entries if e not in doomed]
-    return PruneResult(removed=tuple(removed), skipped_busy=tuple(busy), kept=tuple(kept), dry_run=dry_run)
+    return PruneResult(
+        removed=tuple(removed), skipped_busy=tuple(busy), kept=tuple(kept), dry_run=dry_run
+    )

@@ -445,12 +445,19 @@ def _recover_orphans(uri: str) -> int:
         try:
             steps = _Publisher(root / "trial", uri).publish(final=False)
         except LadisError as exc:
-            log.warning("steps left in %s by a stopped capture could not be published: %s", root, exc)
+            log.warning(
+                "steps left in %s by a stopped capture could not be published: %s", root, exc
+            )
             continue
         shutil.rmtree(root, ignore_errors=True)
         if steps:
-            log.warning("published %d step(s) left in %s by a capture into %s that was stopped "
-                        "before uploading them", steps, root, uri)
+            log.warning(
+                "published %d step(s) left in %s by a capture into %s that was stopped "
+                "before uploading them",
+                steps,
+                root,
+                uri,
+            )
         recovered += steps
     return recovered
 

@@ -57,7 +57,10 @@ def plot_text(value: object) -> str:
 def job_time(job: JobResult) -> datetime | str:
     """When a job was scheduled, as a datetime (from ``scheduled_at``, else the job id),
     or the raw ``scheduled_at`` string when neither parses."""
-    for text, parse in ((job.scheduled_at, datetime.fromisoformat), (job.job_id, layout.parse_job_id)):
+    for text, parse in (
+        (job.scheduled_at, datetime.fromisoformat),
+        (job.job_id, layout.parse_job_id),
+    ):
         try:
             return parse(text)
         except (TypeError, ValueError):
@@ -83,9 +86,14 @@ def _pct(value: float | None) -> str:
 
 def _empty_figure(message: str, *, height: int = 260) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=plot_text(message), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    fig.add_annotation(
+        text=plot_text(message), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False
+    )
     fig.update_layout(
-        template=TEMPLATE, height=height, xaxis={"visible": False}, yaxis={"visible": False},
+        template=TEMPLATE,
+        height=height,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
         margin={"l": 20, "r": 20, "t": 30, "b": 20},
     )
     return fig
@@ -102,6 +110,7 @@ def layer_order(jobs: Sequence[JobResult]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- timeline
+
 
 def timeline_figure(
     jobs: Sequence[JobResult],
@@ -145,31 +154,51 @@ def timeline_figure(
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
         go.Bar(
-            x=x, y=[j.requests for j in ordered], name="requests", marker_color=COLORS["requests"],
-            opacity=0.35, customdata=customdata, hovertext=hovers, hoverinfo="text",
+            x=x,
+            y=[j.requests for j in ordered],
+            name="requests",
+            marker_color=COLORS["requests"],
+            opacity=0.35,
+            customdata=customdata,
+            hovertext=hovers,
+            hoverinfo="text",
         ),
         secondary_y=True,
     )
     fig.add_trace(
         go.Scatter(
-            x=x, y=[j.baseline_detection_rate for j in ordered], name="baseline rate",
-            mode="lines", line={"color": COLORS["baseline"], "dash": "dash"}, hoverinfo="skip",
+            x=x,
+            y=[j.baseline_detection_rate for j in ordered],
+            name="baseline rate",
+            mode="lines",
+            line={"color": COLORS["baseline"], "dash": "dash"},
+            hoverinfo="skip",
             connectgaps=True,
         ),
         secondary_y=False,
     )
     fig.add_trace(
         go.Scatter(
-            x=x, y=[j.alert_threshold for j in ordered], name="alert threshold", mode="lines",
-            line={"color": COLORS["threshold"], "dash": "dot", "width": 1.5}, hoverinfo="skip",
+            x=x,
+            y=[j.alert_threshold for j in ordered],
+            name="alert threshold",
+            mode="lines",
+            line={"color": COLORS["threshold"], "dash": "dot", "width": 1.5},
+            hoverinfo="skip",
         ),
         secondary_y=False,
     )
     fig.add_trace(
         go.Scatter(
-            x=x, y=[j.detection_rate if ok else None for j, ok in zip(ordered, tested, strict=True)],
-            name="detection rate", mode="lines+markers", line={"color": COLORS["rate"], "width": 2},
-            marker={"size": 7}, customdata=customdata, hovertext=hovers, hoverinfo="text",
+            x=x,
+            y=[j.detection_rate if ok else None for j, ok in zip(ordered, tested, strict=True)],
+            name="detection rate",
+            mode="lines+markers",
+            line={"color": COLORS["rate"], "width": 2},
+            marker={"size": 7},
+            customdata=customdata,
+            hovertext=hovers,
+            hoverinfo="text",
         ),
         secondary_y=False,
     )
@@ -177,11 +206,18 @@ def timeline_figure(
     if incidents:
         fig.add_trace(
             go.Scatter(
-                x=[x[i] for i in incidents], y=[ordered[i].detection_rate for i in incidents],
-                name="incident", mode="markers",
-                marker={"color": COLORS["incident"], "size": 14, "symbol": "diamond",
-                        "line": {"color": "white", "width": 1}},
-                customdata=[customdata[i] for i in incidents], hovertext=[hovers[i] for i in incidents],
+                x=[x[i] for i in incidents],
+                y=[ordered[i].detection_rate for i in incidents],
+                name="incident",
+                mode="markers",
+                marker={
+                    "color": COLORS["incident"],
+                    "size": 14,
+                    "symbol": "diamond",
+                    "line": {"color": "white", "width": 1},
+                },
+                customdata=[customdata[i] for i in incidents],
+                hovertext=[hovers[i] for i in incidents],
                 hoverinfo="text",
             ),
             secondary_y=False,
@@ -190,9 +226,13 @@ def timeline_figure(
     if untested:
         fig.add_trace(
             go.Scatter(
-                x=[x[i] for i in untested], y=[0.0] * len(untested), name="not tested",
-                mode="markers", marker={"color": COLORS["insufficient"], "size": 10, "symbol": "x"},
-                customdata=[customdata[i] for i in untested], hovertext=[hovers[i] for i in untested],
+                x=[x[i] for i in untested],
+                y=[0.0] * len(untested),
+                name="not tested",
+                mode="markers",
+                marker={"color": COLORS["insufficient"], "size": 10, "symbol": "x"},
+                customdata=[customdata[i] for i in untested],
+                hovertext=[hovers[i] for i in untested],
                 hoverinfo="text",
             ),
             secondary_y=False,
@@ -200,15 +240,29 @@ def timeline_figure(
     if selected_job_id is not None and selected_job_id in ids:
         i = ids.index(selected_job_id)
         fig.add_shape(
-            type="line", x0=x[i], x1=x[i], y0=0, y1=1, xref="x", yref="paper",
+            type="line",
+            x0=x[i],
+            x1=x[i],
+            y0=0,
+            y1=1,
+            xref="x",
+            yref="paper",
             line={"color": COLORS["selected"], "width": 2},
         )
         fig.add_trace(
             go.Scatter(
-                x=[x[i]], y=[ordered[i].detection_rate if tested[i] else 0.0], name="selected job",
+                x=[x[i]],
+                y=[ordered[i].detection_rate if tested[i] else 0.0],
+                name="selected job",
                 mode="markers",
-                marker={"size": 18, "color": "rgba(0,0,0,0)", "line": {"color": COLORS["selected"], "width": 3}},
-                customdata=[customdata[i]], hovertext=[hovers[i]], hoverinfo="text",
+                marker={
+                    "size": 18,
+                    "color": "rgba(0,0,0,0)",
+                    "line": {"color": COLORS["selected"], "width": 3},
+                },
+                customdata=[customdata[i]],
+                hovertext=[hovers[i]],
+                hoverinfo="text",
             ),
             secondary_y=False,
         )
@@ -216,19 +270,29 @@ def timeline_figure(
     max_requests = max([j.requests for j in ordered] + [1])
     # requests bars use the lower part of the plot so they do not hide the rate line
     fig.update_yaxes(
-        title_text="requests", range=[0, max_requests * 2.5], showgrid=False, tickmode="auto", nticks=4,
-        rangemode="tozero", secondary_y=True,
+        title_text="requests",
+        range=[0, max_requests * 2.5],
+        showgrid=False,
+        tickmode="auto",
+        nticks=4,
+        rangemode="tozero",
+        secondary_y=True,
     )
     fig.update_layout(
-        template=TEMPLATE, height=height, title_text=plot_text(title) if title else "",
+        template=TEMPLATE,
+        height=height,
+        title_text=plot_text(title) if title else "",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
-        margin={"l": 60, "r": 60, "t": 60 if title else 40, "b": 40}, hovermode="closest",
-        bargap=0.3, clickmode="event+select",
+        margin={"l": 60, "r": 60, "t": 60 if title else 40, "b": 40},
+        hovermode="closest",
+        bargap=0.3,
+        clickmode="event+select",
     )
     return fig
 
 
 # --------------------------------------------------------------------------- layers
+
 
 def layer_heatmap_figure(jobs: Sequence[JobResult], *, height: int | None = None) -> go.Figure:
     """Per-layer detection rate (percent, colour) with layers as rows and jobs over time as
@@ -256,18 +320,31 @@ def layer_heatmap_figure(jobs: Sequence[JobResult], *, height: int | None = None
     show_text = z.size <= 240
     fig = go.Figure(
         go.Heatmap(
-            z=z_list, x=x, y=list(range(len(rows))), zmin=0, zmax=100, colorscale="Reds",
-            colorbar={"title": {"text": "rate (%)"}}, customdata=customdata, xgap=1, ygap=1,
+            z=z_list,
+            x=x,
+            y=list(range(len(rows))),
+            zmin=0,
+            zmax=100,
+            colorscale="Reds",
+            colorbar={"title": {"text": "rate (%)"}},
+            customdata=customdata,
+            xgap=1,
+            ygap=1,
             hovertemplate="layer: %{customdata[1]}<br>job: %{customdata[0]}<br>rate: %{z:.1f}%<extra></extra>",
-            texttemplate="%{z:.0f}" if show_text else None, hoverongaps=False,
+            texttemplate="%{z:.0f}" if show_text else None,
+            hoverongaps=False,
         )
     )
     fig.update_yaxes(
-        tickmode="array", tickvals=list(range(len(rows))), ticktext=row_labels, autorange="reversed",
+        tickmode="array",
+        tickvals=list(range(len(rows))),
+        ticktext=row_labels,
+        autorange="reversed",
         title_text="layer",
     )
     fig.update_layout(
-        template=TEMPLATE, height=height or max(220, 80 + 28 * len(rows)),
+        template=TEMPLATE,
+        height=height or max(220, 80 + 28 * len(rows)),
         margin={"l": 40, "r": 20, "t": 30, "b": 40},
     )
     return fig
@@ -284,46 +361,71 @@ def layer_bars_figure(job: JobResult, *, height: int = 340) -> go.Figure:
     rates = [job.layers[n].detection_rate for n in names]
     baselines = [job.layers[n].baseline_detection_rate for n in names]
     labels = [plot_text(n) for n in names]
-    colors = [COLORS["incident"] if (r is not None and r > threshold) else COLORS["rate"] for r in rates]
+    colors = [
+        COLORS["incident"] if (r is not None and r > threshold) else COLORS["rate"] for r in rates
+    ]
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
-            x=names, y=rates, name="detection rate", marker_color=colors, customdata=labels,
+            x=names,
+            y=rates,
+            name="detection rate",
+            marker_color=colors,
+            customdata=labels,
             hovertemplate="%{customdata}<br>rate: %{y:.1f}%<extra></extra>",
-            text=["n/a" if r is None else f"{r:.0f}%" for r in rates], textposition="outside",
+            text=["n/a" if r is None else f"{r:.0f}%" for r in rates],
+            textposition="outside",
         )
     )
     if any(b is not None for b in baselines):
         fig.add_trace(
             go.Scatter(
-                x=names, y=baselines, name="baseline rate", mode="markers", customdata=labels,
-                marker={"symbol": "line-ew-open", "size": 28, "color": COLORS["baseline"],
-                        "line": {"width": 3, "color": COLORS["baseline"]}},
+                x=names,
+                y=baselines,
+                name="baseline rate",
+                mode="markers",
+                customdata=labels,
+                marker={
+                    "symbol": "line-ew-open",
+                    "size": 28,
+                    "color": COLORS["baseline"],
+                    "line": {"width": 3, "color": COLORS["baseline"]},
+                },
                 hovertemplate="%{customdata}<br>baseline: %{y:.1f}%<extra></extra>",
             )
         )
     fig.add_hline(
-        y=threshold, line={"color": COLORS["threshold"], "dash": "dot"},
-        annotation_text=f"alert threshold {threshold:.0f}%", annotation_position="top left",
+        y=threshold,
+        line={"color": COLORS["threshold"], "dash": "dot"},
+        annotation_text=f"alert threshold {threshold:.0f}%",
+        annotation_position="top left",
     )
     fig.add_hline(
-        y=100 * job.settings.alpha, line={"color": COLORS["baseline"], "dash": "dash", "width": 1},
-        annotation_text=f"α = {job.settings.alpha:g}", annotation_position="bottom right",
+        y=100 * job.settings.alpha,
+        line={"color": COLORS["baseline"], "dash": "dash", "width": 1},
+        annotation_text=f"α = {job.settings.alpha:g}",
+        annotation_position="bottom right",
     )
     if job.detection_rate is not None:
         # a legend entry rather than an annotation: at 100 % a label would sit on the bars' own
         fig.add_trace(
             go.Scatter(
-                x=[names[0], names[-1]], y=[job.detection_rate] * 2, mode="lines",
+                x=[names[0], names[-1]],
+                y=[job.detection_rate] * 2,
+                mode="lines",
                 name=f"combined ({plot_text(job.combined_method)}) {job.detection_rate:.0f}%",
                 line={"color": COLORS["rate"], "width": 1},
                 hovertemplate="combined: %{y:.1f}%<extra></extra>",
             )
         )
-    fig.update_xaxes(tickmode="array", tickvals=names, ticktext=labels, tickangle=-25, title_text="layer")
+    fig.update_xaxes(
+        tickmode="array", tickvals=names, ticktext=labels, tickangle=-25, title_text="layer"
+    )
     fig.update_yaxes(title_text="detection rate (%)", range=[0, 112])
     fig.update_layout(
-        template=TEMPLATE, height=height, showlegend=True,
+        template=TEMPLATE,
+        height=height,
+        showlegend=True,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         margin={"l": 60, "r": 20, "t": 40, "b": 80},
     )
@@ -363,20 +465,29 @@ def pvalue_histogram_figure(
         label = plot_text(name)
         fig.add_trace(
             go.Bar(
-                x=centres, y=counts, width=1.0 / bins, name=f"{label} ({share:.0f}% &lt; α)",
-                opacity=0.6, customdata=[[label]] * len(centres),
-                hovertemplate="%{customdata[0]}<br>p in %{x:.3f} ± " + f"{0.5 / bins:.3f}"
+                x=centres,
+                y=counts,
+                width=1.0 / bins,
+                name=f"{label} ({share:.0f}% &lt; α)",
+                opacity=0.6,
+                customdata=[[label]] * len(centres),
+                hovertemplate="%{customdata[0]}<br>p in %{x:.3f} ± "
+                + f"{0.5 / bins:.3f}"
                 + "<br>count: %{y}<extra></extra>",
             )
         )
     fig.add_vline(
-        x=alpha, line={"color": COLORS["threshold"], "dash": "dot"},
-        annotation_text=f"α = {alpha:g}", annotation_position="top right",
+        x=alpha,
+        line={"color": COLORS["threshold"], "dash": "dot"},
+        annotation_text=f"α = {alpha:g}",
+        annotation_position="top right",
     )
     fig.update_xaxes(title_text="p-value", range=[0, 1])
     fig.update_yaxes(title_text="tests")
     fig.update_layout(
-        template=TEMPLATE, height=height, barmode="overlay",
+        template=TEMPLATE,
+        height=height,
+        barmode="overlay",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
     )
@@ -396,34 +507,65 @@ def embedding_figure(
     ``reference`` of shape (n, 2) in grey, ``inference`` of shape (m, 2) in blue, with rows
     where ``suspect`` (bool, shape (m,)) holds in red. ``inference_labels`` (m,) are shown on
     hover (e.g. "step 17, class 3")."""
-    ref = np.asarray(reference, dtype=np.float64).reshape(-1, 2) if np.size(reference) else np.zeros((0, 2))
-    inf = np.asarray(inference, dtype=np.float64).reshape(-1, 2) if np.size(inference) else np.zeros((0, 2))
-    flags = np.zeros(len(inf), dtype=bool) if suspect is None else np.asarray(suspect, dtype=bool).ravel()
+    ref = (
+        np.asarray(reference, dtype=np.float64).reshape(-1, 2)
+        if np.size(reference)
+        else np.zeros((0, 2))
+    )
+    inf = (
+        np.asarray(inference, dtype=np.float64).reshape(-1, 2)
+        if np.size(inference)
+        else np.zeros((0, 2))
+    )
+    flags = (
+        np.zeros(len(inf), dtype=bool)
+        if suspect is None
+        else np.asarray(suspect, dtype=bool).ravel()
+    )
     if flags.shape != (len(inf),):
         raise InputError(f"suspect has {flags.size} values but inference has {len(inf)} rows")
-    labels = [plot_text(t) for t in inference_labels] if inference_labels is not None else [""] * len(inf)
+    labels = (
+        [plot_text(t) for t in inference_labels]
+        if inference_labels is not None
+        else [""] * len(inf)
+    )
     if len(labels) != len(inf):
-        raise InputError(f"inference_labels has {len(labels)} values but inference has {len(inf)} rows")
+        raise InputError(
+            f"inference_labels has {len(labels)} values but inference has {len(inf)} rows"
+        )
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=ref[:, 0], y=ref[:, 1], mode="markers", name="reference (natural)",
-            marker={"color": COLORS["reference"], "size": 5, "opacity": 0.6}, hoverinfo="skip",
+            x=ref[:, 0],
+            y=ref[:, 1],
+            mode="markers",
+            name="reference (natural)",
+            marker={"color": COLORS["reference"], "size": 5, "opacity": 0.6},
+            hoverinfo="skip",
         )
     )
-    for mask, name, color in ((~flags, "inference", COLORS["inference"]), (flags, "flagged", COLORS["suspect"])):
+    for mask, name, color in (
+        (~flags, "inference", COLORS["inference"]),
+        (flags, "flagged", COLORS["suspect"]),
+    ):
         if mask.any():
             fig.add_trace(
                 go.Scatter(
-                    x=inf[mask, 0], y=inf[mask, 1], mode="markers", name=name,
+                    x=inf[mask, 0],
+                    y=inf[mask, 1],
+                    mode="markers",
+                    name=name,
                     marker={"color": color, "size": 6 if name == "inference" else 8},
-                    hovertext=[labels[i] for i in np.flatnonzero(mask)], hoverinfo="text",
+                    hovertext=[labels[i] for i in np.flatnonzero(mask)],
+                    hoverinfo="text",
                 )
             )
     fig.update_xaxes(showticklabels=False, title_text="")
     fig.update_yaxes(showticklabels=False, title_text="", scaleanchor="x")
     fig.update_layout(
-        template=TEMPLATE, height=height, title_text=plot_text(title) if title else "",
+        template=TEMPLATE,
+        height=height,
+        title_text=plot_text(title) if title else "",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         margin={"l": 20, "r": 20, "t": 60 if title else 40, "b": 20},
     )

@@ -66,8 +66,12 @@ class S3Settings:
     @classmethod
     def from_environment(cls) -> S3Settings:
         return cls(
-            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None,
-            region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or None,
+            region=os.environ.get("AWS_DEFAULT_REGION")
+            or os.environ.get("AWS_REGION")
+            or "us-east-1",
             has_static_credentials=bool(os.environ.get("AWS_ACCESS_KEY_ID")),
         )
 
@@ -78,7 +82,9 @@ class S3Settings:
 
 
 _SECRET_ENV_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
-_SIGNED_QUERY = re.compile(r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE)
+_SIGNED_QUERY = re.compile(
+    r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE
+)
 _AUTH_HEADER = re.compile(r"(Credential=)[^,\s/]+", re.IGNORECASE)
 
 

@@ -26,7 +26,18 @@ from ladis_core.progress import ProgressCallback, report
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+)
 #: train / validation / test shares of every class
 DEFAULT_FRACTIONS = (0.5, 0.25, 0.25)
 
@@ -48,7 +59,9 @@ class ImageDataset:
     source: str = ""
 
     def __post_init__(self) -> None:
-        check(self.images.ndim == 4, f"images must have shape (N, C, H, W), got {self.images.shape}")
+        check(
+            self.images.ndim == 4, f"images must have shape (N, C, H, W), got {self.images.shape}"
+        )
         check(
             len(self.labels) == len(self.images) == len(self.indices),
             f"{len(self.images)} images but {len(self.labels)} labels and {len(self.indices)} indices",
@@ -146,7 +159,10 @@ def stratified_split(
     they must sum to 1); rounding leftovers go to train. Every class with at least three
     images gets at least one in each part. Returns three sorted int64 arrays.
     """
-    check(len(fractions) == 3, f"fractions={tuple(fractions)} needs three shares (train, validation, test)")
+    check(
+        len(fractions) == 3,
+        f"fractions={tuple(fractions)} needs three shares (train, validation, test)",
+    )
     check(
         all(f > 0 for f in fractions) and abs(sum(fractions) - 1.0) < 1e-6,
         f"fractions={tuple(fractions)} must be positive and sum to 1",
@@ -207,7 +223,9 @@ def load_digits(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
 ) -> DatasetSplits:
     """scikit-learn's digits, upscaled to ``channels``×``size``×``size``, split by ``seed``."""
-    return split_dataset(digits_dataset(size=size, channels=channels), fractions=fractions, seed=seed)
+    return split_dataset(
+        digits_dataset(size=size, channels=channels), fractions=fractions, seed=seed
+    )
 
 
 def _class_folders(root: Path) -> list[tuple[str, list[Path]]]:
@@ -242,7 +260,9 @@ def image_folder_dataset(
 
     root = Path(directory).expanduser()
     if not root.is_dir():
-        raise InputError(f"--data {directory}: no such folder; give a folder with one sub-folder of images per class")
+        raise InputError(
+            f"--data {directory}: no such folder; give a folder with one sub-folder of images per class"
+        )
     classes = _class_folders(root)
     if not classes:
         raise InputError(
@@ -254,7 +274,10 @@ def image_folder_dataset(
         f"--data {directory}: only one class folder with images ({classes[0][0]!r}); a classifier needs at least two",
     )
     check(channels in (1, 3), f"channels={channels} must be 1 (grey) or 3 (RGB)")
-    check(max_per_class is None or max_per_class >= 1, f"max_per_class={max_per_class} must be at least 1")
+    check(
+        max_per_class is None or max_per_class >= 1,
+        f"max_per_class={max_per_class} must be at least 1",
+    )
     rng = np.random.default_rng(seed)
     chosen: list[tuple[int, Path]] = []
     for label, (_name, files) in enumerate(classes):
@@ -285,7 +308,11 @@ def image_folder_dataset(
             report(progress, "load images", i + 1, total)
     report(progress, "load images", total, total, f"{kept} images in {len(classes)} classes")
     if skipped:
-        log.warning("skipped %d files that are not readable images: %s", len(skipped), ", ".join(skipped[:5]))
+        log.warning(
+            "skipped %d files that are not readable images: %s",
+            len(skipped),
+            ", ".join(skipped[:5]),
+        )
     if kept == 0:
         raise InputError(f"--data {directory}: none of the {total} image files could be read")
     return ImageDataset(
@@ -309,6 +336,11 @@ def load_image_folder(
 ) -> DatasetSplits:
     """:func:`image_folder_dataset`, split stratified by ``seed``."""
     dataset = image_folder_dataset(
-        directory, size=size, channels=channels, max_per_class=max_per_class, seed=seed, progress=progress
+        directory,
+        size=size,
+        channels=channels,
+        max_per_class=max_per_class,
+        seed=seed,
+        progress=progress,
     )
     return split_dataset(dataset, fractions=fractions, seed=seed)

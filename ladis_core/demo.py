@@ -94,7 +94,10 @@ class TrafficWindow:
     share: float = 0.0
 
     def __post_init__(self) -> None:
-        check(self.attack in (ATTACK_NONE, "pgd", "fgsm"), f"attack={self.attack!r} is not none, pgd or fgsm")
+        check(
+            self.attack in (ATTACK_NONE, "pgd", "fgsm"),
+            f"attack={self.attack!r} is not none, pgd or fgsm",
+        )
         check(0.0 <= self.share <= 1.0, f"share={self.share} must be between 0 and 1")
         check(0.0 <= self.epsilon <= 1.0, f"epsilon={self.epsilon} must be between 0 and 1")
         check(
@@ -124,7 +127,9 @@ def _eps_text(epsilon: float) -> str:
     return f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-6 else f"{epsilon:.4g}"
 
 
-def default_story(hours: int, *, small_epsilon: float, large_epsilon: float) -> tuple[TrafficWindow, ...]:
+def default_story(
+    hours: int, *, small_epsilon: float, large_epsilon: float
+) -> tuple[TrafficWindow, ...]:
     """The day's plot: natural hours with these incidents spread evenly among them —
     a fully adversarial hour at the small (invisible) ε, an hour 30 % contaminated at the
     larger ε, a fully adversarial hour at the larger ε, and one of FGSM. Short days keep
@@ -188,22 +193,36 @@ class DemoOptions:
     start: datetime = DEMO_START
 
     def __post_init__(self) -> None:
-        check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", self.endpoint)),
-              f"endpoint={self.endpoint!r}: use letters, digits, '.', '_' or '-' (at most 63)")
+        check(
+            bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", self.endpoint)),
+            f"endpoint={self.endpoint!r}: use letters, digits, '.', '_' or '-' (at most 63)",
+        )
         check(self.hours >= 1, f"hours={self.hours} must be at least 1")
         lo, hi = self.requests_per_hour
-        check(1 <= lo <= hi, f"requests_per_hour={self.requests_per_hour} must be (low, high) with 1 ≤ low ≤ high")
-        check(lo >= self.n_samples,
-              f"requests_per_hour={self.requests_per_hour}: every hour needs at least n_samples={self.n_samples} "
-              "requests, or its job cannot test it")
+        check(
+            1 <= lo <= hi,
+            f"requests_per_hour={self.requests_per_hour} must be (low, high) with 1 ≤ low ≤ high",
+        )
+        check(
+            lo >= self.n_samples,
+            f"requests_per_hour={self.requests_per_hour}: every hour needs at least n_samples={self.n_samples} "
+            "requests, or its job cannot test it",
+        )
         check(self.epochs >= 1, f"epochs={self.epochs} must be at least 1")
         check(self.image_size >= 8, f"image_size={self.image_size} must be at least 8 pixels")
-        check(self.story is None or len(self.story) == self.hours,
-              f"story has {len(self.story or ())} windows but hours={self.hours}")
+        check(
+            self.story is None or len(self.story) == self.hours,
+            f"story has {len(self.story or ())} windows but hours={self.hours}",
+        )
         check(self.concurrency >= 1, f"concurrency={self.concurrency} must be at least 1")
-        check(self.torch_threads is None or self.torch_threads >= 1, f"torch_threads={self.torch_threads} must be ≥ 1")
-        check(self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
-              f"device={self.device!r} must be cpu or cuda")
+        check(
+            self.torch_threads is None or self.torch_threads >= 1,
+            f"torch_threads={self.torch_threads} must be ≥ 1",
+        )
+        check(
+            self.device in ("cpu", "cuda") or self.device.startswith("cuda:"),
+            f"device={self.device!r} must be cpu or cuda",
+        )
 
     @classmethod
     def full(cls, **changes: Any) -> DemoOptions:
@@ -213,24 +232,41 @@ class DemoOptions:
     @classmethod
     def quick(cls, **changes: Any) -> DemoOptions:
         """6 hours of 120 requests, 4 epochs, lighter statistics (R = 50, B = 500)."""
-        base: dict[str, Any] = dict(epochs=4, hours=6, requests_per_hour=(120, 120), n_repeats=50,
-                                    n_permutations=500, experiment_repeats=50)
+        base: dict[str, Any] = dict(
+            epochs=4,
+            hours=6,
+            requests_per_hour=(120, 120),
+            n_repeats=50,
+            n_permutations=500,
+            experiment_repeats=50,
+        )
         return cls(**{**base, **changes})
 
     @classmethod
     def tiny(cls, **changes: Any) -> DemoOptions:
         """For tests: 16×16 images, 2 epochs, 3 hours of 110 requests, R = 20, B = 200."""
-        base: dict[str, Any] = dict(image_size=16, epochs=3, learning_rate=0.02, hours=3,
-                                    requests_per_hour=(110, 110), n_repeats=20, n_permutations=200,
-                                    experiment_repeats=20, pgd_steps=5, capture_layers=(r"layer[34]\.1",),
-                                    monitor_layers=("avgpool",))
+        base: dict[str, Any] = dict(
+            image_size=16,
+            epochs=3,
+            learning_rate=0.02,
+            hours=3,
+            requests_per_hour=(110, 110),
+            n_repeats=20,
+            n_permutations=200,
+            experiment_repeats=20,
+            pgd_steps=5,
+            capture_layers=(r"layer[34]\.1",),
+            monitor_layers=("avgpool",),
+        )
         return cls(**{**base, **changes})
 
     @property
     def windows(self) -> tuple[TrafficWindow, ...]:
         if self.story is not None:
             return self.story
-        return default_story(self.hours, small_epsilon=self.small_epsilon, large_epsilon=self.large_epsilon)
+        return default_story(
+            self.hours, small_epsilon=self.small_epsilon, large_epsilon=self.large_epsilon
+        )
 
     def job_time(self, hour: int) -> datetime:
         """When the job of ``hour`` (0-based) is scheduled: the end of that hour."""
@@ -303,9 +339,15 @@ class LayerExperiment:
         heads = [c if len(c) >= 8 else c.rjust(8) for c in self.columns]
         lines = [f"{'layer'.ljust(width)}  {'dim':>6}  " + "  ".join(heads)]
         for name in self.layers:
-            cells = [f"{self.rates[c][name]:.0f}%".rjust(len(h)) for c, h in zip(self.columns, heads, strict=True)]
+            cells = [
+                f"{self.rates[c][name]:.0f}%".rjust(len(h))
+                for c, h in zip(self.columns, heads, strict=True)
+            ]
             lines.append(f"{name.ljust(width)}  {self.dimensions[name]:>6}  " + "  ".join(cells))
-        cells = [f"{self.combined[c]:.0f}%".rjust(len(h)) for c, h in zip(self.columns, heads, strict=True)]
+        cells = [
+            f"{self.combined[c]:.0f}%".rjust(len(h))
+            for c, h in zip(self.columns, heads, strict=True)
+        ]
         lines.append(f"{'combined'.ljust(width)}  {'':>6}  " + "  ".join(cells))
         return "\n".join(lines)
 
@@ -369,7 +411,11 @@ class WorldSummary:
             f"data: {self.data_source}, {len(self.classes)} classes, "
             f"{'×'.join(str(v) for v in self.input_shape)}, split {self.split}",
             f"model: test accuracy {self.test_accuracy:.1f}%"
-            + (f", validation {self.validation_accuracy:.1f}%" if self.validation_accuracy is not None else "")
+            + (
+                f", validation {self.validation_accuracy:.1f}%"
+                if self.validation_accuracy is not None
+                else ""
+            )
             + f" ({self.epochs} epochs)",
             "attacks on the natural pool (success = correctly classified images now misclassified):",
         ]
@@ -381,7 +427,9 @@ class WorldSummary:
         lines.append("hourly monitoring jobs (detection rate vs baseline; * = incident):")
         for h in self.hours:
             rate = "   n/a" if h.detection_rate is None else f"{h.detection_rate:5.0f}%"
-            base = "n/a" if h.baseline_detection_rate is None else f"{h.baseline_detection_rate:.0f}%"
+            base = (
+                "n/a" if h.baseline_detection_rate is None else f"{h.baseline_detection_rate:.0f}%"
+            )
             lines.append(
                 f"  {h.job_id}  {h.story:<20} {h.requests:4d} requests  rate {rate}  "
                 f"baseline {base:>4}  {'*' if h.incident else ''}"
@@ -542,14 +590,20 @@ def build_world(
         previous_plan = None
     if previous_plan is not None and previous_plan != plan:
         removed = sum(_delete_prefix(p) for p in _endpoint_prefixes(world, endpoint))
-        log.warning("an unfinished world with other options was found; removed its %d objects", removed)
+        log.warning(
+            "an unfinished world with other options was found; removed its %d objects", removed
+        )
     storage.write_json(plan_uri, plan)
     with _torch_threads(options.torch_threads):
         return _build(world, options, plan, splits, device, clock, progress)
 
 
 def _plan_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    diffs = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    diffs = [
+        f"{k}: {old.get(k)!r} → {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
     return "; ".join(diffs[:4]) + (" …" if len(diffs) > 4 else "")
 
 
@@ -574,8 +628,15 @@ class _torch_threads:
             torch.set_num_threads(self.before)
 
 
-def _build(world: str, options: DemoOptions, plan: dict[str, Any], splits: DatasetSplits, device: str,
-           clock: _Clock, progress: ProgressCallback | None) -> WorldSummary:
+def _build(
+    world: str,
+    options: DemoOptions,
+    plan: dict[str, Any],
+    splits: DatasetSplits,
+    device: str,
+    clock: _Clock,
+    progress: ProgressCallback | None,
+) -> WorldSummary:
     endpoint = options.endpoint
     skipped: list[str] = []
 
@@ -591,7 +652,9 @@ def _build(world: str, options: DemoOptions, plan: dict[str, Any], splits: Datas
     if storage.exists(dataset_uri):
         skipped.append("dataset")
     else:
-        storage.write_bytes(dataset_uri, _natural_npz(splits.test), content_type="application/octet-stream")
+        storage.write_bytes(
+            dataset_uri, _natural_npz(splits.test), content_type="application/octet-stream"
+        )
     clock.add("dataset", started)
 
     started = time.perf_counter()
@@ -604,7 +667,9 @@ def _build(world: str, options: DemoOptions, plan: dict[str, Any], splits: Datas
     started = time.perf_counter()
     adversarial: dict[tuple[str, float], np.ndarray] = {}
     if first_hour < options.hours or not storage.exists(attacks_uri):
-        adversarial, attack_summaries = _attack_stage(options, model, splits.test, windows, device, progress)
+        adversarial, attack_summaries = _attack_stage(
+            options, model, splits.test, windows, device, progress
+        )
         storage.write_json(attacks_uri, attack_summaries)
     else:
         attack_summaries = storage.read_json(attacks_uri)
@@ -618,7 +683,9 @@ def _build(world: str, options: DemoOptions, plan: dict[str, Any], splits: Datas
         if first_hour > 0:
             skipped.append(f"traffic of hours 1–{first_hour}")
         storage.delete(layout.experiment_uri(world, endpoint))  # it would describe other traffic
-        _traffic_stage(world, options, splits.test, adversarial, first_hour, device, clock, progress)
+        _traffic_stage(
+            world, options, splits.test, adversarial, first_hour, device, clock, progress
+        )
     hours = _hour_summaries(world, options)
 
     started = time.perf_counter()
@@ -638,7 +705,11 @@ def _build(world: str, options: DemoOptions, plan: dict[str, Any], splits: Datas
         data_source=splits.source,
         classes=list(splits.class_names),
         input_shape=list(splits.input_shape),
-        split={"train": len(splits.train), "validation": len(splits.validation), "test": len(splits.test)},
+        split={
+            "train": len(splits.train),
+            "validation": len(splits.validation),
+            "test": len(splits.test),
+        },
         seed=options.seed,
         test_accuracy=training["test_accuracy"],
         validation_accuracy=training.get("validation_accuracy"),
@@ -677,18 +748,26 @@ def _delete_downstream(world: str, endpoint: str, *, keep_reference: bool) -> No
         storage.delete(_note_uri(world, endpoint, note))
     storage.delete(layout.experiment_uri(world, endpoint))
     if removed:
-        log.warning("removed %d objects of %s derived from an earlier model or traffic", removed, endpoint)
+        log.warning(
+            "removed %d objects of %s derived from an earlier model or traffic", removed, endpoint
+        )
 
 
 def _load_data(options: DemoOptions, progress: ProgressCallback | None) -> DatasetSplits:
     report(progress, "data", 0, 1, options.data_dir or "scikit-learn digits")
     if options.data_dir:
         splits = load_image_folder(
-            options.data_dir, size=options.image_size, seed=options.seed, fractions=options.fractions,
-            max_per_class=options.max_per_class, progress=progress,
+            options.data_dir,
+            size=options.image_size,
+            seed=options.seed,
+            fractions=options.fractions,
+            max_per_class=options.max_per_class,
+            progress=progress,
         )
     else:
-        splits = load_digits(size=options.image_size, seed=options.seed, fractions=options.fractions)
+        splits = load_digits(
+            size=options.image_size, seed=options.seed, fractions=options.fractions
+        )
     need = 2 * options.n_samples
     check(
         len(splits.validation) >= need,
@@ -704,8 +783,14 @@ def _load_data(options: DemoOptions, progress: ProgressCallback | None) -> Datas
     return splits
 
 
-def _model_stage(world: str, options: DemoOptions, splits: DatasetSplits, device: str,
-                 skipped: list[str], progress: ProgressCallback | None) -> tuple[Any, dict[str, Any]]:
+def _model_stage(
+    world: str,
+    options: DemoOptions,
+    splits: DatasetSplits,
+    device: str,
+    skipped: list[str],
+    progress: ProgressCallback | None,
+) -> tuple[Any, dict[str, Any]]:
     """Train and store the model, or load the stored one. Returns it with its accuracies."""
     from ladis_core.models import ModelSpec, load_model, save_model
     from ladis_core.server import resolve_model_dir
@@ -713,7 +798,9 @@ def _model_stage(world: str, options: DemoOptions, splits: DatasetSplits, device
 
     model_uri = layout.model_uri(world, options.endpoint)
     note_uri = _note_uri(world, options.endpoint, "training")
-    if storage.exists(layout.join(model_uri, "model.json")) and storage.exists(layout.join(model_uri, "model.pt")):
+    if storage.exists(layout.join(model_uri, "model.json")) and storage.exists(
+        layout.join(model_uri, "model.pt")
+    ):
         with tempfile.TemporaryDirectory(prefix="ladis-model-") as cache:
             model, _spec = load_model(resolve_model_dir(model_uri, cache_dir=cache), device=device)
         try:
@@ -733,19 +820,37 @@ def _model_stage(world: str, options: DemoOptions, splits: DatasetSplits, device
     )
     model = seeded_model(spec, seed=options.seed)
     result = train_model(
-        model, splits.train, validation=splits.validation, device=device, progress=progress,
-        options=TrainingOptions(epochs=options.epochs, batch_size=options.batch_size,
-                                learning_rate=options.learning_rate, seed=options.seed),
+        model,
+        splits.train,
+        validation=splits.validation,
+        device=device,
+        progress=progress,
+        options=TrainingOptions(
+            epochs=options.epochs,
+            batch_size=options.batch_size,
+            learning_rate=options.learning_rate,
+            seed=options.seed,
+        ),
     )
     test_accuracy = accuracy(model, splits.test, device=device)
-    log.info("trained %s in %.0f s: test accuracy %.1f%%", options.architecture, result.seconds, test_accuracy)
+    log.info(
+        "trained %s in %.0f s: test accuracy %.1f%%",
+        options.architecture,
+        result.seconds,
+        test_accuracy,
+    )
     with tempfile.TemporaryDirectory(prefix="ladis-model-") as tmp:
         save_model(model.cpu(), spec, tmp)
         model.to(device)
         # weights before the spec: the spec's presence is what marks a stored model
-        storage.write_bytes(layout.join(model_uri, "model.pt"), (Path(tmp) / "model.pt").read_bytes())
-        storage.write_bytes(layout.join(model_uri, "model.json"), (Path(tmp) / "model.json").read_bytes(),
-                            content_type="application/json")
+        storage.write_bytes(
+            layout.join(model_uri, "model.pt"), (Path(tmp) / "model.pt").read_bytes()
+        )
+        storage.write_bytes(
+            layout.join(model_uri, "model.json"),
+            (Path(tmp) / "model.json").read_bytes(),
+            content_type="application/json",
+        )
     training = {
         "test_accuracy": test_accuracy,
         "validation_accuracy": result.validation_accuracy,
@@ -763,14 +868,23 @@ def _natural_npz(pool: ImageDataset) -> bytes:
     class_names (str), dataset_indices int64 (N,) (rows in the source data set)."""
     buffer = BytesIO()
     np.savez_compressed(
-        buffer, images=pool.images, labels=pool.labels, class_names=np.array(pool.class_names),
+        buffer,
+        images=pool.images,
+        labels=pool.labels,
+        class_names=np.array(pool.class_names),
         dataset_indices=pool.indices,
     )
     return buffer.getvalue()
 
 
-def _reference_stage(world: str, options: DemoOptions, model: Any, validation: ImageDataset,
-                     skipped: list[str], progress: ProgressCallback | None) -> None:
+def _reference_stage(
+    world: str,
+    options: DemoOptions,
+    model: Any,
+    validation: ImageDataset,
+    skipped: list[str],
+    progress: ProgressCallback | None,
+) -> None:
     """The final validation pass under the EVAL-mode hook → the reference trial.
 
     The reference must describe the deployed weights, so it is the validation pass after
@@ -784,25 +898,47 @@ def _reference_stage(world: str, options: DemoOptions, model: Any, validation: I
     batch = 50
     batches = [validation.images[i : i + batch] for i in range(0, len(validation), batch)]
     summary = capture_reference(
-        model, batches, layout.reference_trial_uri(world, options.endpoint),
-        layers=options.capture_layers, include_inputs=True, overwrite=True, progress=progress,
+        model,
+        batches,
+        layout.reference_trial_uri(world, options.endpoint),
+        layers=options.capture_layers,
+        include_inputs=True,
+        overwrite=True,
+        progress=progress,
     )
-    storage.write_json(note_uri, {"steps": summary.steps, "rows": len(validation), "tensors": list(summary.tensors)})
+    storage.write_json(
+        note_uri,
+        {"steps": summary.steps, "rows": len(validation), "tensors": list(summary.tensors)},
+    )
 
 
-def _attack_stage(options: DemoOptions, model: Any, pool: ImageDataset, windows: Sequence[TrafficWindow],
-                  device: str, progress: ProgressCallback | None,
-                  ) -> tuple[dict[tuple[str, float], np.ndarray], list[dict[str, Any]]]:
+def _attack_stage(
+    options: DemoOptions,
+    model: Any,
+    pool: ImageDataset,
+    windows: Sequence[TrafficWindow],
+    device: str,
+    progress: ProgressCallback | None,
+) -> tuple[dict[tuple[str, float], np.ndarray], list[dict[str, Any]]]:
     """Every (attack, ε) of the story, run once on the whole natural pool."""
     from ladis_core.attacks import attack
 
-    keys = sorted({w.key for w in windows if w.adversarial}, key=lambda k: (k[0] != "pgd", k[1], k[0]))
+    keys = sorted(
+        {w.key for w in windows if w.adversarial}, key=lambda k: (k[0] != "pgd", k[1], k[0])
+    )
     images: dict[tuple[str, float], np.ndarray] = {}
     summaries = []
     for number, (method, epsilon) in enumerate(keys):
         result = attack(
-            model, pool.images, pool.labels, method=method, epsilon=epsilon, steps=options.pgd_steps,
-            seed=options.seed + number, device=device, progress=progress,
+            model,
+            pool.images,
+            pool.labels,
+            method=method,
+            epsilon=epsilon,
+            steps=options.pgd_steps,
+            seed=options.seed + number,
+            device=device,
+            progress=progress,
         )
         images[(method, epsilon)] = result.images
         summaries.append(result.summary())
@@ -817,7 +953,9 @@ def _hour_plan(options: DemoOptions, hour: int, pool_size: int) -> tuple[np.ndar
     same requests. Images are drawn without replacement within the hour (so a window
     holds no duplicate rows) as long as the pool is large enough."""
     # one generator per decision, so the count and the mask do not depend on the pool size
-    count_rng, source_rng, mask_rng = (np.random.default_rng([options.seed, hour, k]) for k in range(3))
+    count_rng, source_rng, mask_rng = (
+        np.random.default_rng([options.seed, hour, k]) for k in range(3)
+    )
     lo, hi = options.requests_per_hour
     count = int(count_rng.integers(lo, hi + 1))
     sources = source_rng.choice(pool_size, size=count, replace=count > pool_size)
@@ -852,15 +990,24 @@ def _traffic_resume_point(world: str, options: DemoOptions) -> int:
         return done
     log.warning(
         "the traffic in %s stops mid-hour (last captured step %s, last monitored step %s): replaying the day",
-        world, captured, last_step,
+        world,
+        captured,
+        last_step,
     )
     _delete_downstream(world, options.endpoint, keep_reference=True)
     return 0
 
 
-def _traffic_stage(world: str, options: DemoOptions, pool: ImageDataset,
-                   adversarial: dict[tuple[str, float], np.ndarray], first_hour: int, device: str,
-                   clock: _Clock, progress: ProgressCallback | None) -> None:
+def _traffic_stage(
+    world: str,
+    options: DemoOptions,
+    pool: ImageDataset,
+    adversarial: dict[tuple[str, float], np.ndarray],
+    first_hour: int,
+    device: str,
+    clock: _Clock,
+    progress: ProgressCallback | None,
+) -> None:
     """Serve the model from the world with capture on, replay the hours from
     ``first_hour`` through it, and run the monitoring job after each hour."""
     from ladis_core.monitor import run_job
@@ -872,36 +1019,54 @@ def _traffic_stage(world: str, options: DemoOptions, pool: ImageDataset,
     inference = layout.inference_trial_uri(world, endpoint)
     monitoring = layout.monitoring_uri(world, endpoint)
     settings = JobSettings(
-        n_samples=options.n_samples, n_repeats=options.n_repeats, alpha=options.alpha,
-        n_permutations=options.n_permutations, seed=options.seed,
+        n_samples=options.n_samples,
+        n_repeats=options.n_repeats,
+        alpha=options.alpha,
+        n_permutations=options.n_permutations,
+        seed=options.seed,
     )
     hours = options.hours
-    with tempfile.TemporaryDirectory(prefix="ladis-endpoint-") as cache, start_server(
-        layout.model_uri(world, endpoint),
-        capture_uri=inference,
-        provenance_uri=layout.provenance_uri(world, endpoint),
-        layers=options.capture_layers,
-        device=device,
-        cache_dir=cache,
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="ladis-endpoint-") as cache,
+        start_server(
+            layout.model_uri(world, endpoint),
+            capture_uri=inference,
+            provenance_uri=layout.provenance_uri(world, endpoint),
+            layers=options.capture_layers,
+            device=device,
+            cache_dir=cache,
+        ) as server,
+    ):
         for hour in range(first_hour, hours):
             window = options.windows[hour]
             job_id = options.job_id(hour)
             sources, mask = _hour_plan(options, hour, len(pool))
             started = time.perf_counter()
-            report(progress, "traffic", hour, hours, f"hour {hour + 1}/{hours} ({job_id}): {window.describe()}")
+            report(
+                progress,
+                "traffic",
+                hour,
+                hours,
+                f"hour {hour + 1}/{hours} ({job_id}): {window.describe()}",
+            )
 
-            def send(i: int, *, _sources=sources, _mask=mask, _window=window, _job_id=job_id) -> int:
+            def send(
+                i: int, *, _sources=sources, _mask=mask, _window=window, _job_id=job_id
+            ) -> int:
                 source = int(_sources[i])
                 attacked = bool(_mask[i])
                 image = adversarial[_window.key][source] if attacked else pool.images[source]
-                answer = invoke(server.url, image, provenance={
-                    "source_index": source,
-                    "true_label": int(pool.labels[source]),
-                    "attack": _window.attack if attacked else ATTACK_NONE,
-                    "epsilon": float(_window.epsilon) if attacked else 0.0,
-                    "hour": _job_id,
-                })
+                answer = invoke(
+                    server.url,
+                    image,
+                    provenance={
+                        "source_index": source,
+                        "true_label": int(pool.labels[source]),
+                        "attack": _window.attack if attacked else ATTACK_NONE,
+                        "epsilon": float(_window.epsilon) if attacked else 0.0,
+                        "hour": _job_id,
+                    },
+                )
                 return int(answer["step"])
 
             with ThreadPoolExecutor(max_workers=options.concurrency) as pool_exec:
@@ -916,13 +1081,23 @@ def _traffic_stage(world: str, options: DemoOptions, pool: ImageDataset,
             started = time.perf_counter()
             report(progress, "monitor", hour, hours, f"job {job_id}")
             result = run_job(
-                reference=reference, inference=inference, output=monitoring, at=options.job_time(hour),
-                layers=list(options.monitor_layers), settings=settings, endpoint=endpoint,
+                reference=reference,
+                inference=inference,
+                output=monitoring,
+                at=options.job_time(hour),
+                layers=list(options.monitor_layers),
+                settings=settings,
+                endpoint=endpoint,
             )
             rate = "n/a" if result.detection_rate is None else f"{result.detection_rate:.0f}%"
-            report(progress, "monitor", hour + 1, hours,
-                   f"job {job_id}: {result.requests} requests, {window.describe()}, detection rate {rate}"
-                   + (" — INCIDENT" if result.incident else ""))
+            report(
+                progress,
+                "monitor",
+                hour + 1,
+                hours,
+                f"job {job_id}: {result.requests} requests, {window.describe()}, detection rate {rate}"
+                + (" — INCIDENT" if result.incident else ""),
+            )
             clock.add("monitor", started)
         report(progress, "traffic", hours, hours, "day replayed")
 
@@ -937,26 +1112,29 @@ def _hour_summaries(world: str, options: DemoOptions) -> list[HourSummary]:
         uri = layout.results_uri(monitoring, job_id)
         job = JobResult.from_dict(storage.read_json(uri), source=uri)
         _, mask = _hour_plan(options, hour, 1)  # the count and mask do not depend on the pool
-        out.append(HourSummary(
-            hour=hour,
-            job_id=job_id,
-            story=window.describe(),
-            attack=window.attack,
-            epsilon=window.epsilon,
-            share=window.share,
-            requests=job.requests,
-            adversarial_requests=int(mask.sum()),
-            detection_rate=job.detection_rate,
-            baseline_detection_rate=job.baseline_detection_rate,
-            incident=job.incident,
-            status=job.status,
-            layer_rates={name: layer.detection_rate for name, layer in job.layers.items()},
-        ))
+        out.append(
+            HourSummary(
+                hour=hour,
+                job_id=job_id,
+                story=window.describe(),
+                attack=window.attack,
+                epsilon=window.epsilon,
+                share=window.share,
+                requests=job.requests,
+                adversarial_requests=int(mask.sum()),
+                detection_rate=job.detection_rate,
+                baseline_detection_rate=job.baseline_detection_rate,
+                incident=job.incident,
+                status=job.status,
+                layer_rates={name: layer.detection_rate for name, layer in job.layers.items()},
+            )
+        )
     return out
 
 
-def _experiment_stage(world: str, options: DemoOptions, device: str,
-                      progress: ProgressCallback | None) -> LayerExperiment:
+def _experiment_stage(
+    world: str, options: DemoOptions, device: str, progress: ProgressCallback | None
+) -> LayerExperiment:
     """Detection rate per captured layer: the reference (natural validation data) against
     the natural traffic and against each attack in the traffic, plus the baseline.
 
@@ -971,7 +1149,9 @@ def _experiment_stage(world: str, options: DemoOptions, device: str,
     names = trials.list_layers(reference_uri, mode="EVAL")
     report(progress, "experiment", 0, 1, f"{len(names)} layers")
     ref = trials.load_trial(reference_uri, mode="EVAL", layers=names, include_inputs=True)
-    inf = trials.load_trial(inference_uri, mode="PREDICT", layers=names, include_inputs=True, progress=progress)
+    inf = trials.load_trial(
+        inference_uri, mode="PREDICT", layers=names, include_inputs=True, progress=progress
+    )
     provenance = trials.load_provenance(layout.provenance_uri(world, endpoint))
     check(bool(provenance), f"no provenance under {layout.provenance_uri(world, endpoint)}")
 
@@ -987,7 +1167,11 @@ def _experiment_stage(world: str, options: DemoOptions, device: str,
         if record is None:
             continue
         attack = str(record.get("attack", ATTACK_NONE))
-        column = "natural" if attack == ATTACK_NONE else f"{attack.upper()} ε={_eps_text(float(record['epsilon']))}"
+        column = (
+            "natural"
+            if attack == ATTACK_NONE
+            else f"{attack.upper()} ε={_eps_text(float(record['epsilon']))}"
+        )
         groups.setdefault(column, [])
         seen.setdefault(column, set())
         source = int(record.get("source_index", -1))
@@ -997,8 +1181,12 @@ def _experiment_stage(world: str, options: DemoOptions, device: str,
         groups[column].append(row)
 
     common = dict(
-        n_samples=options.n_samples, n_repeats=options.experiment_repeats, alpha=options.alpha,
-        n_permutations=options.n_permutations, seed=options.seed, device=device,
+        n_samples=options.n_samples,
+        n_repeats=options.experiment_repeats,
+        alpha=options.alpha,
+        n_permutations=options.n_permutations,
+        seed=options.seed,
+        device=device,
     )
     rates: dict[str, dict[str, float]] = {}
     combined: dict[str, float] = {}
@@ -1007,21 +1195,36 @@ def _experiment_stage(world: str, options: DemoOptions, device: str,
     baseline = stats.multi_layer_detection_rate(
         ref_layers, baseline=True, reference_classes=ref.predicted_class, **common
     )
-    rates["baseline"], combined["baseline"], rows["baseline"] = baseline.rates, baseline.combined.rate, len(ref) // 2
+    rates["baseline"], combined["baseline"], rows["baseline"] = (
+        baseline.rates,
+        baseline.combined.rate,
+        len(ref) // 2,
+    )
     ordered = ["natural", *sorted(c for c in groups if c != "natural")]
     for number, column in enumerate(ordered, 1):
         picked = np.asarray(groups[column], dtype=np.int64)
         report(progress, "experiment", number, len(ordered) + 1, f"{column}: {len(picked)} images")
         if len(picked) < options.n_samples:
-            log.warning("layer experiment: %s has %d distinct images (< n=%d); left out",
-                        column, len(picked), options.n_samples)
+            log.warning(
+                "layer experiment: %s has %d distinct images (< n=%d); left out",
+                column,
+                len(picked),
+                options.n_samples,
+            )
             continue
         result = stats.multi_layer_detection_rate(
-            ref_layers, {n: inf_layers[n][picked] for n in layer_names},
-            reference_classes=ref.predicted_class, inference_classes=inf.predicted_class[picked], **common,
+            ref_layers,
+            {n: inf_layers[n][picked] for n in layer_names},
+            reference_classes=ref.predicted_class,
+            inference_classes=inf.predicted_class[picked],
+            **common,
         )
         columns.append(column)
-        rates[column], combined[column], rows[column] = result.rates, result.combined.rate, len(picked)
+        rates[column], combined[column], rows[column] = (
+            result.rates,
+            result.combined.rate,
+            len(picked),
+        )
     report(progress, "experiment", 1, 1, "done")
     return LayerExperiment(
         layers=layer_names,
@@ -1030,9 +1233,12 @@ def _experiment_stage(world: str, options: DemoOptions, device: str,
         rates={c: {n: float(v) for n, v in rates[c].items()} for c in columns},
         combined={c: float(combined[c]) for c in columns},
         rows=rows,
-        settings={k: v for k, v in common.items() if k != "device"} | {
-            "class_matched": True, "kernel": "multi_rbf", "combination": "max-statistic",
-            "reference": reference_uri, "inference": inference_uri,
+        settings={k: v for k, v in common.items() if k != "device"}
+        | {
+            "class_matched": True,
+            "kernel": "multi_rbf",
+            "combination": "max-statistic",
+            "reference": reference_uri,
+            "inference": inference_uri,
         },
     )
-

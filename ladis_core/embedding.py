@@ -53,7 +53,9 @@ class Embedding2D:
         return self.coords[mask], self.row[mask]
 
 
-def subsample_rows(sizes: Mapping[str, int], *, max_points: int, seed: int) -> dict[str, np.ndarray]:
+def subsample_rows(
+    sizes: Mapping[str, int], *, max_points: int, seed: int
+) -> dict[str, np.ndarray]:
     """Deterministic per-group row indices with at most ``max_points`` rows in all.
 
     Groups keep their share of the total, but each group keeps at least
@@ -125,7 +127,9 @@ def tsne_2d(
     widths = {a.shape[1] for a in flat.values()}
     if len(widths) != 1:
         shapes = ", ".join(f"{k}: {v.shape[1]}" for k, v in flat.items())
-        raise InputError(f"all groups need the same number of features to share one t-SNE ({shapes})")
+        raise InputError(
+            f"all groups need the same number of features to share one t-SNE ({shapes})"
+        )
 
     report(progress, "t-SNE", 0, 3, "subsampling")
     picks = subsample_rows({k: len(v) for k, v in flat.items()}, max_points=max_points, seed=seed)

@@ -57,6 +57,7 @@ class PerturbationSize:
 
 # --------------------------------------------------------------------------- arrays
 
+
 def as_chw(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     """``image`` as float32 (C, H, W) with C in {1, 3}, NaN → 0, clipped to [0, 1].
 
@@ -106,8 +107,14 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- PNG
 
+
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -121,7 +128,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3) or array.shape[0] < 1 or array.shape[1] < 1:
-        raise InputError(f"PNG pixels have shape {array.shape}; expected (H, W), (H, W, 1) or (H, W, 3)")
+        raise InputError(
+            f"PNG pixels have shape {array.shape}; expected (H, W), (H, W, 1) or (H, W, 3)"
+        )
     height, width, channels = array.shape
     rows = array.reshape(height, width * channels).astype(np.int16)
     sub = rows.copy()
@@ -138,7 +147,12 @@ def encode_png(pixels: np.ndarray) -> bytes:
             best = compressed
     colour_type = 0 if channels == 1 else 2
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", best) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", best)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def png_bytes(image: np.ndarray, *, scale: int = 1) -> bytes:
@@ -159,7 +173,6 @@ def image_data_uri(image: np.ndarray, *, max_size: int | None = None, scale: int
     return data_uri(png_bytes(image, scale=scale))
 
 
-
 def thumbnail_data_uris(
     images: np.ndarray, rows: np.ndarray, *, max_size: int = 32
 ) -> dict[int, str]:
@@ -176,7 +189,9 @@ def thumbnail_data_uris(
         if 0 <= int(row) < count
     }
 
+
 # --------------------------------------------------------------------------- perturbations
+
 
 def _pair(adversarial: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     adv = np.asarray(adversarial, dtype=np.float32)
@@ -203,7 +218,9 @@ def perturbation_size(adversarial: np.ndarray, original: np.ndarray) -> Perturba
     """L∞ (largest absolute pixel change) and L2 (Euclidean norm over all pixels and
     channels) of ``adversarial - original``, both in [0, 1] pixel units."""
     delta = perturbation(adversarial, original).astype(np.float64)
-    return PerturbationSize(linf=float(np.abs(delta).max()), l2=float(np.sqrt(np.square(delta).sum())))
+    return PerturbationSize(
+        linf=float(np.abs(delta).max()), l2=float(np.sqrt(np.square(delta).sum()))
+    )
 
 
 def diverging_colors(values: np.ndarray) -> np.ndarray:
@@ -238,7 +255,11 @@ def amplified_difference(
 
 
 def difference_png(
-    adversarial: np.ndarray, original: np.ndarray, *, amplify: float | None = None, max_size: int | None = None
+    adversarial: np.ndarray,
+    original: np.ndarray,
+    *,
+    amplify: float | None = None,
+    max_size: int | None = None,
 ) -> bytes:
     """PNG of :func:`amplified_difference` (shrunk to ``max_size`` if given)."""
     rgb, _ = amplified_difference(adversarial, original, amplify=amplify)

@@ -76,16 +76,24 @@ def job_metrics(result: JobResult) -> list[MetricDatum]:
     endpoint = (("Endpoint", result.endpoint or "unknown"),)
     points = [MetricDatum("Requests", float(result.requests), "Count", endpoint, when)]
     if result.detection_rate is not None:
-        points.append(MetricDatum("DetectionRate", result.detection_rate, "Percent", endpoint, when))
-        points.append(MetricDatum("Incident", 1.0 if result.incident else 0.0, "Count", endpoint, when))
+        points.append(
+            MetricDatum("DetectionRate", result.detection_rate, "Percent", endpoint, when)
+        )
+        points.append(
+            MetricDatum("Incident", 1.0 if result.incident else 0.0, "Count", endpoint, when)
+        )
     if result.baseline_detection_rate is not None:
         points.append(
-            MetricDatum("BaselineDetectionRate", result.baseline_detection_rate, "Percent", endpoint, when)
+            MetricDatum(
+                "BaselineDetectionRate", result.baseline_detection_rate, "Percent", endpoint, when
+            )
         )
     for name, layer in sorted(result.layers.items()):
         if layer.detection_rate is not None:
             dims = (*endpoint, ("Layer", name))
-            points.append(MetricDatum("LayerDetectionRate", layer.detection_rate, "Percent", dims, when))
+            points.append(
+                MetricDatum("LayerDetectionRate", layer.detection_rate, "Percent", dims, when)
+            )
     return points
 
 
@@ -94,7 +102,9 @@ def cloudwatch_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    )
     return boto3.session.Session().client(
         "cloudwatch", region_name=S3Settings.from_environment().region, config=config
     )
@@ -135,5 +145,10 @@ def publish_job_metrics(
             f"cannot publish the metrics of job {result.job_id} to CloudWatch (namespace "
             f"{namespace!r}): {redact(str(exc))}"
         ) from None
-    log.info("published %d CloudWatch metrics for job %s (namespace %s)", len(points), result.job_id, namespace)
+    log.info(
+        "published %d CloudWatch metrics for job %s (namespace %s)",
+        len(points),
+        result.job_id,
+        namespace,
+    )
     return len(points)

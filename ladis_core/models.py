@@ -84,14 +84,23 @@ class ResNet(nn.Module):
 
         net = resnet18(weights=None, num_classes=spec.num_classes)
         if spec.input_shape[0] != 3:
-            net.conv1 = nn.Conv2d(spec.input_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
+            net.conv1 = nn.Conv2d(
+                spec.input_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False
+            )
         if spec.architecture == "resnet18_small":
             # 32×32 inputs: a 7×7/2 stem plus max-pool would leave 8×8 maps after the stem
-            net.conv1 = nn.Conv2d(spec.input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.conv1 = nn.Conv2d(
+                spec.input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False
+            )
             net.maxpool = nn.Identity()
         self.normalize = Normalize(spec.mean, spec.std)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.avgpool, self.fc = net.avgpool, net.fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +123,9 @@ def save_model(model: nn.Module, spec: ModelSpec, directory: str | Path) -> Path
     return directory
 
 
-def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelSpec]:
+def load_model(
+    directory: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, ModelSpec]:
     """Load a model saved by :func:`save_model`, in eval mode on ``device``."""
     directory = Path(directory)
     spec_path, weights_path = directory / SPEC_NAME, directory / WEIGHTS_NAME
@@ -126,5 +137,7 @@ def load_model(directory: str | Path, *, device: str | torch.device = "cpu") -> 
         state = torch.load(weights_path, map_location=device, weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, EOFError, OSError) as exc:
-        raise InputError(f"{weights_path} does not hold weights for {spec.architecture}: {exc}") from None
+        raise InputError(
+            f"{weights_path} does not hold weights for {spec.architecture}: {exc}"
+        ) from None
     return model.to(device).eval(), spec

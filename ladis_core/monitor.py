@@ -173,7 +173,9 @@ class Bookmark:
                 updated_at=data.get("updated_at"),
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise StorageError(f"{source} is not a valid bookmark ({exc}); delete it to start over") from None
+            raise StorageError(
+                f"{source} is not a valid bookmark ({exc}); delete it to start over"
+            ) from None
 
 
 def _read_bookmark_hint(output: str) -> Bookmark:
@@ -257,7 +259,9 @@ def _read_claim(output: str, node: int, attempt: int) -> _Claim:
     try:
         return _Claim(**{k: data[k] for k in _Claim.__dataclass_fields__})
     except (KeyError, TypeError) as exc:
-        raise StorageError(f"{uri} is not a valid claim ({exc}); delete it to unblock monitoring") from None
+        raise StorageError(
+            f"{uri} is not a valid claim ({exc}); delete it to unblock monitoring"
+        ) from None
 
 
 def _claim_state(output: str, claim: _Claim, released: bool) -> str:
@@ -327,11 +331,18 @@ def _release(output: str, claim: _Claim, reason: str) -> None:
     try:
         storage.write_json(
             _release_uri(output, claim.node, claim.attempt),
-            {"job_id": claim.job_id, "token": claim.token, "released_at": _iso(_now()), "reason": reason},
+            {
+                "job_id": claim.job_id,
+                "token": claim.token,
+                "released_at": _iso(_now()),
+                "reason": reason,
+            },
             if_absent=True,
         )
     except LadisError as exc:
-        log.warning("could not release the claim of job %s on step %d: %s", claim.job_id, claim.node, exc)
+        log.warning(
+            "could not release the claim of job %s on step %d: %s", claim.job_id, claim.node, exc
+        )
 
 
 def _still_owner(output: str, claim: _Claim) -> bool:
@@ -371,7 +382,9 @@ def resolve_layers(reference: str, inference: str, layers: Sequence[str] | None)
     )
 
 
-def _resolve_layers(requested: Sequence[str], trials_: Sequence[tuple[str, str, list[str]]]) -> list[str]:
+def _resolve_layers(
+    requested: Sequence[str], trials_: Sequence[tuple[str, str, list[str]]]
+) -> list[str]:
     """Tensor names for ``requested`` (tensor names like ``avgpool_output_0`` or module
     names like ``layer4.1``), each checked to be present in every trial."""
     names: list[str] = []
@@ -389,7 +402,10 @@ def _resolve_layers(requested: Sequence[str], trials_: Sequence[tuple[str, str, 
                     f"layer {layer!r} is not in the {mode} trial {uri}; available layers: "
                     f"{', '.join(available) or 'none'}"
                 )
-            check(resolved in (None, candidate), f"layer {layer!r} names different tensors in the two trials")
+            check(
+                resolved in (None, candidate),
+                f"layer {layer!r} names different tensors in the two trials",
+            )
             resolved = candidate
         assert resolved is not None
         check(resolved not in names, f"layer {layer!r} is given twice")
@@ -412,17 +428,27 @@ class Window:
 
 def validate_settings(settings: JobSettings) -> None:
     """:class:`~ladis_core.errors.InputError` naming the first bad setting, if any."""
-    check(isinstance(settings.n_samples, int) and settings.n_samples >= 2,
-          f"n_samples={settings.n_samples!r} must be an integer ≥ 2")
-    check(isinstance(settings.n_repeats, int) and settings.n_repeats >= 1,
-          f"n_repeats={settings.n_repeats!r} must be an integer ≥ 1")
-    check(isinstance(settings.n_permutations, int) and settings.n_permutations >= 1,
-          f"n_permutations={settings.n_permutations!r} must be an integer ≥ 1")
-    check(isinstance(settings.alpha, float | int) and 0 < settings.alpha < 1,
-          f"alpha={settings.alpha!r} must be between 0 and 1 (exclusive)")
+    check(
+        isinstance(settings.n_samples, int) and settings.n_samples >= 2,
+        f"n_samples={settings.n_samples!r} must be an integer ≥ 2",
+    )
+    check(
+        isinstance(settings.n_repeats, int) and settings.n_repeats >= 1,
+        f"n_repeats={settings.n_repeats!r} must be an integer ≥ 1",
+    )
+    check(
+        isinstance(settings.n_permutations, int) and settings.n_permutations >= 1,
+        f"n_permutations={settings.n_permutations!r} must be an integer ≥ 1",
+    )
+    check(
+        isinstance(settings.alpha, float | int) and 0 < settings.alpha < 1,
+        f"alpha={settings.alpha!r} must be between 0 and 1 (exclusive)",
+    )
 
 
-def _baseline_key(reference: str, ref_steps: np.ndarray, layers: Sequence[str], settings: JobSettings) -> str:
+def _baseline_key(
+    reference: str, ref_steps: np.ndarray, layers: Sequence[str], settings: JobSettings
+) -> str:
     payload = json.dumps(
         {
             "reference": reference,
@@ -458,8 +484,14 @@ def _rates(outcome: Any, names: Sequence[str]) -> tuple[float, dict[str, float]]
 
 
 def _baseline(
-    output: str, reference_uri: str, ref: Any, names: Sequence[str], settings: JobSettings,
-    *, use_cache: bool, device: str | None,
+    output: str,
+    reference_uri: str,
+    ref: Any,
+    names: Sequence[str],
+    settings: JobSettings,
+    *,
+    use_cache: bool,
+    device: str | None,
 ) -> tuple[float, dict[str, float]]:
     """Baseline detection rates (combined, per layer): the reference split in halves.
 
@@ -489,7 +521,12 @@ def _baseline(
         try:
             storage.write_json(
                 cache_uri,
-                {"combined": combined, "layers": per_layer, "reference": reference_uri, "rows": len(ref)},
+                {
+                    "combined": combined,
+                    "layers": per_layer,
+                    "reference": reference_uri,
+                    "rows": len(ref),
+                },
                 if_absent=True,
             )
         except LadisError as exc:  # only an optimisation: a read-only store must not stop a job
@@ -560,7 +597,9 @@ def run_job(
 
     report(progress, "reference", 0, 1, reference)
     names = resolve_layers(reference, inference, layers)
-    ref = trials.load_trial(reference, mode="EVAL", layers=names, cache_dir=_trial_cache(trials, reference, cache_dir))
+    ref = trials.load_trial(
+        reference, mode="EVAL", layers=names, cache_dir=_trial_cache(trials, reference, cache_dir)
+    )
     need = 2 * settings.n_samples
     check(
         len(ref) >= need,
@@ -584,7 +623,12 @@ def run_job(
                     f"is still processing the inference steps from {node} of {output}; waited "
                     f"{wait_s:.0f} s. Run this job again later (its claim expires at {holder.expires_at})"
                 )
-            log.info("job %s waits for job %s, which holds the steps from %d", job_id, holder.job_id, node)
+            log.info(
+                "job %s waits for job %s, which holds the steps from %d",
+                job_id,
+                holder.job_id,
+                node,
+            )
             time.sleep(_POLL_S)
             continue
         if storage.exists(result_uri):
@@ -604,10 +648,24 @@ def run_job(
 
     try:
         result, scores = analyse_window(
-            job_id=job_id, endpoint=endpoint, scheduled=scheduled, started=started,
-            reference=reference, inference=inference, output=output, ref=ref, window=window,
-            names=names, settings=settings, rule=rule, first_step=first, node=node,
-            tested=tested, baseline_cache=baseline_cache, progress=progress, device=device,
+            job_id=job_id,
+            endpoint=endpoint,
+            scheduled=scheduled,
+            started=started,
+            reference=reference,
+            inference=inference,
+            output=output,
+            ref=ref,
+            window=window,
+            names=names,
+            settings=settings,
+            rule=rule,
+            first_step=first,
+            node=node,
+            tested=tested,
+            baseline_cache=baseline_cache,
+            progress=progress,
+            device=device,
         )
         report(progress, "write", 0, 1, result_uri)
         if claim is not None and not _still_owner(output, claim):
@@ -628,7 +686,12 @@ def run_job(
         written = write_bookmark(
             output, Bookmark(last_step=claim.last_step, job_id=job_id, updated_at=_iso(_now()))
         )
-        log.info("bookmark of %s %s at step %d", output, "advanced" if written else "already", claim.last_step)
+        log.info(
+            "bookmark of %s %s at step %d",
+            output,
+            "advanced" if written else "already",
+            claim.last_step,
+        )
     report(progress, "write", 1, 1, result_uri)
     if cloudwatch:
         from ladis_core import metrics
@@ -656,14 +719,25 @@ def _trial_cache(trials: Any, uri: str, cache_root: str | None) -> Path | None:
     return Path(cache_root) / "trials" / trials.default_cache_dir(uri).name
 
 
-def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], ref: Any,
-                 cache_dir: str | None, progress: ProgressCallback | None) -> Window:
+def _load_window(
+    trials: Any,
+    inference: str,
+    first: int,
+    names: Sequence[str],
+    ref: Any,
+    cache_dir: str | None,
+    progress: ProgressCallback | None,
+) -> Window:
     """The inference rows with step ≥ ``first``; checks the layer shapes match the
     reference (on the newest step when the window is empty)."""
     report(progress, "inference", 0, 1, inference)
     cache = _trial_cache(trials, inference, cache_dir)
     data = trials.load_trial(
-        inference, mode="PREDICT", layers=list(names), after_step=None if first <= 0 else first - 1, cache_dir=cache
+        inference,
+        mode="PREDICT",
+        layers=list(names),
+        after_step=None if first <= 0 else first - 1,
+        cache_dir=cache,
     )
     window = Window(
         steps=np.asarray(data.steps, dtype=np.int64),
@@ -674,8 +748,14 @@ def _load_window(trials: Any, inference: str, first: int, names: Sequence[str], 
     if not len(window):
         last = trials.last_step(inference, mode="PREDICT")
         if last is not None:
-            probe = trials.load_trial(inference, mode="PREDICT", layers=list(names), after_step=last - 1,
-                                      until_step=last, cache_dir=cache)
+            probe = trials.load_trial(
+                inference,
+                mode="PREDICT",
+                layers=list(names),
+                after_step=last - 1,
+                until_step=last,
+                cache_dir=cache,
+            )
     for name in names:
         ref_shape, inf_shape = ref.layers[name].shape[1:], probe.layers[name].shape[1:]
         if len(probe) and ref_shape != inf_shape:
@@ -796,8 +876,12 @@ def analyse_window(
     scores, p_values, order, per_layer_scores = _sample_scores(ref, window, names, settings, device)
     report(progress, "scores", 1, 1)
     top = [
-        TopSample(step=int(window.steps[i]), score=float(scores[i]),
-                  predicted_class=int(window.classes[i]), p_value=float(p_values[i]))
+        TopSample(
+            step=int(window.steps[i]),
+            score=float(scores[i]),
+            predicted_class=int(window.classes[i]),
+            p_value=float(p_values[i]),
+        )
         for i in order[:TOP_K]
     ]
     result = JobResult(
@@ -842,11 +926,17 @@ def _sample_scores(
     outcomes = {}
     for name in names:
         outcome = stats.sample_scores_with_pvalues(
-            ref.layers[name], window.layers[name], seed=settings.seed,
-            standardize=bool(settings.standardize), device=device,
+            ref.layers[name],
+            window.layers[name],
+            seed=settings.seed,
+            standardize=bool(settings.standardize),
+            device=device,
         )
         outcomes[name] = outcome
-        per_layer[name] = (np.asarray(outcome.scores, dtype=np.float64), np.asarray(outcome.p_values, dtype=np.float64))
+        per_layer[name] = (
+            np.asarray(outcome.scores, dtype=np.float64),
+            np.asarray(outcome.p_values, dtype=np.float64),
+        )
     if len(names) == 1:
         only = outcomes[names[0]]
         scores, p_values = per_layer[names[0]]
@@ -933,7 +1023,9 @@ def parse_interval(text: str | float | timedelta) -> timedelta:
                 if number:
                     raise ValueError(number)
         except ValueError:
-            raise InputError(f"interval {text!r} is not a duration; use e.g. 1h, 30m, 90s or 1h30m") from None
+            raise InputError(
+                f"interval {text!r} is not a duration; use e.g. 1h, 30m, 90s or 1h30m"
+            ) from None
         value = timedelta(seconds=total)
     if not value.total_seconds() > 0 or not math.isfinite(value.total_seconds()):
         raise InputError(f"interval {text!r} must be a positive duration")
@@ -1005,4 +1097,3 @@ def run_every(
             log.info("next monitoring job at %s (in %.0f s)", _iso(following), delay)
             sleep(delay)
         tick = following
-

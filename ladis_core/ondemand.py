@@ -70,7 +70,10 @@ def run_test(
     rule = rule or IncidentRule()
     monitor.validate_settings(settings)
     if after_step is not None and until_step is not None:
-        check(until_step > after_step, f"the window is empty: last step {until_step} is not after {after_step}")
+        check(
+            until_step > after_step,
+            f"the window is empty: last step {until_step} is not after {after_step}",
+        )
     started = datetime.now(UTC)
     scheduled = at or started
 
@@ -83,39 +86,59 @@ def run_test(
     if ref is None or any(n not in ref.layers for n in names):
         ref = trials.load_trial(reference, mode="EVAL", layers=names)
     need = 2 * settings.n_samples
-    check(len(ref) >= need, f"the reference trial {reference} has {len(ref)} rows; n={settings.n_samples} "
-          f"needs at least {need} (two halves for the baseline): lower n")
+    check(
+        len(ref) >= need,
+        f"the reference trial {reference} has {len(ref)} rows; n={settings.n_samples} "
+        f"needs at least {need} (two halves for the baseline): lower n",
+    )
     report(progress, "reference", 1, 1, f"{len(ref)} rows")
 
     report(progress, "inference", 0, 1, inference)
-    data = trials.load_trial(inference, mode="PREDICT", layers=names, after_step=after_step,
-                             until_step=until_step)
+    data = trials.load_trial(
+        inference, mode="PREDICT", layers=names, after_step=after_step, until_step=until_step
+    )
     window = monitor.Window(
         steps=np.asarray(data.steps, dtype=np.int64),
         layers={n: np.asarray(data.layers[n]) for n in names},
         classes=np.asarray(data.predicted_class, dtype=np.int64),
     )
     span = _describe_window(after_step, until_step)
-    check(len(window) >= settings.n_samples,
-          f"the window {span} of {inference} has {len(window)} rows; n={settings.n_samples} needs at least "
-          f"that many: widen the window or lower n")
+    check(
+        len(window) >= settings.n_samples,
+        f"the window {span} of {inference} has {len(window)} rows; n={settings.n_samples} needs at least "
+        f"that many: widen the window or lower n",
+    )
     for name in names:
         ref_shape, inf_shape = ref.layers[name].shape[1:], window.layers[name].shape[1:]
-        check(ref_shape == inf_shape, f"layer {name!r} has shape {tuple(ref_shape)} in the reference but "
-              f"{tuple(inf_shape)} in the inference trial; both must come from the same model")
+        check(
+            ref_shape == inf_shape,
+            f"layer {name!r} has shape {tuple(ref_shape)} in the reference but "
+            f"{tuple(inf_shape)} in the inference trial; both must come from the same model",
+        )
     report(progress, "inference", 1, 1, f"{len(window)} rows")
 
     job_id = on_demand_job_id(scheduled)
     common: dict[str, Any] = dict(
-        job_id=job_id, endpoint=endpoint or monitor.derive_endpoint(monitoring or "", inference),
-        scheduled=scheduled, started=started, reference=reference, inference=inference,
-        ref=ref, window=window, names=names, settings=replace(settings, layers=list(names)),
-        rule=rule, first_step=0 if after_step is None else after_step + 1,
-        node=0, tested=True, progress=progress,
+        job_id=job_id,
+        endpoint=endpoint or monitor.derive_endpoint(monitoring or "", inference),
+        scheduled=scheduled,
+        started=started,
+        reference=reference,
+        inference=inference,
+        ref=ref,
+        window=window,
+        names=names,
+        settings=replace(settings, layers=list(names)),
+        rule=rule,
+        first_step=0 if after_step is None else after_step + 1,
+        node=0,
+        tested=True,
+        progress=progress,
     )
     try:
-        result, _scores = monitor.analyse_window(output=(monitoring or "").rstrip("/"),
-                                           baseline_cache=bool(monitoring), **common)
+        result, _scores = monitor.analyse_window(
+            output=(monitoring or "").rstrip("/"), baseline_cache=bool(monitoring), **common
+        )
     except StorageError:
         if not monitoring:
             raise
@@ -124,7 +147,9 @@ def run_test(
     return replace(result, source=SOURCE)
 
 
-def resolve_layers(reference: str, inference: str, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+def resolve_layers(
+    reference: str, inference: str, layers: list[str] | tuple[str, ...] | None
+) -> list[str]:
     """Tensor names for ``layers`` present in both trials; default: the penultimate layer.
     The monitoring job's own rule (:func:`ladis_core.monitor.resolve_layers`), so a test
     run here names layers exactly as a scheduled job would."""
@@ -139,7 +164,9 @@ def save_job(result: JobResult, monitoring: str) -> str:
     :class:`~ladis_core.errors.LadisError` (run the test again for a new id)."""
     uri = layout.results_uri(monitoring.rstrip("/"), result.job_id)
     if not storage.write_json(uri, result.to_dict(), if_absent=True):
-        raise LadisError(f"a job {result.job_id} already exists at {uri}; run the test again to get a new id")
+        raise LadisError(
+            f"a job {result.job_id} already exists at {uri}; run the test again to get a new id"
+        )
     return uri
 
 

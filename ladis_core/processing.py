@@ -164,7 +164,9 @@ def read_processing_config(path: str | os.PathLike[str] | None = None) -> Proces
         if item.get("OutputName") and uri:
             outputs[str(item["OutputName"])] = str(uri)
     environment = {str(k): str(v) for k, v in dict(data.get("Environment") or {}).items()}
-    arguments = [str(a) for a in (data.get("AppSpecification") or {}).get("ContainerArguments") or []]
+    arguments = [
+        str(a) for a in (data.get("AppSpecification") or {}).get("ContainerArguments") or []
+    ]
     return ProcessingJobConfig(
         job_name=str(data.get("ProcessingJobName", "")),
         inputs=inputs,

@@ -31,13 +31,17 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def report(progress: ProgressCallback | None, stage: str, done: int, total: int, message: str = "") -> None:
+def report(
+    progress: ProgressCallback | None, stage: str, done: int, total: int, message: str = ""
+) -> None:
     """Call ``progress`` if one was given (so callers need no ``if``)."""
     if progress is not None:
         progress(Progress(stage=stage, done=done, total=total, message=message))
 
 
-def log_progress(logger: logging.Logger | None = None, *, min_interval_s: float = 2.0) -> ProgressCallback:
+def log_progress(
+    logger: logging.Logger | None = None, *, min_interval_s: float = 2.0
+) -> ProgressCallback:
     """A callback that logs progress lines, at most one per stage every ``min_interval_s``.
 
     The first and last report of every stage are always logged.

@@ -60,9 +60,7 @@ class IncidentRule:
         return detection_rate is not None and detection_rate > self.threshold(baseline_rate)
 
     def describe(self) -> str:
-        return (
-            f"detection rate > max({self.min_rate:g}%, baseline + {self.margin_points:g} points)"
-        )
+        return f"detection rate > max({self.min_rate:g}%, baseline + {self.margin_points:g} points)"
 
 
 @dataclass(frozen=True)
@@ -152,12 +150,18 @@ class JobResult:
                 detection_rate=_opt_float(data.get("detection_rate")),
                 baseline_detection_rate=_opt_float(data.get("baseline_detection_rate")),
                 layers={
-                    str(name): LayerResult(**{k: v for k, v in dict(layer).items() if k in _LAYER_FIELDS})
+                    str(name): LayerResult(
+                        **{k: v for k, v in dict(layer).items() if k in _LAYER_FIELDS}
+                    )
                     for name, layer in dict(data.get("layers") or {}).items()
                 },
                 incident=bool(data["incident"]),
-                incident_rule=IncidentRule(**{k: float(v) for k, v in rule.items() if k in _RULE_FIELDS}),
-                settings=JobSettings(**{k: v for k, v in settings.items() if k in _SETTINGS_FIELDS}),
+                incident_rule=IncidentRule(
+                    **{k: float(v) for k, v in rule.items() if k in _RULE_FIELDS}
+                ),
+                settings=JobSettings(
+                    **{k: v for k, v in settings.items() if k in _SETTINGS_FIELDS}
+                ),
                 top_samples=[
                     TopSample(**{k: v for k, v in dict(s).items() if k in _SAMPLE_FIELDS})
                     for s in data.get("top_samples") or []
@@ -165,8 +169,12 @@ class JobResult:
                 status=str(data.get("status", STATUS_OK)),
                 reason=data.get("reason"),
                 combined_method=str(data.get("combined_method", "max-statistic")),
-                class_counts={str(k): int(v) for k, v in dict(data.get("class_counts") or {}).items()},
-                class_names={str(k): str(v) for k, v in dict(data.get("class_names") or {}).items()},
+                class_counts={
+                    str(k): int(v) for k, v in dict(data.get("class_counts") or {}).items()
+                },
+                class_names={
+                    str(k): str(v) for k, v in dict(data.get("class_names") or {}).items()
+                },
                 score_method=str(data.get("score_method", "witness-pvalue")),
                 source=str(data.get("source", "monitor")),
                 ladis_version=str(data.get("ladis_version", "")),

@@ -191,7 +191,10 @@ class ProvenanceRecorder:
             body = "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines).encode()
             try:
                 storage.write_bytes(
-                    layout.join(self.uri, name), body, content_type="application/x-ndjson", if_absent=True
+                    layout.join(self.uri, name),
+                    body,
+                    content_type="application/x-ndjson",
+                    if_absent=True,
                 )
             except BaseException:
                 with self._lock:
@@ -245,7 +248,11 @@ class EndpointApp:
         return body
 
     def invoke(
-        self, body: bytes, content_type: str | None, accept: str | None, provenance_header: str | None
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        provenance_header: str | None,
     ) -> tuple[bytes, str, int | None]:
         """One invocation through the SageMaker contract: (response body, type, step).
 
@@ -325,23 +332,33 @@ class _Handler(BaseHTTPRequestHandler):
             path = urlsplit(self.path).path
             if path == "/ping":
                 if method not in ("GET", "HEAD"):
-                    self._refuse(405, "method_not_allowed", f"{method} /ping is not supported; use GET")
+                    self._refuse(
+                        405, "method_not_allowed", f"{method} /ping is not supported; use GET"
+                    )
                 elif app.ready:
                     self._answer(200, json.dumps(app.health()).encode(), head=method == "HEAD")
                 else:
                     self._answer(503, _error_body("unavailable", "the model is not loaded"))
             elif path == "/invocations":
                 if method != "POST":
-                    self._refuse(405, "method_not_allowed", f"{method} /invocations is not supported; use POST")
+                    self._refuse(
+                        405,
+                        "method_not_allowed",
+                        f"{method} /invocations is not supported; use POST",
+                    )
                 else:
                     self._invocation(app)
             else:
-                self._refuse(404, "not_found", f"no such path {path!r}; use GET /ping or POST /invocations")
+                self._refuse(
+                    404, "not_found", f"no such path {path!r}; use GET /ping or POST /invocations"
+                )
         except (TimeoutError, ConnectionError) as exc:  # a slow or vanished client
             log.info("%s %s: connection dropped (%s)", method, self.path, exc.__class__.__name__)
             self.close_connection = True
         except Exception:  # noqa: BLE001 - the server must survive every request
-            log.error("unexpected error in %s %s:\n%s", method, self.path, redact(traceback.format_exc()))
+            log.error(
+                "unexpected error in %s %s:\n%s", method, self.path, redact(traceback.format_exc())
+            )
             self._safe_answer(500, _error_body("internal_error", _GENERIC_500), close=True)
         finally:
             app.leave()
@@ -446,7 +463,9 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "error"
-        self._safe_answer(code, _error_body(phrase.lower().replace(" ", "_"), message or phrase), close=True)
+        self._safe_answer(
+            code, _error_body(phrase.lower().replace(" ", "_"), message or phrase), close=True
+        )
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
         log.debug("%s %s", self.address_string(), format % args)
@@ -558,22 +577,31 @@ def start_server(
             model_dir, device=resolve_device(device), capture_uri=capture_uri, layers=layers
         )
     try:
-        recorder = ProvenanceRecorder(provenance_uri, every=provenance_every) if provenance_uri else None
+        recorder = (
+            ProvenanceRecorder(provenance_uri, every=provenance_every) if provenance_uri else None
+        )
         app = EndpointApp(served, provenance=recorder, max_body_bytes=max_body_bytes)
         try:
             httpd = _HTTPServer((host, int(port)), _Handler)
         except OSError as exc:
-            raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port") from None
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port"
+            ) from None
         httpd.app = app
         thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name=f"ladis-endpoint-{port}", daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name=f"ladis-endpoint-{port}",
+            daemon=True,
         )
         thread.start()
     except BaseException:
         served.close()
         raise
     bound_host, bound_port = httpd.server_address[:2]
-    running = RunningServer(host=str(bound_host), port=int(bound_port), app=app, _httpd=httpd, _thread=thread)
+    running = RunningServer(
+        host=str(bound_host), port=int(bound_port), app=app, _httpd=httpd, _thread=thread
+    )
     log.info(
         "endpoint %s serving %s (%s) on %s, capture %s",
         running.url,
@@ -604,13 +632,17 @@ def resolve_model_dir(model: str | Path, *, cache_dir: str | Path | None = None)
     if not storage.is_s3(text):
         path = storage.local_path(text)
         if not path.is_dir():
-            raise DataNotFoundError(f"model folder {text} does not exist; train or download a model first")
+            raise DataNotFoundError(
+                f"model folder {text} does not exist; train or download a model first"
+            )
         return path
     objects = storage.list_objects(text)
     if not objects:
         raise DataNotFoundError(f"no model under {text}: expected model.pt and model.json there")
     fingerprint = hashlib.sha256(
-        "\n".join(f"{o.uri}\t{o.size}\t{o.etag}" for o in sorted(objects, key=lambda o: o.uri)).encode()
+        "\n".join(
+            f"{o.uri}\t{o.size}\t{o.etag}" for o in sorted(objects, key=lambda o: o.uri)
+        ).encode()
     ).hexdigest()[:20]
     target = cache / fingerprint
     fetched = storage.mirror_prefix(text, target)
@@ -680,7 +712,9 @@ def invoke(
     np.save(buffer, np.ascontiguousarray(image), allow_pickle=False)
     headers = {"Content-Type": "application/x-npy", "Accept": "application/json"}
     if provenance is not None:
-        headers[PROVENANCE_HEADER] = json.dumps(dict(provenance), separators=(",", ":"), allow_nan=False)
+        headers[PROVENANCE_HEADER] = json.dumps(
+            dict(provenance), separators=(",", ":"), allow_nan=False
+        )
     request = urllib.request.Request(
         _endpoint_url(url, "/invocations"), data=buffer.getvalue(), headers=headers, method="POST"
     )
@@ -697,7 +731,9 @@ def invoke(
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InvocationError(f"cannot reach the endpoint at {url} ({reason}); is it running?") from None
+        raise InvocationError(
+            f"cannot reach the endpoint at {url} ({reason}); is it running?"
+        ) from None
 
 
 def ping(url: str, *, timeout: float = 5.0) -> bool:

@@ -59,7 +59,11 @@ JPEG_TYPE = "image/jpeg"
 JSON_TYPE = "application/json"
 SUPPORTED_CONTENT_TYPES = (NPY_TYPE, PNG_TYPE, JPEG_TYPE, JSON_TYPE)
 #: aliases some clients send for the same formats
-_CONTENT_TYPE_ALIASES = {"image/jpg": JPEG_TYPE, "image/pjpeg": JPEG_TYPE, "application/npy": NPY_TYPE}
+_CONTENT_TYPE_ALIASES = {
+    "image/jpg": JPEG_TYPE,
+    "image/pjpeg": JPEG_TYPE,
+    "application/npy": NPY_TYPE,
+}
 _ACCEPTED_RESPONSE_TYPES = ("", "*/*", "application/*", JSON_TYPE)
 
 #: one decoded image may have at most this many pixels (a tiny PNG can inflate to
@@ -120,7 +124,11 @@ class Prediction:
             cls = int(cls)
             name = self.class_names[cls] if cls < len(self.class_names) else None
             predictions.append(
-                {"predicted_class": cls, "class_name": name, "probabilities": [float(p) for p in row]}
+                {
+                    "predicted_class": cls,
+                    "class_name": name,
+                    "probabilities": [float(p) for p in row],
+                }
             )
         return {"predictions": predictions, "step": self.step}
 
@@ -134,7 +142,9 @@ def normalize_content_type(content_type: str | None) -> str:
     return _CONTENT_TYPE_ALIASES.get(base, base)
 
 
-def decode_request(body: bytes | bytearray | memoryview | str, content_type: str | None) -> np.ndarray:
+def decode_request(
+    body: bytes | bytearray | memoryview | str, content_type: str | None
+) -> np.ndarray:
     """Decode a request body into images.
 
     Returns a float32 ndarray of shape (N, C, H, W) with values in [0, 1], at the size and
@@ -230,7 +240,9 @@ def _pixels_to_unit(array: np.ndarray, *, source: str) -> np.ndarray:
     if array.dtype.kind in "iu":
         lo, hi = int(array.min()), int(array.max())
         if lo < 0 or hi > 255:
-            raise InputError(f"{source} holds integers in [{lo}, {hi}]; integer pixels must be 0–255")
+            raise InputError(
+                f"{source} holds integers in [{lo}, {hi}]; integer pixels must be 0–255"
+            )
         return (array.astype(np.float32) / 255.0).astype(np.float32)
     out = np.asarray(array, dtype=np.float32)
     if not np.isfinite(out).all():
@@ -269,7 +281,9 @@ def _load_image(body: bytes, fmt: str) -> np.ndarray:
         return np.clip(pixels / peak, 0.0, 1.0)[None, None].astype(np.float32)
     if image.mode not in ("L", "RGB", "RGBA"):
         # palette, CMYK, LA, 1-bit: let Pillow map them onto RGB (alpha dropped like RGBA)
-        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+        image = image.convert(
+            "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"
+        )
     pixels = np.asarray(image, dtype=np.uint8)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -308,7 +322,9 @@ def conform_images(images: np.ndarray, input_shape: Sequence[int]) -> np.ndarray
             luma = np.array([0.299, 0.587, 0.114], dtype=np.float32).reshape(1, 3, 1, 1)
             out = (out * luma).sum(axis=1, keepdims=True, dtype=np.float32)
         else:
-            raise InputError(f"cannot convert {channels}-channel images to the model's {want_c} channels")
+            raise InputError(
+                f"cannot convert {channels}-channel images to the model's {want_c} channels"
+            )
     if out.shape[2:] != (want_h, want_w):
         import torch
         import torch.nn.functional as F
@@ -392,7 +408,9 @@ class ServedModel:
         tensor = torch.from_numpy(batch).to(self.device)
         with self._lock:
             if self._closed:
-                raise EndpointClosedError("the endpoint is shutting down; retry on another instance")
+                raise EndpointClosedError(
+                    "the endpoint is shutting down; retry on another instance"
+                )
             step: int | None = None
             with torch.no_grad():
                 if self.capture is None:
@@ -471,7 +489,9 @@ def model_fn(model_dir):
     import atexit
 
     capture_uri = os.environ.get(CAPTURE_URI_ENV, "").strip() or None
-    layers = tuple(x.strip() for x in os.environ.get(CAPTURE_LAYERS_ENV, "").split(",") if x.strip())
+    layers = tuple(
+        x.strip() for x in os.environ.get(CAPTURE_LAYERS_ENV, "").split(",") if x.strip()
+    )
     served = ServedModel.load(
         model_dir,
         device=resolve_device(os.environ.get(DEVICE_ENV)),
@@ -513,7 +533,9 @@ def check_accept(accept: str | None) -> None:
     """Raise :class:`NotAcceptableError` unless ``accept`` allows a JSON answer."""
     offered = [normalize_content_type(part) for part in (accept or "").split(",")]
     if not any(kind in _ACCEPTED_RESPONSE_TYPES for kind in offered):
-        raise NotAcceptableError(f"Accept {accept!r} cannot be met; this endpoint answers {JSON_TYPE}")
+        raise NotAcceptableError(
+            f"Accept {accept!r} cannot be met; this endpoint answers {JSON_TYPE}"
+        )
 
 
 class _toolkit_errors:

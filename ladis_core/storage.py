@@ -125,8 +125,14 @@ def _storage_error(exc: BaseException, uri: str, action: str) -> Exception:
             return DataNotFoundError(f"{uri} does not exist")
         if code == "NoSuchBucket":
             bucket = split_s3(uri)[0]
-            return StorageError(f"bucket {bucket!r} does not exist at {where} (needed to {action} {uri})")
-        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"} or status == 403:
+            return StorageError(
+                f"bucket {bucket!r} does not exist at {where} (needed to {action} {uri})"
+            )
+        if (
+            code
+            in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"}
+            or status == 403
+        ):
             return StorageError(
                 f"access denied by {where} to {action} {uri} ({code or status}); "
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
@@ -145,6 +151,7 @@ def _s3_call(uri: str, action: str, func, /, **kwargs):
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def read_bytes(uri: str) -> bytes:
     """The content of one object or file; :class:`DataNotFoundError` when missing."""
@@ -180,7 +187,10 @@ def exists(uri: str) -> bool:
 
 # --------------------------------------------------------------------------- writing
 
-def write_bytes(uri: str, data: bytes, *, content_type: str | None = None, if_absent: bool = False) -> bool:
+
+def write_bytes(
+    uri: str, data: bytes, *, content_type: str | None = None, if_absent: bool = False
+) -> bool:
     """Store ``data`` at ``uri``. With ``if_absent=True`` the write happens only if nothing
     is there yet (S3 conditional write ``If-None-Match: *``; an exclusive create locally)
     and the return value says whether this call created it."""
@@ -239,6 +249,7 @@ def delete(uri: str) -> None:
 
 # --------------------------------------------------------------------------- listing
 
+
 def iter_objects(prefix: str, *, start_after: str | None = None) -> Iterator[ObjectInfo]:
     """All objects under ``prefix`` (recursively), in key order.
 
@@ -261,7 +272,9 @@ def iter_objects(prefix: str, *, start_after: str | None = None) -> Iterator[Obj
         while True:
             page = _s3_call(prefix, "list", client.list_objects_v2, **kwargs)
             for item in page.get("Contents", []):
-                yield ObjectInfo(f"s3://{bucket}/{item['Key']}", int(item["Size"]), str(item.get("ETag", "")))
+                yield ObjectInfo(
+                    f"s3://{bucket}/{item['Key']}", int(item["Size"]), str(item.get("ETag", ""))
+                )
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
@@ -319,7 +332,9 @@ def check_bucket(uri: str) -> None:
             _s3_call(uri, "open", s3_client().head_bucket, Bucket=bucket)
         except DataNotFoundError:
             where = S3Settings.from_environment().describe()
-            raise StorageError(f"bucket {bucket!r} does not exist at {where} (needed for {uri})") from None
+            raise StorageError(
+                f"bucket {bucket!r} does not exist at {where} (needed for {uri})"
+            ) from None
         return
     if not local_path(uri).exists():
         raise DataNotFoundError(f"{uri} does not exist")
@@ -337,7 +352,11 @@ def ensure_bucket(uri: str) -> None:
         s3_client().head_bucket(Bucket=bucket)
         return
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code")) not in {"404", "NoSuchBucket", "NotFound"}:
+        if str(exc.response.get("Error", {}).get("Code")) not in {
+            "404",
+            "NoSuchBucket",
+            "NotFound",
+        }:
             raise _storage_error(exc, uri, "open") from None
     except Exception as exc:  # noqa: BLE001
         raise _storage_error(exc, uri, "open") from None
@@ -345,6 +364,7 @@ def ensure_bucket(uri: str) -> None:
 
 
 # --------------------------------------------------------------------------- bulk transfer
+
 
 def _download_one(uri: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +379,9 @@ def _download_one(uri: str, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _run_parallel(tasks: list, work, *, workers: int, stage: str, progress: ProgressCallback | None) -> None:
+def _run_parallel(
+    tasks: list, work, *, workers: int, stage: str, progress: ProgressCallback | None
+) -> None:
     total = len(tasks)
     report(progress, stage, 0, total)
     if not total:
@@ -422,7 +444,11 @@ def mirror_prefix(
             continue
         dest = local_dir / relative
         versions[relative] = [info.size, info.etag]
-        if dest.is_file() and dest.stat().st_size == info.size and manifest.get(relative) == versions[relative]:
+        if (
+            dest.is_file()
+            and dest.stat().st_size == info.size
+            and manifest.get(relative) == versions[relative]
+        ):
             continue
         pairs.append((info.uri, dest))
     download_many(pairs, workers=workers, progress=progress)

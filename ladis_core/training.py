@@ -188,7 +188,13 @@ def train_model(
             step += 1
             running += float(loss.detach()) * len(rows)
             seen += len(rows)
-            report(progress, "train", step, total_steps, f"epoch {epoch + 1}/{options.epochs}, loss {running / seen:.3f}")
+            report(
+                progress,
+                "train",
+                step,
+                total_steps,
+                f"epoch {epoch + 1}/{options.epochs}, loss {running / seen:.3f}",
+            )
         losses.append(running / max(1, seen))
         model.eval()
         if on_epoch_end is not None:
@@ -199,6 +205,8 @@ def train_model(
         epochs=options.epochs,
         seconds=time.perf_counter() - started,
         train_accuracy=accuracy(model, train, device=dev),
-        validation_accuracy=accuracy(model, validation, device=dev) if validation is not None and len(validation) else None,
+        validation_accuracy=accuracy(model, validation, device=dev)
+        if validation is not None and len(validation)
+        else None,
         losses=losses,
     )

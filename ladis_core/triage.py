@@ -87,10 +87,14 @@ def _clean_text(value: object, *, what: str, limit: int, allow_newlines: bool) -
         raise InputError(f"{what} must be text, got {type(value).__name__}")
     text = value.strip()
     if len(text) > limit:
-        raise InputError(f"{what} is {len(text):,} characters long; shorten it to at most {limit:,}")
+        raise InputError(
+            f"{what} is {len(text):,} characters long; shorten it to at most {limit:,}"
+        )
     allowed = {"\n", "\t"} if allow_newlines else set()
     # control characters would corrupt CSV exports and terminal output
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text.replace("\r\n", "\n")):
+    if any(
+        unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text.replace("\r\n", "\n")
+    ):
         raise InputError(f"{what} contains control characters; remove them")
     return text.replace("\r\n", "\n")
 
@@ -132,10 +136,14 @@ def add_verdict(
     job_id = _check_job_id(job_id)
     if verdict not in VERDICTS:
         raise InputError(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}")
-    analyst = _clean_text(analyst, what="analyst name", limit=MAX_ANALYST_CHARS, allow_newlines=False)
+    analyst = _clean_text(
+        analyst, what="analyst name", limit=MAX_ANALYST_CHARS, allow_newlines=False
+    )
     if not analyst:
         raise InputError("analyst name is empty; give the name of the person making the verdict")
-    note = _clean_text(note if note is not None else "", what="note", limit=MAX_NOTE_CHARS, allow_newlines=True)
+    note = _clean_text(
+        note if note is not None else "", what="note", limit=MAX_NOTE_CHARS, allow_newlines=True
+    )
     moment = _utc(at)
     if require_job and not storage.exists(layout.results_uri(monitoring_uri, job_id)):
         raise DataNotFoundError(
@@ -144,14 +152,20 @@ def add_verdict(
     prefix = layout.verdicts_uri(monitoring_uri, job_id)
     for _attempt in range(5):
         record = Verdict(
-            job_id=job_id, verdict=verdict, analyst=analyst, note=note,
-            at=moment.isoformat(), id=uuid.uuid4().hex,
+            job_id=job_id,
+            verdict=verdict,
+            analyst=analyst,
+            note=note,
+            at=moment.isoformat(),
+            id=uuid.uuid4().hex,
         )
         key = layout.join(prefix, f"{moment.strftime(_TIME_FORMAT)}-{record.id}.json")
         if storage.write_json(key, record.to_dict(), if_absent=True):
             return record
     # five UUID collisions in a row mean the store ignores the condition or is broken
-    raise LadisError(f"could not store a new verdict under {prefix}; the store keeps refusing new keys")
+    raise LadisError(
+        f"could not store a new verdict under {prefix}; the store keeps refusing new keys"
+    )
 
 
 def _read_verdict(uri: str) -> Verdict | None:

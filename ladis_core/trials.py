@@ -244,8 +244,14 @@ def load_trial(
     root, remote = _prepare(uri, cache_dir)
     with _cache_lock(root if remote else None):
         full_groups = (
-            _sync_index(uri, root, min_global=min_global, progress=progress, mode=mode,
-                        until_step=until_step)
+            _sync_index(
+                uri,
+                root,
+                min_global=min_global,
+                progress=progress,
+                mode=mode,
+                until_step=until_step,
+            )
             if remote
             else set()
         )
@@ -684,7 +690,6 @@ def _sync_index(
     }
 
 
-
 def _passes(folder: Path, *, mode: str | None, until_step: int) -> bool:
     """Whether the cached index ``folder`` holds a ``mode`` step above ``until_step``
     (its newest step of that mode is read, newest file first)."""
@@ -695,6 +700,7 @@ def _passes(folder: Path, *, mode: str | None, until_step: int) -> bool:
         if mode is None or entry.mode == mode:
             return entry.mode_step > until_step
     return False
+
 
 def _sync_events(
     uri: str,

@@ -77,7 +77,9 @@ def normalize_world_uri(uri: str) -> str:
     if text.startswith("s3://"):
         bucket = text[len("s3://") :].split("/", 1)[0]
         if not bucket:
-            raise InputError(f"{text!r} has no bucket; expected s3://bucket/ or s3://bucket/prefix/")
+            raise InputError(
+                f"{text!r} has no bucket; expected s3://bucket/ or s3://bucket/prefix/"
+            )
     elif "://" in text and not text.startswith("file://"):
         raise InputError(f"{text!r} is not an s3:// URI or a local folder")
     return text if text.endswith("/") else text + "/"
@@ -187,4 +189,3 @@ def _is_job_id(name: str) -> bool:
     except ValueError:
         return False
     return True
-

@@ -41,8 +41,10 @@ def main() -> None:
     if job is None:
         return
     if not job.top_samples:
-        ui.empty_state(f"Job {job.job_id} recorded no flagged inputs"
-                       + (f" ({job.reason})." if job.reason else "."))
+        ui.empty_state(
+            f"Job {job.job_id} recorded no flagged inputs"
+            + (f" ({job.reason})." if job.reason else ".")
+        )
         return
     flagged = data.flagged_inputs(world_uri, endpoint, job.job_id)
     items = list(flagged.samples)
@@ -55,12 +57,18 @@ def main() -> None:
     with st.container(border=True):
         left, middle, right = st.columns([3, 3, 2])
         chosen = left.multiselect(
-            "Predicted class", classes, key=f"{state.FLAGGED_CLASSES}.{job.job_id}",
-            format_func=lambda c: ui.class_label(job, c), placeholder="All classes",
+            "Predicted class",
+            classes,
+            key=f"{state.FLAGGED_CLASSES}.{job.job_id}",
+            format_func=lambda c: ui.class_label(job, c),
+            placeholder="All classes",
         )
         if high > low:
             score_range = middle.slider(
-                "Score", min_value=low, max_value=high, value=(low, high),
+                "Score",
+                min_value=low,
+                max_value=high,
+                value=(low, high),
                 key=f"{state.FLAGGED_SCORE}.{job.job_id}",
                 help="How unlike the reference the input is (higher = more suspicious).",
             )
@@ -68,7 +76,9 @@ def main() -> None:
             score_range = (low, high)
             middle.caption(f"All scores are {low:.3g}.")
         amplify = right.selectbox(
-            "Amplify difference", AMPLIFY_CHOICES, key=state.FLAGGED_AMPLIFY,
+            "Amplify difference",
+            AMPLIFY_CHOICES,
+            key=state.FLAGGED_AMPLIFY,
             format_func=lambda f: "auto" if not f else f"× {f:g}",
             help="Perturbations of adversarial attacks are tiny; the difference image is "
             "multiplied so it can be seen (blue: darker than the original, red: brighter); "
@@ -76,8 +86,10 @@ def main() -> None:
         )
 
     shown = [
-        i for i in items
-        if (not chosen or i.predicted_class in chosen) and score_range[0] <= i.score <= score_range[1]
+        i
+        for i in items
+        if (not chosen or i.predicted_class in chosen)
+        and score_range[0] <= i.score <= score_range[1]
     ]
     if not shown:
         ui.empty_state("No flagged input matches these filters; widen the class or score filter.")
@@ -86,7 +98,9 @@ def main() -> None:
     pages = max(1, math.ceil(len(shown) / size))
     if int(st.session_state.get(state.FLAGGED_PAGE, 1)) > pages:
         st.session_state[state.FLAGGED_PAGE] = 1
-    st.caption(f"{len(shown)} of {len(items)} flagged inputs, ranked by score (most suspicious first).")
+    st.caption(
+        f"{len(shown)} of {len(items)} flagged inputs, ranked by score (most suspicious first)."
+    )
 
     page = int(st.session_state.get(state.FLAGGED_PAGE, 1))
     for item in shown[(page - 1) * size : page * size]:
@@ -97,11 +111,14 @@ def main() -> None:
     nav_mid.selectbox("Per page", [5, 10, 20, 50, 100], key=state.FLAGGED_PAGE_SIZE)
     nav_right.caption(f"Page {page} of {pages}")
     if any(i.original_kind == "nearest-natural" for i in shown):
-        st.caption("Where no provenance was recorded, the original shown is the nearest natural image "
-                   "of the reference (pixel space): a stand-in, not the true source.")
+        st.caption(
+            "Where no provenance was recorded, the original shown is the nearest natural image "
+            "of the reference (pixel space): a stand-in, not the true source."
+        )
     with st.expander("All flagged inputs as a table"):
         st.dataframe(
-            summary_table(job, shown), hide_index=True,
+            summary_table(job, shown),
+            hide_index=True,
             column_config={
                 "Score": st.column_config.NumberColumn(format="%.3f"),
                 "p-value": st.column_config.NumberColumn(format="%.4f"),

@@ -49,8 +49,15 @@ def main() -> None:
         return
     verdicts = data.latest_verdicts(world_uri, endpoint)
     all_jobs = jobs
-    span_label = st.segmented_control("Range", list(ui.HISTORY_RANGES), key=state.HISTORY_RANGE,
-                                      help="Counted back from the latest job.") or "All"
+    span_label = (
+        st.segmented_control(
+            "Range",
+            list(ui.HISTORY_RANGES),
+            key=state.HISTORY_RANGE,
+            help="Counted back from the latest job.",
+        )
+        or "All"
+    )
     jobs = ui.in_range(all_jobs, ui.HISTORY_RANGES[span_label])
     selected_id = state.selected_job(world_uri, endpoint) or ui.default_job(all_jobs).job_id
     generation = int(state.get(state.HISTORY_GENERATION, 0))
@@ -59,19 +66,30 @@ def main() -> None:
     tested = [j for j in jobs if j.detection_rate is not None]
     ui.kpi_row(
         [
-            ui.Kpi("Jobs", f"{len(jobs):,}" + (f" of {len(all_jobs):,}" if len(jobs) < len(all_jobs) else ""),
-                   f"{jobs[0].job_id} … {jobs[-1].job_id}"),
+            ui.Kpi(
+                "Jobs",
+                f"{len(jobs):,}" + (f" of {len(all_jobs):,}" if len(jobs) < len(all_jobs) else ""),
+                f"{jobs[0].job_id} … {jobs[-1].job_id}",
+            ),
             ui.Kpi("Incidents", f"{incidents:,}", jobs[-1].incident_rule.describe()),
-            ui.Kpi("Latest detection rate", ui.fmt_rate(tested[-1].detection_rate if tested else None)),
-            ui.Kpi("Requests", f"{sum(j.requests for j in jobs):,}", "Inference requests in the range."),
-            ui.Kpi("Reviewed", f"{sum(1 for j in jobs if j.job_id in verdicts):,}",
-                   "Jobs in the range with an analyst verdict."),
+            ui.Kpi(
+                "Latest detection rate", ui.fmt_rate(tested[-1].detection_rate if tested else None)
+            ),
+            ui.Kpi(
+                "Requests", f"{sum(j.requests for j in jobs):,}", "Inference requests in the range."
+            ),
+            ui.Kpi(
+                "Reviewed",
+                f"{sum(1 for j in jobs if j.job_id in verdicts):,}",
+                "Jobs in the range with an analyst verdict.",
+            ),
         ]
     )
 
     st.subheader("Detection rate over time")
-    st.caption("Click a point to select that job for the other pages. Bars: requests per job "
-               "(right axis).")
+    st.caption(
+        "Click a point to select that job for the other pages. Bars: requests per job (right axis)."
+    )
     timeline_key = f"{state.HISTORY_TIMELINE}.{generation}"
     ui.plot(
         charts.timeline_figure(jobs, selected_job_id=selected_id),
@@ -103,9 +121,12 @@ def main() -> None:
         selection_default=None if selected_row is None else {"selection": {"rows": [selected_row]}},
         height=320,
         column_config={
-            "Scheduled": st.column_config.DatetimeColumn("Scheduled (UTC)", format="YYYY-MM-DD HH:mm"),
+            "Scheduled": st.column_config.DatetimeColumn(
+                "Scheduled (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
             "Detection rate": st.column_config.ProgressColumn(
-                "Detection rate", format="%.0f %%", min_value=0, max_value=100),
+                "Detection rate", format="%.0f %%", min_value=0, max_value=100
+            ),
             "Baseline": st.column_config.NumberColumn("Baseline", format="%.0f %%"),
             "Threshold": st.column_config.NumberColumn("Threshold", format="%.0f %%"),
             "Requests": st.column_config.NumberColumn("Requests", format="%d"),
@@ -128,12 +149,18 @@ def main() -> None:
     ui.job_kpis(chosen)
     verdict = verdicts.get(chosen.job_id)
     if verdict is not None:
-        st.caption(f"Verdict: {ui.verdict_label(verdict)} by {verdict.analyst}"
-                   + (f" — {verdict.note[:200]}" if verdict.note else ""))
+        st.caption(
+            f"Verdict: {ui.verdict_label(verdict)} by {verdict.analyst}"
+            + (f" — {verdict.note[:200]}" if verdict.note else "")
+        )
     links = st.columns(4)
-    links[0].page_link("../pages/flagged.py", label="Flagged inputs", icon=":material/image_search:")
+    links[0].page_link(
+        "../pages/flagged.py", label="Flagged inputs", icon=":material/image_search:"
+    )
     links[1].page_link("../pages/layers.py", label="Layer explorer", icon=":material/scatter_plot:")
-    links[2].page_link("../pages/on_demand.py", label="Re-test on demand", icon=":material/science:")
+    links[2].page_link(
+        "../pages/on_demand.py", label="Re-test on demand", icon=":material/science:"
+    )
     links[3].page_link("../pages/report.py", label="Incident report", icon=":material/description:")
 
 

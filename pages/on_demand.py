@@ -12,8 +12,10 @@ from ladis_core.results import JobSettings
 
 st.title("On-demand test")
 state.init_page("on_demand")
-st.caption("Run the two-sample tests of the monitoring job on any window of traffic, with your own "
-           "settings. Nothing is written unless you save the result as a job.")
+st.caption(
+    "Run the two-sample tests of the monitoring job on any window of traffic, with your own "
+    "settings. Nothing is written unless you save the result as a job."
+)
 
 WINDOWS = ("Jobs", "Steps")
 
@@ -28,13 +30,19 @@ def _form(world_uri: str, endpoint: str, job) -> dict | None:
         inference = right.text_input("Inference trial (traffic, PREDICT)", value=job.inference)
         if window_kind == "Jobs":
             ids = [j.job_id for j in jobs]
-            start, end = st.select_slider("Jobs (their inference windows)", ids, value=(job.job_id, job.job_id))
-            picked = [j for j in jobs[ids.index(start) : ids.index(end) + 1] if j.first_step is not None]
+            start, end = st.select_slider(
+                "Jobs (their inference windows)", ids, value=(job.job_id, job.job_id)
+            )
+            picked = [
+                j for j in jobs[ids.index(start) : ids.index(end) + 1] if j.first_step is not None
+            ]
             first = min((j.first_step for j in picked), default=None)
             last = max((j.last_step for j in picked if j.last_step is not None), default=None)
         else:
             a, b = st.columns(2)
-            first = a.number_input("First step", min_value=0, value=int(job.first_step or 0), step=1)
+            first = a.number_input(
+                "First step", min_value=0, value=int(job.first_step or 0), step=1
+            )
             last = b.number_input("Last step", min_value=0, value=int(job.last_step or 0), step=1)
         try:
             available = data.trial_layers(inference, "PREDICT")
@@ -44,26 +52,53 @@ def _form(world_uri: str, endpoint: str, job) -> dict | None:
         layers = st.multiselect("Layers", available, default=defaults)
         settings = job.settings
         c1, c2, c3, c4, c5 = st.columns(5)
-        n = c1.number_input("n (rows per sample)", min_value=2, max_value=5000, value=int(settings.n_samples))
-        repeats = c2.number_input("R (repetitions)", min_value=1, max_value=1000, value=int(settings.n_repeats))
-        alpha = c3.number_input("α", min_value=0.001, max_value=0.5, value=float(settings.alpha),
-                                step=0.01, format="%.3f")
-        perms = c4.number_input("Permutations", min_value=1, max_value=100_000,
-                                value=int(settings.n_permutations), step=100)
+        n = c1.number_input(
+            "n (rows per sample)", min_value=2, max_value=5000, value=int(settings.n_samples)
+        )
+        repeats = c2.number_input(
+            "R (repetitions)", min_value=1, max_value=1000, value=int(settings.n_repeats)
+        )
+        alpha = c3.number_input(
+            "α",
+            min_value=0.001,
+            max_value=0.5,
+            value=float(settings.alpha),
+            step=0.01,
+            format="%.3f",
+        )
+        perms = c4.number_input(
+            "Permutations",
+            min_value=1,
+            max_value=100_000,
+            value=int(settings.n_permutations),
+            step=100,
+        )
         seed = c5.number_input("Seed", min_value=0, value=int(settings.seed or 0), step=1)
-        matched = st.checkbox("Class-matched reference sampling", value=bool(settings.class_matched),
-                              help="Draw reference rows with the predicted-class mix of the window, so a "
-                              "benign change in class mix is not taken for an attack.")
+        matched = st.checkbox(
+            "Class-matched reference sampling",
+            value=bool(settings.class_matched),
+            help="Draw reference rows with the predicted-class mix of the window, so a "
+            "benign change in class mix is not taken for an attack.",
+        )
         if not st.form_submit_button("Run test", type="primary", icon=":material/play_arrow:"):
             return None
     return {
-        "reference": reference.strip(), "inference": inference.strip(), "layers": list(layers),
+        "reference": reference.strip(),
+        "inference": inference.strip(),
+        "layers": list(layers),
         "after_step": None if first is None else int(first) - 1,
         "until_step": None if last is None else int(last),
-        "settings": JobSettings(n_samples=int(n), n_repeats=int(repeats), alpha=float(alpha),
-                                n_permutations=int(perms), seed=int(seed), class_matched=matched,
-                                kernel=settings.kernel, standardize=settings.standardize,
-                                combination=settings.combination),
+        "settings": JobSettings(
+            n_samples=int(n),
+            n_repeats=int(repeats),
+            alpha=float(alpha),
+            n_permutations=int(perms),
+            seed=int(seed),
+            class_matched=matched,
+            kernel=settings.kernel,
+            standardize=settings.standardize,
+            combination=settings.combination,
+        ),
         "rule": job.incident_rule,
     }
 
@@ -76,11 +111,15 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
 
     def progress(p) -> None:
         at = stages.index(p.stage) if p.stage in stages else len(stages) - 1
-        bar.progress(min(1.0, (at + p.fraction) / len(stages)), text=f"{p.stage}: {p.message}".rstrip(": "))
+        bar.progress(
+            min(1.0, (at + p.fraction) / len(stages)), text=f"{p.stage}: {p.message}".rstrip(": ")
+        )
 
     try:
         result = ondemand.run_test(
-            **options, endpoint=endpoint, monitoring=layout.monitoring_uri(world_uri, endpoint),
+            **options,
+            endpoint=endpoint,
+            monitoring=layout.monitoring_uri(world_uri, endpoint),
             progress=progress,
         )
     except Exception as exc:  # noqa: BLE001 - shown as a message
@@ -114,19 +153,26 @@ def _results(world_uri: str, endpoint: str, result) -> None:
     with right:
         st.markdown("**p-values of the R tests**")
         ui.plot(
-            charts.pvalue_histogram_figure({n: r.p_values for n, r in result.layers.items()},
-                                           alpha=result.settings.alpha),
+            charts.pvalue_histogram_figure(
+                {n: r.p_values for n, r in result.layers.items()}, alpha=result.settings.alpha
+            ),
         )
     saved = state.get(state.ON_DEMAND_SAVED)
     if isinstance(saved, str):
-        st.success(f"Saved as job **{result.job_id}** ({saved}). It is now on the history page.",
-                   icon=":material/check_circle:")
+        st.success(
+            f"Saved as job **{result.job_id}** ({saved}). It is now on the history page.",
+            icon=":material/check_circle:",
+        )
     else:
         if saved is not None:
             show_error(saved, action="saving the job")
-        st.button("Save as job", icon=":material/save:", on_click=_save,
-                  args=(world_uri, endpoint, result),
-                  help="Write this result next to the scheduled jobs, in the same format.")
+        st.button(
+            "Save as job",
+            icon=":material/save:",
+            on_click=_save,
+            args=(world_uri, endpoint, result),
+            help="Write this result next to the scheduled jobs, in the same format.",
+        )
 
 
 def main() -> None:

@@ -83,8 +83,13 @@ def _verdict_form(world_uri: str, endpoint: str, job) -> None:
     else:
         st.caption("No verdict yet.")
     with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
-        verdict = st.radio("Verdict", list(VERDICT_LABELS), format_func=VERDICT_LABELS.get, horizontal=True,
-                           index=None)
+        verdict = st.radio(
+            "Verdict",
+            list(VERDICT_LABELS),
+            format_func=VERDICT_LABELS.get,
+            horizontal=True,
+            index=None,
+        )
         signed_in = _signed_in_user()
         if signed_in:
             # with login configured (st.login / OIDC), the verdict is attributed to the user
@@ -99,8 +104,11 @@ def _verdict_form(world_uri: str, endpoint: str, job) -> None:
     elif submitted:
         try:
             record = triage.add_verdict(
-                layout.monitoring_uri(world_uri, endpoint), job.job_id,
-                verdict=verdict, analyst=analyst, note=note,
+                layout.monitoring_uri(world_uri, endpoint),
+                job.job_id,
+                verdict=verdict,
+                analyst=analyst,
+                note=note,
             )
         except Exception as exc:  # noqa: BLE001 - shown as a message
             show_error(exc, action="recording the verdict")
@@ -111,8 +119,11 @@ def _verdict_form(world_uri: str, endpoint: str, job) -> None:
         st.rerun()
     sent = state.get(state.REPORT_VERDICT_SENT)
     if sent and sent[0] == job.job_id:
-        st.success("Verdict recorded. It is stored next to the job and appears on the history page "
-                   "and in the report.", icon=":material/check_circle:")
+        st.success(
+            "Verdict recorded. It is stored next to the job and appears on the history page "
+            "and in the report.",
+            icon=":material/check_circle:",
+        )
 
 
 def main() -> None:
@@ -131,7 +142,9 @@ def main() -> None:
         ids = [j.job_id for j in jobs]
         at = ids.index(job.job_id)
         start, end = st.select_slider(
-            "Jobs", ids, value=(ids[max(0, at - 3)], ids[min(len(ids) - 1, at + 3)]),
+            "Jobs",
+            ids,
+            value=(ids[max(0, at - 3)], ids[min(len(ids) - 1, at + 3)]),
             key=f"{state.REPORT_RANGE}.{job.job_id}",
         )
         chosen = tuple(ids[ids.index(start) : ids.index(end) + 1])

@@ -20,13 +20,22 @@ examples:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", metavar="PATH", help="the cache folder (default: LADIS_CACHE_DIR or .cache)")
+    parser.add_argument(
+        "--dir", metavar="PATH", help="the cache folder (default: LADIS_CACHE_DIR or .cache)"
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("status", help="list the cached trials and models, least recently used first")
+    actions.add_parser(
+        "status", help="list the cached trials and models, least recently used first"
+    )
     prune = actions.add_parser("prune", help="remove least recently used folders")
-    prune.add_argument("--older-than", metavar="AGE", help="remove what was not used for this long (e.g. 7d, 12h)")
-    prune.add_argument("--max-size", metavar="SIZE",
-                       help="then remove the least recently used until the rest fits (e.g. 5GB, 500MB)")
+    prune.add_argument(
+        "--older-than", metavar="AGE", help="remove what was not used for this long (e.g. 7d, 12h)"
+    )
+    prune.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="then remove the least recently used until the rest fits (e.g. 5GB, 500MB)",
+    )
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     parser.set_defaults(cache_parser=parser)
 
@@ -67,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{verb}:{_describe(entry, now)}")
         for entry in result.skipped_busy:
             print(f"in use, kept:{_describe(entry, now)}")
-        print(f"{verb} {len(result.removed)} folder(s), {format_size(result.freed_bytes)}; "
-              f"{format_size(result.kept_bytes)} kept in {root}")
+        print(
+            f"{verb} {len(result.removed)} folder(s), {format_size(result.freed_bytes)}; "
+            f"{format_size(result.kept_bytes)} kept in {root}"
+        )
         return 0
     args.cache_parser.print_help()
     return 0

@@ -26,28 +26,63 @@ Examples:
 def register(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--bucket", help="build into s3://BUCKET/ (created if missing)")
-    where.add_argument("--world", help="build into this s3:// prefix or local folder (default: $LADIS_S3_URI)")
+    where.add_argument(
+        "--world", help="build into this s3:// prefix or local folder (default: $LADIS_S3_URI)"
+    )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true",
-                      help="a smaller world: 4 epochs, 6 hours of 120 requests, lighter statistics")
-    size.add_argument("--tiny", action="store_true",
-                      help="the smallest world (16×16 images, 3 hours of 110 requests), for tests")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="an image folder with one sub-folder per class instead of the digits")
-    parser.add_argument("--image-size", type=int, default=None,
-                        help="images are resized to this many pixels square (default 32; --tiny 16)")
-    parser.add_argument("--max-per-class", type=int, default=None,
-                        help="with --data: use at most this many images of each class")
-    parser.add_argument("--endpoint", default=None,
-                        help="endpoint name (default digits-resnet18, or <folder>-resnet18 with --data)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 10, --quick 4)")
-    parser.add_argument("--hours", type=int, default=None, help="simulated hours of traffic (default 24, --quick 6)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train, attack and serve")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads while building (default: torch's)")
-    parser.add_argument("--force", action="store_true",
-                        help="delete this endpoint's objects in the world and rebuild (also builds into a "
-                        "prefix that holds other objects)")
+    size.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller world: 4 epochs, 6 hours of 120 requests, lighter statistics",
+    )
+    size.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the smallest world (16×16 images, 3 hours of 110 requests), for tests",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of every random choice (default 0)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="an image folder with one sub-folder per class instead of the digits",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="images are resized to this many pixels square (default 32; --tiny 16)",
+    )
+    parser.add_argument(
+        "--max-per-class",
+        type=int,
+        default=None,
+        help="with --data: use at most this many images of each class",
+    )
+    parser.add_argument(
+        "--endpoint",
+        default=None,
+        help="endpoint name (default digits-resnet18, or <folder>-resnet18 with --data)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default 10, --quick 4)"
+    )
+    parser.add_argument(
+        "--hours", type=int, default=None, help="simulated hours of traffic (default 24, --quick 6)"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to train, attack and serve"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads while building (default: torch's)"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="delete this endpoint's objects in the world and rebuild (also builds into a "
+        "prefix that holds other objects)",
+    )
 
 
 def _endpoint_for(data_dir: str | None) -> str | None:
@@ -81,10 +116,18 @@ def run(args: argparse.Namespace) -> int:
         changes["hours"] = args.hours
     if args.threads is not None:
         changes["torch_threads"] = args.threads
-    preset = demo.DemoOptions.quick if args.quick else demo.DemoOptions.tiny if args.tiny else demo.DemoOptions.full
+    preset = (
+        demo.DemoOptions.quick
+        if args.quick
+        else demo.DemoOptions.tiny
+        if args.tiny
+        else demo.DemoOptions.full
+    )
     options = preset(**changes)
     logger = logging.getLogger("ladis.demo")
     logger.info("building the demo world in %s (endpoint %s)", world, options.endpoint)
-    summary = demo.build_world(world, options=options, force=args.force, progress=log_progress(logger))
+    summary = demo.build_world(
+        world, options=options, force=args.force, progress=log_progress(logger)
+    )
     print(summary.closing_note())
     return 0

@@ -28,56 +28,129 @@ def _csv(text: str) -> list[str]:
 
 def register(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("data")
-    where.add_argument("--reference", required=True, metavar="URI",
-                       help="reference trial (EVAL mode, natural validation data): s3:// or a folder")
-    where.add_argument("--inference", required=True, metavar="URI",
-                       help="inference trial (PREDICT mode, one step per request)")
-    where.add_argument("--output", required=True, metavar="URI",
-                       help="monitoring prefix: results, bookmark and job state live here")
-    where.add_argument("--endpoint", metavar="NAME",
-                       help="endpoint name recorded in results and metrics (default: from the URIs)")
+    where.add_argument(
+        "--reference",
+        required=True,
+        metavar="URI",
+        help="reference trial (EVAL mode, natural validation data): s3:// or a folder",
+    )
+    where.add_argument(
+        "--inference",
+        required=True,
+        metavar="URI",
+        help="inference trial (PREDICT mode, one step per request)",
+    )
+    where.add_argument(
+        "--output",
+        required=True,
+        metavar="URI",
+        help="monitoring prefix: results, bookmark and job state live here",
+    )
+    where.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="endpoint name recorded in results and metrics (default: from the URIs)",
+    )
 
     job = parser.add_argument_group("job")
-    job.add_argument("--at", metavar="TIME",
-                     help="scheduled time, ISO-8601 (e.g. 2026-11-23T17:00:00Z); names the job (default: now)")
-    job.add_argument("--layers", type=_csv, metavar="A,B,…",
-                     help="layers to test, comma-separated (default: the penultimate layer)")
-    job.add_argument("--all-steps", action="store_true",
-                     help="test every inference step, not only those after the bookmark")
+    job.add_argument(
+        "--at",
+        metavar="TIME",
+        help="scheduled time, ISO-8601 (e.g. 2026-11-23T17:00:00Z); names the job (default: now)",
+    )
+    job.add_argument(
+        "--layers",
+        type=_csv,
+        metavar="A,B,…",
+        help="layers to test, comma-separated (default: the penultimate layer)",
+    )
+    job.add_argument(
+        "--all-steps",
+        action="store_true",
+        help="test every inference step, not only those after the bookmark",
+    )
 
     test = parser.add_argument_group("test settings")
-    test.add_argument("--n-samples", type=int, default=100, metavar="N", help="rows per sample (default 100)")
-    test.add_argument("--repeats", type=int, default=100, metavar="R", help="repetitions (default 100)")
+    test.add_argument(
+        "--n-samples", type=int, default=100, metavar="N", help="rows per sample (default 100)"
+    )
+    test.add_argument(
+        "--repeats", type=int, default=100, metavar="R", help="repetitions (default 100)"
+    )
     test.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    test.add_argument("--permutations", type=int, default=1000, metavar="B",
-                      help="permutations per test (default 1000)")
-    test.add_argument("--seed", type=int, default=0, help="random seed, recorded in the result (default 0)")
-    test.add_argument("--class-matched", dest="class_matched", action="store_true", default=True,
-                      help="draw reference rows with the predicted-class mix of the window (default)")
-    test.add_argument("--no-class-matched", dest="class_matched", action="store_false",
-                      help="draw reference rows at random")
-    test.add_argument("--standardize", dest="standardize", action="store_true", default=False,
-                      help="standardise features with statistics of the reference")
-    test.add_argument("--no-standardize", dest="standardize", action="store_false", help=argparse.SUPPRESS)
+    test.add_argument(
+        "--permutations",
+        type=int,
+        default=1000,
+        metavar="B",
+        help="permutations per test (default 1000)",
+    )
+    test.add_argument(
+        "--seed", type=int, default=0, help="random seed, recorded in the result (default 0)"
+    )
+    test.add_argument(
+        "--class-matched",
+        dest="class_matched",
+        action="store_true",
+        default=True,
+        help="draw reference rows with the predicted-class mix of the window (default)",
+    )
+    test.add_argument(
+        "--no-class-matched",
+        dest="class_matched",
+        action="store_false",
+        help="draw reference rows at random",
+    )
+    test.add_argument(
+        "--standardize",
+        dest="standardize",
+        action="store_true",
+        default=False,
+        help="standardise features with statistics of the reference",
+    )
+    test.add_argument(
+        "--no-standardize", dest="standardize", action="store_false", help=argparse.SUPPRESS
+    )
 
     rule = parser.add_argument_group("incident rule")
-    rule.add_argument("--margin", type=float, default=25.0, metavar="POINTS",
-                      help="incident when the rate exceeds the baseline by more than this (default 25)")
-    rule.add_argument("--min-rate", type=float, default=20.0, metavar="PERCENT",
-                      help="... and is above this rate (default 20)")
+    rule.add_argument(
+        "--margin",
+        type=float,
+        default=25.0,
+        metavar="POINTS",
+        help="incident when the rate exceeds the baseline by more than this (default 25)",
+    )
+    rule.add_argument(
+        "--min-rate",
+        type=float,
+        default=20.0,
+        metavar="PERCENT",
+        help="... and is above this rate (default 20)",
+    )
 
     run = parser.add_argument_group("running")
-    run.add_argument("--cloudwatch", action="store_true",
-                     help="publish detection rate, baseline rate and request count to CloudWatch")
+    run.add_argument(
+        "--cloudwatch",
+        action="store_true",
+        help="publish detection rate, baseline rate and request count to CloudWatch",
+    )
     run.add_argument("--namespace", default="LADIS", help="CloudWatch namespace (default LADIS)")
-    run.add_argument("--every", metavar="INTERVAL",
-                     help="keep running a job every INTERVAL (e.g. 1h, 30m), at multiples of it")
+    run.add_argument(
+        "--every",
+        metavar="INTERVAL",
+        help="keep running a job every INTERVAL (e.g. 1h, 30m), at multiples of it",
+    )
     run.add_argument("--max-runs", type=int, metavar="K", help="with --every: stop after K jobs")
-    run.add_argument("--lease", default="15m", metavar="INTERVAL",
-                     help="how long a job's claim on its steps lasts if it dies (default 15m)")
+    run.add_argument(
+        "--lease",
+        default="15m",
+        metavar="INTERVAL",
+        help="how long a job's claim on its steps lasts if it dies (default 15m)",
+    )
     run.add_argument("--cache-dir", metavar="DIR", help="local cache for s3:// trials")
-    run.add_argument("--device", metavar="DEVICE",
-                     help="where the statistics run, e.g. cuda (default: cpu)")
+    run.add_argument(
+        "--device", metavar="DEVICE", help="where the statistics run, e.g. cuda (default: cpu)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_runs is not None and not args.every:
         raise InputError("--max-runs needs --every")
     if args.every and args.at:
-        raise InputError("--at names a single job; with --every the jobs are named by their scheduled times")
+        raise InputError(
+            "--at names a single job; with --every the jobs are named by their scheduled times"
+        )
     progress = log_progress(log) if args.verbose else None
 
     def one(at):
@@ -143,7 +218,9 @@ def summary(result, output: str) -> str:
 
     where = layout.results_uri(output.rstrip("/"), result.job_id)
     steps = (
-        f"steps {result.first_step}–{result.last_step}" if result.first_step is not None else "no steps"
+        f"steps {result.first_step}–{result.last_step}"
+        if result.first_step is not None
+        else "no steps"
     )
     if result.detection_rate is None:
         return f"job {result.job_id}: {result.requests} requests ({steps}), {result.status}: {result.reason} → {where}"

@@ -40,34 +40,56 @@ def _parse_time(text: str) -> datetime:
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--job", action="append", default=[], metavar="URI",
+        "--job",
+        action="append",
+        default=[],
+        metavar="URI",
         help="a job folder or its results.json (repeat for several jobs)",
     )
     parser.add_argument(
-        "--monitoring", metavar="URI",
+        "--monitoring",
+        metavar="URI",
         help="the monitoring folder (default: the parent of each job); with --from/--to and no "
         "--job, every job of that range is reported",
     )
-    parser.add_argument("--from", dest="start", type=_parse_time, metavar="TIME", help="start of the range")
-    parser.add_argument("--to", dest="end", type=_parse_time, metavar="TIME", help="end of the range")
     parser.add_argument(
-        "--context-hours", type=float, default=12.0, metavar="H",
+        "--from", dest="start", type=_parse_time, metavar="TIME", help="start of the range"
+    )
+    parser.add_argument(
+        "--to", dest="end", type=_parse_time, metavar="TIME", help="end of the range"
+    )
+    parser.add_argument(
+        "--context-hours",
+        type=float,
+        default=12.0,
+        metavar="H",
         help="without --from/--to, show jobs this many hours around the reported ones (default 12)",
     )
     parser.add_argument(
-        "--format", choices=("html", "json", "csv"),
+        "--format",
+        choices=("html", "json", "csv"),
         help="output format (default: from the --out extension, else html)",
     )
-    parser.add_argument("--out", required=True, metavar="PATH", help="where to write: a path, s3:// URI or -")
-    parser.add_argument("--no-images", action="store_true", help="do not read the trial for input images")
     parser.add_argument(
-        "--max-samples", type=int, default=100, metavar="N",
+        "--out", required=True, metavar="PATH", help="where to write: a path, s3:// URI or -"
+    )
+    parser.add_argument(
+        "--no-images", action="store_true", help="do not read the trial for input images"
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=100,
+        metavar="N",
         help="flagged inputs shown (with images) in the HTML report (default 100; JSON/CSV list all)",
     )
     parser.add_argument("--title", default="", help="report title (default: endpoint and job)")
-    parser.add_argument("--cache-dir", metavar="DIR", help="local cache for s3:// trials (default .cache)")
     parser.add_argument(
-        "--world", metavar="URI",
+        "--cache-dir", metavar="DIR", help="local cache for s3:// trials (default .cache)"
+    )
+    parser.add_argument(
+        "--world",
+        metavar="URI",
         help="the LADIS world root, only needed when trial URIs do not follow the standard layout",
     )
 

@@ -44,8 +44,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="s3:// URI or folder for provenance records (needs --capture)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port; default 8080)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="TCP port (0: any free port; default 8080)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     parser.add_argument(
         "--device",
         default="auto",
@@ -82,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a TCP port (0–65535)")
     if args.provenance and not args.capture:
-        raise InputError("--provenance needs --capture: provenance records are keyed by the captured step")
+        raise InputError(
+            "--provenance needs --capture: provenance records are keyed by the captured step"
+        )
     layers = tuple(part.strip() for part in args.layers.split(",") if part.strip())
 
     stop = threading.Event()

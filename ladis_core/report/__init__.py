@@ -46,7 +46,11 @@ from ladis_core.report._gather import (
 from ladis_core.report._html import render_html
 
 FORMATS = ("html", "json", "csv")
-MEDIA_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json", "csv": "text/csv; charset=utf-8"}
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 def render(data: ReportData, fmt: str) -> str:

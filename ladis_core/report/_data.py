@@ -73,7 +73,9 @@ class ReportSample:
             "predicted_name": self.predicted_name,
             "provenance": dict(self.provenance) if self.provenance is not None else None,
             "image_available": self.image is not None,
-            "original": None if self.original_kind is None else {
+            "original": None
+            if self.original_kind is None
+            else {
                 "kind": self.original_kind,
                 "source": self.original_source,
                 "class": self.original_class,
@@ -162,8 +164,15 @@ class ReportEmbedding:
         inf, rows = embedding.of_group(inference_group)
         steps = np.asarray(inference_steps, dtype=np.int64)[rows]
         return cls(
-            layer=layer, reference=ref, inference=inf, inference_steps=steps,
-            details={"seed": embedding.seed, "perplexity": embedding.perplexity, "pca_dims": embedding.pca_dims},
+            layer=layer,
+            reference=ref,
+            inference=inf,
+            inference_steps=steps,
+            details={
+                "seed": embedding.seed,
+                "perplexity": embedding.perplexity,
+                "pca_dims": embedding.pca_dims,
+            },
         )
 
 
@@ -216,8 +225,6 @@ class ReportData:
         if len(self.jobs) == 1:
             return f"Incident report: {endpoints}, job {self.jobs[0].job_id}"
         return f"Incident report: {endpoints}, {len(self.jobs)} jobs"
-
-
 
 
 def _finite_or_none(value: float | None) -> float | None:

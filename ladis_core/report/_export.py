@@ -20,17 +20,36 @@ REPORT_SCHEMA_VERSION = 1
 REPORT_KIND = "ladis-incident-report"
 
 CSV_COLUMNS = (
-    "job_id", "endpoint", "scheduled_at", "job_detection_rate", "job_baseline_rate", "job_incident",
-    "latest_verdict", "rank", "step", "score", "p_value", "predicted_class", "predicted_name",
-    "attack", "epsilon", "true_label", "source_index", "original_kind", "original_source",
-    "linf", "l2",
+    "job_id",
+    "endpoint",
+    "scheduled_at",
+    "job_detection_rate",
+    "job_baseline_rate",
+    "job_incident",
+    "latest_verdict",
+    "rank",
+    "step",
+    "score",
+    "p_value",
+    "predicted_class",
+    "predicted_name",
+    "attack",
+    "epsilon",
+    "true_label",
+    "source_index",
+    "original_kind",
+    "original_source",
+    "linf",
+    "l2",
 )
 
 
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of :func:`render_json`'s output."""
-    text = resources.files("ladis_core").joinpath("schemas", "report.schema.json").read_text("utf-8")
+    text = (
+        resources.files("ladis_core").joinpath("schemas", "report.schema.json").read_text("utf-8")
+    )
     return json.loads(text)
 
 
@@ -54,14 +73,18 @@ def report_dict(data: ReportData) -> dict[str, Any]:
     jobs = []
     for job in data.jobs:
         latest = data.latest_verdict(job.job_id)
-        jobs.append({
-            "result": job.to_dict(),
-            "source": data.sources.get(job.job_id),
-            "verdicts": [v.to_dict() for v in data.verdicts.get(job.job_id, [])],
-            "latest_verdict": latest.verdict if latest else None,
-            "samples": samples_by_job.get(job.job_id, []),
-            "window_scores": window.export_dict() if (window := data.window_scores.get(job.job_id)) else None,
-        })
+        jobs.append(
+            {
+                "result": job.to_dict(),
+                "source": data.sources.get(job.job_id),
+                "verdicts": [v.to_dict() for v in data.verdicts.get(job.job_id, [])],
+                "latest_verdict": latest.verdict if latest else None,
+                "samples": samples_by_job.get(job.job_id, []),
+                "window_scores": window.export_dict()
+                if (window := data.window_scores.get(job.job_id))
+                else None,
+            }
+        )
     embedding = None
     if data.embedding is not None:
         emb = data.embedding
@@ -133,7 +156,14 @@ def render_csv(data: ReportData) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    ordered = sorted(data.samples, key=lambda s: (str(job_time(by_id[s.job_id])) if s.job_id in by_id else "", s.job_id, s.rank))
+    ordered = sorted(
+        data.samples,
+        key=lambda s: (
+            str(job_time(by_id[s.job_id])) if s.job_id in by_id else "",
+            s.job_id,
+            s.rank,
+        ),
+    )
     for sample in ordered:
         job = by_id.get(sample.job_id)
         if job is None:

@@ -50,7 +50,9 @@ def results_location(job_uri: str) -> tuple[str, str, str]:
     else:
         folder = uri
     if "/" not in folder:
-        raise InputError(f"{job_uri!r} is not a job folder (expected <monitoring>/<job-id>[/results.json])")
+        raise InputError(
+            f"{job_uri!r} is not a job folder (expected <monitoring>/<job-id>[/results.json])"
+        )
     monitoring, job_id = folder.rsplit("/", 1)
     return layout.join(folder, layout.RESULTS_NAME), job_id, monitoring
 
@@ -108,15 +110,21 @@ def samples_of(job: JobResult) -> list[ReportSample]:
         cls = sample.predicted_class
         out.append(
             ReportSample(
-                job_id=job.job_id, rank=rank, step=int(sample.step), score=float(sample.score),
-                p_value=sample.p_value, predicted_class=cls,
+                job_id=job.job_id,
+                rank=rank,
+                step=int(sample.step),
+                score=float(sample.score),
+                p_value=sample.p_value,
+                predicted_class=cls,
                 predicted_name=None if cls is None else job.class_names.get(str(cls)),
             )
         )
     return out
 
 
-def display_order(jobs: Sequence[JobResult], samples_by_job: Mapping[str, list[ReportSample]]) -> list[ReportSample]:
+def display_order(
+    jobs: Sequence[JobResult], samples_by_job: Mapping[str, list[ReportSample]]
+) -> list[ReportSample]:
     """All samples, ordered so that the first ones shown cover every job fairly: incident
     jobs first, then the others, taking each job's next-best sample in turn."""
     ordered_jobs = [j for j in jobs if j.incident] + [j for j in jobs if not j.incident]
@@ -130,6 +138,7 @@ def display_order(jobs: Sequence[JobResult], samples_by_job: Mapping[str, list[R
 
 
 # --------------------------------------------------------------------------- gathering
+
 
 def gather_report_data(
     jobs: Sequence[str | JobResult] = (),
@@ -166,7 +175,9 @@ def gather_report_data(
         raise InputError(f"max_html_samples={max_html_samples} must be at least 0")
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start > end:
-        raise InputError(f"the range starts ({_iso(start)}) after it ends ({_iso(end)}); swap --from and --to")
+        raise InputError(
+            f"the range starts ({_iso(start)}) after it ends ({_iso(end)}); swap --from and --to"
+        )
     notes: list[str] = []
     sources: dict[str, str] = {}
     monitoring_of: dict[str, str] = {}
@@ -188,7 +199,9 @@ def gather_report_data(
     timeline: dict[str, JobResult] = {}
     if not focus:
         if not monitoring:
-            raise InputError("nothing to report: give at least one job, or a monitoring URI with a time range")
+            raise InputError(
+                "nothing to report: give at least one job, or a monitoring URI with a time range"
+            )
         focus = jobs_between(monitoring, start, end, notes=notes)
         if not focus:
             raise DataNotFoundError(
@@ -207,7 +220,10 @@ def gather_report_data(
             try:
                 timeline.update((j.job_id, j) for j in jobs_between(folder, lo, hi, notes=notes))
             except LadisError as exc:
-                note(notes, f"the timeline lacks the neighbours of these jobs: {folder} could not be listed ({exc})")
+                note(
+                    notes,
+                    f"the timeline lacks the neighbours of these jobs: {folder} could not be listed ({exc})",
+                )
     focus = sort_jobs(list({j.job_id: j for j in focus}.values()))
     timeline.update((j.job_id, j) for j in focus)
 
@@ -236,7 +252,8 @@ def gather_report_data(
 
     cache = WorldCache()
     samples_by_job = {
-        job.job_id: attach_provenance(job, samples_of(job), world=world, cache=cache, notes=notes) for job in focus
+        job.job_id: attach_provenance(job, samples_of(job), world=world, cache=cache, notes=notes)
+        for job in focus
     }
     ordered = display_order(focus, samples_by_job)
     if include_images and max_html_samples > 0:
@@ -249,7 +266,12 @@ def gather_report_data(
             report(progress, "report: images", i, len(focus), job.job_id)
             if job.job_id in by_job:
                 attached = attach_images(
-                    job, by_job[job.job_id], world=world, cache=cache, notes=notes, cache_dir=cache_dir
+                    job,
+                    by_job[job.job_id],
+                    world=world,
+                    cache=cache,
+                    notes=notes,
+                    cache_dir=cache_dir,
                 )
                 for sample in attached:
                     replaced[(sample.job_id, sample.rank)] = sample

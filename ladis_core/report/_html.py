@@ -44,7 +44,9 @@ def _plotly_js() -> str:
 
 @lru_cache(maxsize=1)
 def _template() -> Template:
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{v:.1f}%"
     env.filters["num"] = _num
     return env.from_string(TEMPLATE)
@@ -83,8 +85,13 @@ def _sample_view(sample: ReportSample, job: JobResult, *, image_max_px: int) -> 
     view: dict[str, Any] = {
         "sample": sample,
         "predicted": _class_label(job, sample.predicted_class, sample.predicted_name),
-        "image": None, "original": None, "difference": None, "amplify": None, "size": sample.size,
-        "original_label": None, "provenance": None,
+        "image": None,
+        "original": None,
+        "difference": None,
+        "amplify": None,
+        "size": sample.size,
+        "original_label": None,
+        "provenance": None,
     }
     if sample.image is not None:
         view["image"] = images.image_data_uri(sample.image, max_size=image_max_px)
@@ -99,12 +106,16 @@ def _sample_view(sample: ReportSample, job: JobResult, *, image_max_px: int) -> 
             ORIGINAL_NEAREST: "nearest natural neighbour (not the recorded original)",
         }.get(sample.original_kind or "", sample.original_kind or "")
         which = "predicted class" if sample.original_kind == ORIGINAL_NEAREST else "class"
-        view["original_label"] = f"{kind}: {sample.original_source}, {which} {_class_label(job, sample.original_class)}"
+        view["original_label"] = (
+            f"{kind}: {sample.original_source}, {which} {_class_label(job, sample.original_class)}"
+        )
     record = sample.provenance
     if record is not None:
         attack = record.get("attack", "?")
         eps = record.get("epsilon")
-        view["provenance"] = f"{attack}" + (f", ε = {eps:g}" if isinstance(eps, int | float) and attack != "none" else "")
+        view["provenance"] = f"{attack}" + (
+            f", ε = {eps:g}" if isinstance(eps, int | float) and attack != "none" else ""
+        )
         if "true_label" in record:
             view["provenance"] += f"; true class {_class_label(job, record.get('true_label'))}"
     return view
@@ -134,7 +145,13 @@ def _settings_groups(jobs: list[JobResult]) -> list[dict[str, Any]]:
             if isinstance(value, list):
                 value = ", ".join(map(str, value)) or "(default)"
             rows.append((name.replace("_", " "), "none" if value is None else str(value)))
-        out.append({"jobs": group["jobs"], "rows": rows, "json": json.dumps(group["rows"], indent=2, default=str)})
+        out.append(
+            {
+                "jobs": group["jobs"],
+                "rows": rows,
+                "json": json.dumps(group["rows"], indent=2, default=str),
+            }
+        )
     return out
 
 
@@ -144,21 +161,37 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
     jobs = data.jobs
     by_id = {job.job_id: job for job in jobs}
     selected = jobs[0].job_id if len(jobs) == 1 else None
-    timeline = figures.add(charts.timeline_figure(data.timeline_jobs or jobs, selected_job_id=selected))
-    heatmap = figures.add(charts.layer_heatmap_figure(data.timeline_jobs or jobs)) if len(data.timeline_jobs or jobs) > 1 else None
+    timeline = figures.add(
+        charts.timeline_figure(data.timeline_jobs or jobs, selected_job_id=selected)
+    )
+    heatmap = (
+        figures.add(charts.layer_heatmap_figure(data.timeline_jobs or jobs))
+        if len(data.timeline_jobs or jobs) > 1
+        else None
+    )
 
     detailed = [j for j in jobs if j.incident] or list(jobs)
     detailed = detailed[:MAX_JOB_DETAILS]
     job_details = []
     for job in detailed:
         p_values = {name: layer.p_values for name, layer in job.layers.items() if layer.p_values}
-        job_details.append({
-            "job": job,
-            "bars": figures.add(charts.layer_bars_figure(job)),
-            "pvalues": figures.add(charts.pvalue_histogram_figure(p_values, alpha=job.settings.alpha)) if p_values else None,
-        })
+        job_details.append(
+            {
+                "job": job,
+                "bars": figures.add(charts.layer_bars_figure(job)),
+                "pvalues": figures.add(
+                    charts.pvalue_histogram_figure(p_values, alpha=job.settings.alpha)
+                )
+                if p_values
+                else None,
+            }
+        )
 
-    samples = [_sample_view(s, by_id[s.job_id], image_max_px=image_max_px) for s in data.html_samples if s.job_id in by_id]
+    samples = [
+        _sample_view(s, by_id[s.job_id], image_max_px=image_max_px)
+        for s in data.html_samples
+        if s.job_id in by_id
+    ]
     embedding = None
     if data.embedding is not None:
         emb = data.embedding
@@ -166,10 +199,14 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
         steps = [int(step) for step in emb.inference_steps]
         embedding = {
             "data": emb,
-            "chart": figures.add(charts.embedding_figure(
-                emb.reference, emb.inference, suspect=[step in flagged for step in steps],
-                inference_labels=[f"step {step}" for step in steps],
-            )),
+            "chart": figures.add(
+                charts.embedding_figure(
+                    emb.reference,
+                    emb.inference,
+                    suspect=[step in flagged for step in steps],
+                    inference_labels=[f"step {step}" for step in steps],
+                )
+            ),
         }
 
     verdict_rows = [(job, v) for job in jobs for v in data.verdicts.get(job.job_id, [])]

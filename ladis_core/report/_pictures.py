@@ -39,7 +39,9 @@ class WorldCache:
     """Per-world data read at most once while gathering (provenance, natural set, reference)."""
 
     provenance: dict[str, dict[int, dict] | None] = field(default_factory=dict)
-    natural: dict[str, tuple[np.ndarray, np.ndarray, list[str]] | None] = field(default_factory=dict)
+    natural: dict[str, tuple[np.ndarray, np.ndarray, list[str]] | None] = field(
+        default_factory=dict
+    )
     reference: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,12 +62,17 @@ def _load_provenance(cache: WorldCache, uri: str, notes: list[str]) -> dict[int,
         except (ImportError, DataNotFoundError) as exc:
             log.info("no provenance at %s: %s", uri, exc)
         except LadisError as exc:
-            note(notes, f"provenance at {uri} could not be read ({exc}); originals fall back to nearest neighbours")
+            note(
+                notes,
+                f"provenance at {uri} could not be read ({exc}); originals fall back to nearest neighbours",
+            )
         cache.provenance[uri] = records
     return cache.provenance[uri]
 
 
-def _load_natural(cache: WorldCache, uri: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+def _load_natural(
+    cache: WorldCache, uri: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
     if uri not in cache.natural:
         try:
             with np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False) as npz:
@@ -76,12 +83,17 @@ def _load_natural(cache: WorldCache, uri: str, notes: list[str]) -> tuple[np.nda
         except DataNotFoundError:
             cache.natural[uri] = None
         except (LadisError, KeyError, ValueError, OSError) as exc:
-            note(notes, f"the natural data set {uri} could not be read ({exc}); originals are not shown")
+            note(
+                notes,
+                f"the natural data set {uri} could not be read ({exc}); originals are not shown",
+            )
             cache.natural[uri] = None
     return cache.natural[uri]
 
 
-def _load_reference_inputs(cache: WorldCache, uri: str, notes: list[str], *, cache_dir: str | None) -> Any:
+def _load_reference_inputs(
+    cache: WorldCache, uri: str, notes: list[str], *, cache_dir: str | None
+) -> Any:
     if uri not in cache.reference:
         try:
             from ladis_core import trials
@@ -89,9 +101,15 @@ def _load_reference_inputs(cache: WorldCache, uri: str, notes: list[str], *, cac
             data = trials.load_trial(uri, mode="EVAL", include_inputs=True, cache_dir=cache_dir)
             cache.reference[uri] = data if data.inputs is not None and len(data) else None
             if cache.reference[uri] is None:
-                note(notes, f"the reference trial {uri} has no recorded inputs; no nearest natural neighbours")
+                note(
+                    notes,
+                    f"the reference trial {uri} has no recorded inputs; no nearest natural neighbours",
+                )
         except (LadisError, ImportError) as exc:
-            note(notes, f"the reference trial {uri} could not be read ({exc}); no nearest natural neighbours")
+            note(
+                notes,
+                f"the reference trial {uri} could not be read ({exc}); no nearest natural neighbours",
+            )
             cache.reference[uri] = None
     return cache.reference[uri]
 
@@ -110,7 +128,12 @@ def _nearest_rows(candidates: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 
 def attach_provenance(
-    job: JobResult, samples: list[ReportSample], *, world: str | None, cache: WorldCache, notes: list[str]
+    job: JobResult,
+    samples: list[ReportSample],
+    *,
+    world: str | None,
+    cache: WorldCache,
+    notes: list[str],
 ) -> list[ReportSample]:
     """Samples of ``job`` with their provenance record, when the world has provenance."""
     world_uri, endpoint = _world_of(job, world)
@@ -140,8 +163,12 @@ def attach_images(
         from ladis_core import trials
 
         trial = trials.load_trial(
-            job.inference, mode="PREDICT", include_inputs=True,
-            after_step=min(steps) - 1, until_step=max(steps), cache_dir=cache_dir,
+            job.inference,
+            mode="PREDICT",
+            include_inputs=True,
+            after_step=min(steps) - 1,
+            until_step=max(steps),
+            cache_dir=cache_dir,
         )
     except ImportError:
         note(notes, "images are not shown: the trial reader (ladis_core.trials) is not available")
@@ -154,7 +181,10 @@ def attach_images(
         )
         return samples
     if trial.inputs is None:
-        note(notes, f"images of job {job.job_id} are not shown: the inference trial recorded no inputs")
+        note(
+            notes,
+            f"images of job {job.job_id} are not shown: the inference trial recorded no inputs",
+        )
         return samples
     row_of = {int(step): row for row, step in enumerate(np.asarray(trial.steps))}
 
@@ -174,13 +204,23 @@ def attach_images(
         if record is not None and natural is not None and image is not None:
             index = record.get("source_index")
             images, labels, _names = natural
-            if isinstance(index, int) and 0 <= index < len(images) and images[index].shape == image.shape:
+            if (
+                isinstance(index, int)
+                and 0 <= index < len(images)
+                and images[index].shape == image.shape
+            ):
                 original, kind = images[index], ORIGINAL_RECORDED
                 source = f"natural.npz row {index}"
-                original_class = int(labels[index]) if index < len(labels) else record.get("true_label")
+                original_class = (
+                    int(labels[index]) if index < len(labels) else record.get("true_label")
+                )
         updated = replace(
-            sample, image=image, original=original, original_kind=kind,
-            original_source=source, original_class=original_class,
+            sample,
+            image=image,
+            original=original,
+            original_kind=kind,
+            original_source=source,
+            original_class=original_class,
         )
         if image is not None and original is None:
             missing_nearest.append(len(out))
@@ -188,23 +228,37 @@ def attach_images(
 
     missing_rows = [s.step for s in samples if s.step not in row_of]
     if missing_rows:
-        note(notes, f"job {job.job_id}: {len(missing_rows)} flagged steps are missing from the inference trial")
+        note(
+            notes,
+            f"job {job.job_id}: {len(missing_rows)} flagged steps are missing from the inference trial",
+        )
     if missing_nearest:
         reference = _load_reference_inputs(cache, job.reference, notes, cache_dir=cache_dir)
         if reference is not None:
             ref_inputs = np.asarray(reference.inputs, dtype=np.float32)
             queries = np.stack([out[i].image for i in missing_nearest])
             if ref_inputs.shape[1:] == queries.shape[1:]:
-                nearest = _nearest_rows(ref_inputs.reshape(len(ref_inputs), -1), queries.reshape(len(queries), -1))
-                ref_classes = np.asarray(reference.predicted_class) if reference.predicted_class is not None else None
+                nearest = _nearest_rows(
+                    ref_inputs.reshape(len(ref_inputs), -1), queries.reshape(len(queries), -1)
+                )
+                ref_classes = (
+                    np.asarray(reference.predicted_class)
+                    if reference.predicted_class is not None
+                    else None
+                )
                 for i, ref_row in zip(missing_nearest, nearest, strict=True):
                     out[i] = replace(
-                        out[i], original=ref_inputs[ref_row], original_kind=ORIGINAL_NEAREST,
+                        out[i],
+                        original=ref_inputs[ref_row],
+                        original_kind=ORIGINAL_NEAREST,
                         original_source=(
                             f"reference row {int(ref_row)} (step {int(np.asarray(reference.steps)[ref_row])})"
                         ),
                         original_class=None if ref_classes is None else int(ref_classes[ref_row]),
                     )
             else:
-                note(notes, "reference inputs have another shape than the inference inputs; no nearest neighbours")
+                note(
+                    notes,
+                    "reference inputs have another shape than the inference inputs; no nearest neighbours",
+                )
     return out

@@ -34,7 +34,10 @@ def app_world(
 
 @pytest.fixture
 def app_env(
-    s3_env: dict[str, str], app_world: DashWorld, app_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    s3_env: dict[str, str],
+    app_world: DashWorld,
+    app_cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[DashWorld]:
     """The S3 environment of the test world, with ``LADIS_S3_URI`` pointing at it."""
     monkeypatch.setenv("LADIS_S3_URI", app_world.uri)

@@ -28,8 +28,20 @@ def open_app(*, page: str | None = None):
 def all_text(at) -> str:
     """Every piece of text the app rendered (for checks that something is not shown)."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info",
-                 "success", "exception", "text", "code"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "exception",
+        "text",
+        "code",
+    ):
         for element in getattr(at, kind, []):
             parts.append(str(getattr(element, "value", "") or getattr(element, "message", "")))
     for metric in at.metric:
@@ -48,8 +60,13 @@ def by_label(widgets, label: str):
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -84,16 +101,36 @@ class DashboardServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ENTRY),
-             "--server.address", "127.0.0.1", "--server.port", str(self.port),
-             "--server.headless", "true", "--server.fileWatcherType", "none",
-             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"],
-            cwd=REPO, env=self._env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ENTRY),
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(self.port),
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+                "--client.toolbarMode",
+                "minimal",
+            ],
+            cwd=REPO,
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"streamlit exited with {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as answer:
                     if answer.status == 200:
@@ -148,8 +185,9 @@ def wait_for_app(page, *, timeout_ms: int = 60_000, quiet_ms: int = 750) -> None
     page.evaluate("() => { delete window.__ladisQuietSince; }")
 
 
-def wait_for_images(page, selector: str = "[data-testid='stImage'] img", *,
-                    timeout_ms: int = 60_000) -> list[tuple[int, str]]:
+def wait_for_images(
+    page, selector: str = "[data-testid='stImage'] img", *, timeout_ms: int = 60_000
+) -> list[tuple[int, str]]:
     """Wait until the script has finished and every image matching ``selector`` has
     settled, then return ``(naturalWidth, src)`` of each.
 
@@ -166,5 +204,9 @@ def wait_for_images(page, selector: str = "[data-testid='stImage'] img", *,
         arg=selector,
         timeout=timeout_ms,
     )
-    return [tuple(pair) for pair in page.locator(selector).evaluate_all(
-        "imgs => imgs.map(i => [i.naturalWidth, i.getAttribute('src')])")]
+    return [
+        tuple(pair)
+        for pair in page.locator(selector).evaluate_all(
+            "imgs => imgs.map(i => [i.naturalWidth, i.getAttribute('src')])"
+        )
+    ]

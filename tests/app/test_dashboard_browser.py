@@ -31,8 +31,12 @@ ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 
 @pytest.fixture(scope="module")
 def dashboard(s3_server, app_world, app_cache_dir) -> Iterator[DashboardServer]:
-    env = {**s3_server.environment(), "LADIS_S3_URI": app_world.uri,
-           "LADIS_CACHE_DIR": str(app_cache_dir), "SMDEBUG_LOG_LEVEL": "error"}
+    env = {
+        **s3_server.environment(),
+        "LADIS_S3_URI": app_world.uri,
+        "LADIS_CACHE_DIR": str(app_cache_dir),
+        "SMDEBUG_LOG_LEVEL": "error",
+    }
     with DashboardServer(env, log_path=ARTIFACTS / "streamlit.log") as server:
         yield server
 
@@ -127,7 +131,9 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     assert "step" in card.inner_text()
     page.wait_for_function(
         """() => { const i = document.querySelector('[data-testid="ladisHoverThumbnail"] img');
-                   return i && i.complete && i.naturalWidth > 0; }""", timeout=30_000)
+                   return i && i.complete && i.naturalWidth > 0; }""",
+        timeout=30_000,
+    )
     _shot(page, "4-layers")
     page.mouse.move(5, 5)
     card.wait_for(state="hidden", timeout=30_000)

@@ -56,8 +56,12 @@ def test_subsampling_is_bounded_deterministic_and_keeps_small_groups() -> None:
     again = subsample_rows({"reference": 5000, "inference": 250}, max_points=1000, seed=1)
     np.testing.assert_array_equal(picks["reference"], again["reference"])
     assert np.all(np.diff(picks["reference"]) > 0)
-    embedding = tsne_2d({"a": np.zeros((900, 4)) + np.arange(900)[:, None], "b": np.ones((30, 4))},
-                        seed=0, max_points=200, pca_dims=None)
+    embedding = tsne_2d(
+        {"a": np.zeros((900, 4)) + np.arange(900)[:, None], "b": np.ones((30, 4))},
+        seed=0,
+        max_points=200,
+        pca_dims=None,
+    )
     assert len(embedding) <= 200
 
 
@@ -74,9 +78,21 @@ def test_tsne_rejects_groups_of_different_width() -> None:
 def _job(job_id: str, endpoint: str = "cats") -> JobResult:
     moment = layout.parse_job_id(job_id)
     return JobResult(
-        job_id=job_id, endpoint=endpoint, scheduled_at=moment.isoformat(), started_at="", finished_at="",
-        reference="r", inference="i", first_step=0, last_step=9, requests=10, detection_rate=50.0,
-        baseline_detection_rate=5.0, layers={}, incident=True, incident_rule=IncidentRule(),
+        job_id=job_id,
+        endpoint=endpoint,
+        scheduled_at=moment.isoformat(),
+        started_at="",
+        finished_at="",
+        reference="r",
+        inference="i",
+        first_step=0,
+        last_step=9,
+        requests=10,
+        detection_rate=50.0,
+        baseline_detection_rate=5.0,
+        layers={},
+        incident=True,
+        incident_rule=IncidentRule(),
         settings=JobSettings(),
     )
 
@@ -87,7 +103,9 @@ def test_world_discovery_on_a_local_folder(tmp_path: Path) -> None:
     ids = ["2026-01-01T02-00-00Z", "2026-01-01T01-00-00Z"]
     for job_id in ids:
         storage.write_bytes(layout.results_uri(monitoring, job_id), _job(job_id).to_json().encode())
-    storage.write_bytes(layout.join(monitoring, "2026-01-01T03-00-00Z", "scores.json"), b"{}")  # unfinished
+    storage.write_bytes(
+        layout.join(monitoring, "2026-01-01T03-00-00Z", "scores.json"), b"{}"
+    )  # unfinished
     storage.write_bytes(layout.join(monitoring, "_state", "results.json"), b"{}")  # not a job
     storage.write_bytes(layout.join(uri, "trials", "dogs", "reference", "x"), b"")
     triage.add_verdict(monitoring, ids[0], verdict="dismissed", analyst="Ada", note="")
@@ -115,8 +133,14 @@ def test_a_bad_data_source_is_named(bad: str) -> None:
 
 
 def test_on_demand_ids_never_take_a_scheduled_hour() -> None:
-    assert ondemand.on_demand_job_id(datetime(2026, 1, 1, 5, 0, 0, tzinfo=UTC)) == "2026-01-01T05-00-01Z"
-    assert ondemand.on_demand_job_id(datetime(2026, 1, 1, 5, 7, 9, 500, tzinfo=UTC)) == "2026-01-01T05-07-09Z"
+    assert (
+        ondemand.on_demand_job_id(datetime(2026, 1, 1, 5, 0, 0, tzinfo=UTC))
+        == "2026-01-01T05-00-01Z"
+    )
+    assert (
+        ondemand.on_demand_job_id(datetime(2026, 1, 1, 5, 7, 9, 500, tzinfo=UTC))
+        == "2026-01-01T05-07-09Z"
+    )
 
 
 def test_saving_an_on_demand_job_writes_it_once(tmp_path: Path) -> None:
@@ -135,14 +159,24 @@ def test_on_demand_test_on_the_real_world(app_env) -> None:
         ondemand.resolve_layers(job.reference, job.inference, ["no_such_layer"])
     settings = replace(job.settings, n_repeats=10, n_permutations=100)
     result = ondemand.run_test(
-        reference=job.reference, inference=job.inference, layers=list(job.layers),
-        after_step=job.first_step - 1, until_step=job.last_step, settings=settings,
-        rule=job.incident_rule, endpoint=app_env.endpoint,
+        reference=job.reference,
+        inference=job.inference,
+        layers=list(job.layers),
+        after_step=job.first_step - 1,
+        until_step=job.last_step,
+        settings=settings,
+        rule=job.incident_rule,
+        endpoint=app_env.endpoint,
     )
     assert result.source == "on-demand" and result.requests == job.requests
     assert set(result.layers) == set(job.layers)
     assert all(len(layer.p_values) == 10 for layer in result.layers.values())
     assert result.detection_rate is not None and result.detection_rate > 50  # the attacked hour
     with pytest.raises(InputError, match="widen the window or lower n"):
-        ondemand.run_test(reference=job.reference, inference=job.inference,
-                          after_step=job.first_step - 1, until_step=job.first_step + 2, settings=settings)
+        ondemand.run_test(
+            reference=job.reference,
+            inference=job.inference,
+            after_step=job.first_step - 1,
+            until_step=job.first_step + 2,
+            settings=settings,
+        )

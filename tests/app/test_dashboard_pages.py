@@ -101,7 +101,11 @@ def test_layer_explorer_computes_tsne_on_request(app_env) -> None:
     (hover,) = at.get("bidi_component")
     thumbnails = json.loads(hover.proto.json)["thumbnails"]
     assert set(thumbnails) == {"reference", "inference"}
-    assert all(uri.startswith("data:image/png;base64,") for rows in thumbnails.values() for uri in rows.values())
+    assert all(
+        uri.startswith("data:image/png;base64,")
+        for rows in thumbnails.values()
+        for uri in rows.values()
+    )
     # kept: the next visit shows the embedding without asking again
     at.run()
     assert not any(b.label.startswith("Compute t-SNE") for b in at.button)
@@ -221,7 +225,9 @@ def test_a_job_whose_trial_is_gone_explains_itself(s3_bucket: str, app_world) ->
     data = json.loads(job.to_json())
     data["reference"] = layout.reference_trial_uri(s3_bucket, app_world.endpoint)
     data["inference"] = layout.inference_trial_uri(s3_bucket, app_world.endpoint)
-    storage.write_json(layout.results_uri(layout.monitoring_uri(s3_bucket, app_world.endpoint), job.job_id), data)
+    storage.write_json(
+        layout.results_uri(layout.monitoring_uri(s3_bucket, app_world.endpoint), job.job_id), data
+    )
 
     at = open_app(page="flagged")
     _no_exception(at)

@@ -18,8 +18,16 @@ from ladis_core.results import JobResult
 
 #: the tiny preset, made faster still (see the module docstring)
 FAST = dict(
-    image_size=8, epochs=1, hours=3, requests_per_hour=(40, 40), n_samples=30,
-    experiment_repeats=5, small_epsilon=0.3, large_epsilon=0.5, pgd_steps=3, torch_threads=1,
+    image_size=8,
+    epochs=1,
+    hours=3,
+    requests_per_hour=(40, 40),
+    n_samples=30,
+    experiment_repeats=5,
+    small_epsilon=0.3,
+    large_epsilon=0.5,
+    pgd_steps=3,
+    torch_threads=1,
 )
 
 

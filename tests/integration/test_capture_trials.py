@@ -247,7 +247,6 @@ def test_restarted_endpoint_appends_after_the_last_step(model, s3_bucket, tmp_pa
         cap.record(_images(1, 0))
 
 
-
 _KILLED_ENDPOINT = """
 import os, signal, sys, torch
 from ladis_core import capture
@@ -263,19 +262,30 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def test_steps_staged_by_a_killed_endpoint_are_published_by_the_next_one(model, s3_bucket, tmp_path):
+def test_steps_staged_by_a_killed_endpoint_are_published_by_the_next_one(
+    model, s3_bucket, tmp_path
+):
     uri = s3_bucket + "trials/killed/inference"
-    killed = subprocess.run([sys.executable, "-c", _KILLED_ENDPOINT, uri], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "SMDEBUG_LOG_LEVEL": "error"})
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_ENDPOINT, uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SMDEBUG_LOG_LEVEL": "error"},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     staging = Path(killed.stdout.strip())
     assert staging.is_dir()
-    assert trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "before").steps.tolist() == [0]
+    assert trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "before").steps.tolist() == [
+        0
+    ]
 
     with capture.ServingCapture(model, uri, include_inputs=True, upload_interval_s=0) as cap:
         assert cap.record(torch.full((1, *SPEC.input_shape), 0.3))[1] == 3
     assert not staging.exists()
-    after = trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "after", include_inputs=True)
+    after = trials.load_trial(
+        uri, mode="PREDICT", cache_dir=tmp_path / "after", include_inputs=True
+    )
     assert after.steps.tolist() == [0, 1, 2, 3]
     assert np.allclose(after.inputs[:, 0, 0, 0], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
 
@@ -324,7 +334,9 @@ def _spread_trial(local: Path, first_steps: list[int], *, count: int) -> list[in
     small = ResNet().eval()
     steps = []
     for first in first_steps:
-        with capture.ServingCapture(small, str(local), include_inputs=False, upload_interval_s=0) as cap:
+        with capture.ServingCapture(
+            small, str(local), include_inputs=False, upload_interval_s=0
+        ) as cap:
             if first:
                 cap._continue_from(first - 1, first - 1)
             for step in range(first, first + count):
@@ -365,14 +377,17 @@ def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path,
     cache = tmp_path / "cache"
 
     events: list[Progress] = []
-    early = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, until_step=2, progress=events.append)
+    early = trials.load_trial(
+        uri, mode="PREDICT", cache_dir=cache, until_step=2, progress=events.append
+    )
     assert early.steps.tolist() == [0, 1, 2]
     assert _downloads(events) == 4 + 3  # folder 0's index files, the window's event files
     assert not (cache / "index" / "000000001").exists()
 
     events.clear()
-    middle = trials.load_trial(uri, mode="PREDICT", cache_dir=cache, after_step=2, until_step=1001,
-                               progress=events.append)
+    middle = trials.load_trial(
+        uri, mode="PREDICT", cache_dir=cache, after_step=2, until_step=1001, progress=events.append
+    )
     assert middle.steps.tolist() == [3, 1000, 1001]
     assert _downloads(events) == 4 + 3  # folder 1's index files (folder 0 is sealed), 3 events
     assert not (cache / "index" / "000000002").exists()
@@ -381,8 +396,9 @@ def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path,
     cold = trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "cold")
     for data in (whole, cold):
         assert data.steps.tolist() == steps
-        assert np.array_equal(data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32))
-
+        assert np.array_equal(
+            data.layers["avgpool_output_0"][:, 0], np.array(steps, dtype=np.float32)
+        )
 
 
 def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_bucket, monkeypatch):
@@ -410,7 +426,9 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
     results = []
     with open(folder / cache.TRIAL_LOCK, "a+b") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as `cache prune` holds it while removing
-        reader = threading.Thread(target=lambda: results.append(trials.load_trial(uri, mode="PREDICT")))
+        reader = threading.Thread(
+            target=lambda: results.append(trials.load_trial(uri, mode="PREDICT"))
+        )
         reader.start()
         reader.join(timeout=1.0)
         assert reader.is_alive()  # waiting for the lock
@@ -418,6 +436,7 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
     reader.join(timeout=60)
     assert results and results[0].steps.tolist() == steps
     assert (folder / cache.TRIAL_MANIFEST).is_file()
+
 
 # --------------------------------------------------------------------------- provenance
 

@@ -40,8 +40,9 @@ def tiny_world(s3_server, tmp_path_factory):
         mp.setenv("LADIS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         world = s3_server.create_bucket(f"demo-{uuid.uuid4().hex[:12]}")
         stages: list[str] = []
-        summary = demo.build_world(world, options=demo.DemoOptions.tiny(),
-                                   progress=lambda p: stages.append(p.stage))
+        summary = demo.build_world(
+            world, options=demo.DemoOptions.tiny(), progress=lambda p: stages.append(p.stage)
+        )
         yield world, summary, stages
 
 
@@ -54,11 +55,23 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
     options = demo.DemoOptions.tiny()
     endpoint = options.endpoint
     # progress was reported for every stage
-    for stage in ("check", "data", "train", "capture", "traffic", "requests", "monitor", "experiment", "done"):
+    for stage in (
+        "check",
+        "data",
+        "train",
+        "capture",
+        "traffic",
+        "requests",
+        "monitor",
+        "experiment",
+        "done",
+    ):
         assert stage in stages
     # the model in the layout the endpoint loads, and the natural pool
     assert storage.exists(layout.join(layout.model_uri(world, endpoint), "model.pt"))
-    spec = json.loads(storage.read_bytes(layout.join(layout.model_uri(world, endpoint), "model.json")))
+    spec = json.loads(
+        storage.read_bytes(layout.join(layout.model_uri(world, endpoint), "model.json"))
+    )
     assert spec["architecture"] == "resnet18" and spec["class_names"] == [str(i) for i in range(10)]
     natural = np.load(io.BytesIO(storage.read_bytes(layout.dataset_uri(world, endpoint))))
     assert natural["images"].dtype == np.float32 and natural["images"].shape[1:] == (3, 16, 16)
@@ -68,7 +81,12 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
     # the reference: EVAL steps with inputs, the residual blocks asked for, penultimate, outputs
     reference = layout.reference_trial_uri(world, endpoint)
     names = trials.list_layers(reference, mode="EVAL")
-    assert names == ["layer3.1_output_0", "layer4.1_output_0", "avgpool_output_0", "ResNet_output_0"]
+    assert names == [
+        "layer3.1_output_0",
+        "layer4.1_output_0",
+        "avgpool_output_0",
+        "ResNet_output_0",
+    ]
     ref = trials.load_trial(reference, mode="EVAL", layers=["avgpool"])
     assert len(ref) == summary.split["validation"]
 
@@ -101,7 +119,10 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
     # one job per hour, at the simulated hour's end, on a fixed date
     monitoring = layout.monitoring_uri(world, endpoint)
     assert [h.job_id for h in summary.hours] == [
-        "2026-11-23T01-00-00Z", "2026-11-23T02-00-00Z", "2026-11-23T03-00-00Z"]
+        "2026-11-23T01-00-00Z",
+        "2026-11-23T02-00-00Z",
+        "2026-11-23T03-00-00Z",
+    ]
     for hour in summary.hours:
         job = JobResult.from_dict(storage.read_json(layout.results_uri(monitoring, hour.job_id)))
         assert job.requests == 110 and job.status == "ok"
@@ -109,13 +130,19 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
         assert list(job.layers) == ["avgpool_output_0"]
 
     # attacks and the experiment: columns, layers (input first), rates in range, saved
-    assert summary.attacks[0]["attack"] == "pgd" and 0.0 <= summary.attacks[0]["success_rate"] <= 100.0
+    assert (
+        summary.attacks[0]["attack"] == "pgd" and 0.0 <= summary.attacks[0]["success_rate"] <= 100.0
+    )
     assert summary.test_accuracy > 70.0
     experiment = summary.experiment
     assert experiment is not None
     assert experiment.columns == ["baseline", "natural", "PGD ε=8/255"]
     assert experiment.layers == ["input", *names]
-    assert all(0.0 <= experiment.rates[c][n] <= 100.0 for c in experiment.columns for n in experiment.layers)
+    assert all(
+        0.0 <= experiment.rates[c][n] <= 100.0
+        for c in experiment.columns
+        for n in experiment.layers
+    )
     saved = storage.read_json(layout.experiment_uri(world, endpoint))
     assert saved["rates"] == experiment.rates
     assert "input" in experiment.table() and "combined" in experiment.table()
@@ -184,8 +211,15 @@ def test_image_folder_world(s3_bucket, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LADIS_CACHE_DIR", str(tmp_path / "cache"))
     folder = _image_folder(tmp_path / "shapes", per_class=40)
     options = demo.DemoOptions.tiny(
-        endpoint="shapes-resnet18", data_dir=str(folder), fractions=(0.4, 0.35, 0.25), n_samples=20,
-        requests_per_hour=(25, 25), epochs=1, n_repeats=10, n_permutations=100, experiment_repeats=10,
+        endpoint="shapes-resnet18",
+        data_dir=str(folder),
+        fractions=(0.4, 0.35, 0.25),
+        n_samples=20,
+        requests_per_hour=(25, 25),
+        epochs=1,
+        n_repeats=10,
+        n_permutations=100,
+        experiment_repeats=10,
     )
     summary = demo.build_world(s3_bucket, options=options)
     assert summary.classes == ["circles", "noise", "stripes"]
@@ -193,11 +227,17 @@ def test_image_folder_world(s3_bucket, tmp_path, monkeypatch) -> None:
     assert summary.data_source == str(folder)
     assert len(summary.hours) == 3 and all(h.requests == 25 for h in summary.hours)
     assert storage.exists(demo.marker_uri(s3_bucket, "shapes-resnet18"))
-    spec = json.loads(storage.read_bytes(layout.join(layout.model_uri(s3_bucket, "shapes-resnet18"), "model.json")))
+    spec = json.loads(
+        storage.read_bytes(
+            layout.join(layout.model_uri(s3_bucket, "shapes-resnet18"), "model.json")
+        )
+    )
     assert spec["num_classes"] == 3 and spec["class_names"] == ["circles", "noise", "stripes"]
 
 
-def test_bad_inputs_fail_clearly_and_write_nothing(s3_server, s3_bucket, tmp_path, capsys, monkeypatch) -> None:
+def test_bad_inputs_fail_clearly_and_write_nothing(
+    s3_server, s3_bucket, tmp_path, capsys, monkeypatch
+) -> None:
     # an image folder without images
     empty = tmp_path / "empty"
     (empty / "cats").mkdir(parents=True)
@@ -213,7 +253,9 @@ def test_bad_inputs_fail_clearly_and_write_nothing(s3_server, s3_bucket, tmp_pat
     assert cli.main(["demo", "--world", other, "--tiny"]) == 2
     err = capsys.readouterr().err
     assert "holds no LADIS world" in err and "photos" in err
-    assert [info.uri for info in storage.iter_objects(other)] == [layout.join(other, "photos", "holiday.jpg")]
+    assert [info.uri for info in storage.iter_objects(other)] == [
+        layout.join(other, "photos", "holiday.jpg")
+    ]
 
     # a GPU asked for where there is none
     if not torch.cuda.is_available():
@@ -238,11 +280,19 @@ def test_default_story_spreads_the_incidents() -> None:
     small, large = 8 / 255, 16 / 255
     day = demo.default_story(24, small_epsilon=small, large_epsilon=large)
     attacked = {i: w.describe() for i, w in enumerate(day) if w.adversarial}
-    assert attacked == {5: "PGD ε=8/255", 10: "30% PGD ε=16/255", 14: "PGD ε=16/255", 19: "FGSM ε=16/255"}
+    assert attacked == {
+        5: "PGD ε=8/255",
+        10: "30% PGD ε=16/255",
+        14: "PGD ε=16/255",
+        19: "FGSM ε=16/255",
+    }
     assert not day[0].adversarial and not day[-1].adversarial
-    assert [w.adversarial for w in demo.default_story(3, small_epsilon=small, large_epsilon=large)] == [
-        False, False, True]
-    assert not any(w.adversarial for w in demo.default_story(2, small_epsilon=small, large_epsilon=large))
+    assert [
+        w.adversarial for w in demo.default_story(3, small_epsilon=small, large_epsilon=large)
+    ] == [False, False, True]
+    assert not any(
+        w.adversarial for w in demo.default_story(2, small_epsilon=small, large_epsilon=large)
+    )
 
 
 def test_hour_plans_are_fixed_by_seed_and_hour() -> None:
@@ -270,4 +320,7 @@ def test_options_refuse_what_cannot_work() -> None:
         demo.TrafficWindow("pgd", 0.03, 0.0)
     assert demo.DemoOptions.quick().plan() != demo.DemoOptions.full().plan()
     # how fast a world is built does not change what it holds
-    assert demo.DemoOptions.full(concurrency=3, torch_threads=1).plan() == demo.DemoOptions.full().plan()
+    assert (
+        demo.DemoOptions.full(concurrency=3, torch_threads=1).plan()
+        == demo.DemoOptions.full().plan()
+    )

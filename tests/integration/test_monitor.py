@@ -74,11 +74,17 @@ def _write_trial(out: Path | str, *, size: int, eval_batches=(), predict=()) -> 
     torch.set_num_threads(1)
     try:
         if len(eval_batches):
-            capture_reference(model, [torch.from_numpy(b) for b in eval_batches], str(out),
-                              layers=["layer3.1"], include_inputs=False)
+            capture_reference(
+                model,
+                [torch.from_numpy(b) for b in eval_batches],
+                str(out),
+                layers=["layer3.1"],
+                include_inputs=False,
+            )
         if len(predict):
-            with ServingCapture(model, str(out), layers=["layer3.1"], include_inputs=False,
-                                upload_interval_s=0) as capture:
+            with ServingCapture(
+                model, str(out), layers=["layer3.1"], include_inputs=False, upload_interval_s=0
+            ) as capture:
                 for image in predict:
                     capture.record(torch.from_numpy(image[None]))
     finally:
@@ -98,10 +104,18 @@ def local_trials(tmp_path_factory: pytest.TempPathFactory) -> LocalTrials:
     reference, clean = images[order[:240]], images[order[240 : 240 + len(CLEAN)]]
     noisy = images[order[300 : 300 + len(SHIFTED)]] + rng.normal(0, 0.5, (len(SHIFTED), 3, 8, 8))
     trials = LocalTrials(root / "reference", root / "inference", root / "other_reference")
-    _write_trial(trials.reference, size=8, eval_batches=[reference[i : i + 40] for i in range(0, 240, 40)])
-    _write_trial(trials.inference, size=8, predict=np.concatenate([clean, np.clip(noisy, 0, 1)]).astype(np.float32))
+    _write_trial(
+        trials.reference, size=8, eval_batches=[reference[i : i + 40] for i in range(0, 240, 40)]
+    )
+    _write_trial(
+        trials.inference,
+        size=8,
+        predict=np.concatenate([clean, np.clip(noisy, 0, 1)]).astype(np.float32),
+    )
     big = digits_dataset(size=12, channels=3).images.astype(np.float32)[order[:120]]
-    _write_trial(trials.other_reference, size=12, eval_batches=[big[i : i + 40] for i in range(0, 120, 40)])
+    _write_trial(
+        trials.other_reference, size=12, eval_batches=[big[i : i + 40] for i in range(0, 120, 40)]
+    )
     # the same requests as arrays, for tests that capture straight into S3
     np.save(root / "clean.npy", clean)
     np.save(root / "shifted.npy", np.clip(noisy, 0, 1).astype(np.float32))
@@ -125,9 +139,17 @@ def upload(local: Path, uri: str, steps: range | None = None) -> None:
         if steps is None or step is None or step in steps:
             chosen.append((relative, path))
     for prefix in ("events/", "index/", ""):
-        batch = [(r, p) for r, p in chosen if r.startswith(prefix) and (prefix or not r.startswith(("events/", "index/")))]
+        batch = [
+            (r, p)
+            for r, p in chosen
+            if r.startswith(prefix) and (prefix or not r.startswith(("events/", "index/")))
+        ]
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda rp: storage.write_bytes(f"{uri}/{rp[0]}", rp[1].read_bytes()), batch))
+            list(
+                pool.map(
+                    lambda rp: storage.write_bytes(f"{uri}/{rp[0]}", rp[1].read_bytes()), batch
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -139,7 +161,9 @@ class World:
 
     def run(self, **kwargs) -> JobResult:
         options = {"settings": SETTINGS, "cache_dir": str(self.cache), **kwargs}
-        return monitor.run_job(reference=self.reference, inference=self.inference, output=self.output, **options)
+        return monitor.run_job(
+            reference=self.reference, inference=self.inference, output=self.output, **options
+        )
 
 
 @pytest.fixture
@@ -168,7 +192,9 @@ def bookmark(output: str) -> dict | None:
 # --------------------------------------------------------------------------- the job
 
 
-def test_clean_then_shifted_traffic_and_the_bookmark(world: World, local_trials: LocalTrials) -> None:
+def test_clean_then_shifted_traffic_and_the_bookmark(
+    world: World, local_trials: LocalTrials
+) -> None:
     # the endpoint's capture writes straight into S3: clean traffic, a job, shifted
     # traffic appended by a restarted capture, the next job
     requests = local_trials.reference.parent
@@ -218,7 +244,9 @@ def test_clean_then_shifted_traffic_and_the_bookmark(world: World, local_trials:
     assert [j.job_id for j in jobs] == [first.job_id, second.job_id, third.job_id]
 
 
-def test_small_window_is_recorded_and_rolls_into_the_next(world: World, local_trials: LocalTrials) -> None:
+def test_small_window_is_recorded_and_rolls_into_the_next(
+    world: World, local_trials: LocalTrials
+) -> None:
     upload(local_trials.inference, world.inference, range(0, 12))
     small = world.run(at=T1)
     assert small.status == STATUS_INSUFFICIENT and small.requests == 12
@@ -228,7 +256,11 @@ def test_small_window_is_recorded_and_rolls_into_the_next(world: World, local_tr
 
     upload(local_trials.inference, world.inference, range(12, 40))
     full = world.run(at=T2)
-    assert full.status == STATUS_OK and (full.first_step, full.last_step, full.requests) == (0, 39, 40)
+    assert full.status == STATUS_OK and (full.first_step, full.last_step, full.requests) == (
+        0,
+        39,
+        40,
+    )
     assert bookmark(world.output)["last_step"] == 39
 
 
@@ -286,9 +318,22 @@ def test_two_jobs_at_once_never_share_steps(world: World, local_trials: LocalTri
 
 def _cli_args(world: World, *extra: str) -> list[str]:
     return [
-        "monitor", "--reference", world.reference, "--inference", world.inference,
-        "--output", world.output, "--n-samples", str(N), "--repeats", str(R),
-        "--permutations", str(B), "--cache-dir", str(world.cache), *extra,
+        "monitor",
+        "--reference",
+        world.reference,
+        "--inference",
+        world.inference,
+        "--output",
+        world.output,
+        "--n-samples",
+        str(N),
+        "--repeats",
+        str(R),
+        "--permutations",
+        str(B),
+        "--cache-dir",
+        str(world.cache),
+        *extra,
     ]
 
 
@@ -298,7 +343,11 @@ def test_two_processes_at_once_and_the_cli(world: World, local_trials: LocalTria
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "ladis_core", *_cli_args(world, "--at", at)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for at in (T1, T2)
     ]
@@ -331,8 +380,14 @@ monitor.run_job(reference={world.reference!r}, inference={world.inference!r}, ou
     at={T2!r}, settings=JobSettings(n_samples={N}, n_repeats={R}, n_permutations={B}),
     cache_dir={str(world.cache)!r}, progress=die)
 """
-    crashed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "SMDEBUG_TRAINING_END_DELAY_REFRESH": "0"})
+    crashed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SMDEBUG_TRAINING_END_DELAY_REFRESH": "0"},
+    )
     assert crashed.returncode == 3, crashed.stderr
     assert not storage.exists(layout.results_uri(world.output, "2026-11-23T18-00-00Z"))
     assert bookmark(world.output)["last_step"] == 29
@@ -396,8 +451,12 @@ def test_bad_input_empty_trial(populated: World, capsys) -> None:
 
 def test_bad_input_unknown_layer_lists_the_available_ones(populated: World, capsys) -> None:
     line = _assert_rejected(
-        populated, _cli_args(populated, "--at", T2, "--layers", "avgpool,layer9"), capsys,
-        "'layer9'", PENULTIMATE, MID,
+        populated,
+        _cli_args(populated, "--at", T2, "--layers", "avgpool,layer9"),
+        capsys,
+        "'layer9'",
+        PENULTIMATE,
+        MID,
     )
     assert "available layers" in line
 
@@ -437,13 +496,17 @@ def test_bad_input_settings(populated: World, capsys) -> None:
     _assert_rejected(populated, _cli_args(populated, "--at", T2, "--alpha", "1.5"), capsys, "alpha")
     _assert_rejected(populated, _cli_args(populated, "--at", "yesterday"), capsys, "ISO-8601")
     # more rows asked for than the reference has (240 rows; the baseline needs 2n)
-    _assert_rejected(populated, _cli_args(populated, "--at", T2, "--n-samples", "150"), capsys, "240 rows")
+    _assert_rejected(
+        populated, _cli_args(populated, "--at", T2, "--n-samples", "150"), capsys, "240 rows"
+    )
 
 
 # --------------------------------------------------------------------------- schedule
 
 
-def test_every_runs_bounded_jobs_and_survives_a_failing_one(world: World, local_trials: LocalTrials, capsys) -> None:
+def test_every_runs_bounded_jobs_and_survives_a_failing_one(
+    world: World, local_trials: LocalTrials, capsys
+) -> None:
     upload(local_trials.inference, world.inference, CLEAN)
     code, _ = _run_cli_in_process(_cli_args(world, "--every", "1s", "--max-runs", "2"), capsys)
     assert code == 0
@@ -451,7 +514,9 @@ def test_every_runs_bounded_jobs_and_survives_a_failing_one(world: World, local_
     assert len(jobs) == 2 and jobs[0].status == STATUS_OK and jobs[1].requests == 0
     assert jobs[1].job_id > jobs[0].job_id
     # a schedule whose jobs fail keeps going, and says so
-    code, err = _run_cli_in_process(_cli_args(world, "--every", "1s", "--max-runs", "2", "--layers", "nope"), capsys)
+    code, err = _run_cli_in_process(
+        _cli_args(world, "--every", "1s", "--max-runs", "2", "--layers", "nope"), capsys
+    )
     assert code == 2
 
 
@@ -488,7 +553,9 @@ def cloudwatch(monkeypatch):
         server.server_close()
 
 
-def test_metrics_go_to_cloudwatch_only_when_asked(world: World, local_trials: LocalTrials, cloudwatch) -> None:
+def test_metrics_go_to_cloudwatch_only_when_asked(
+    world: World, local_trials: LocalTrials, cloudwatch
+) -> None:
     upload(local_trials.inference, world.inference, CLEAN)
     world.run(at=T1)
     assert cloudwatch == []  # nothing sent without --cloudwatch
@@ -503,7 +570,9 @@ def test_metrics_go_to_cloudwatch_only_when_asked(world: World, local_trials: Lo
     assert values["DetectionRate"] == result.detection_rate
     assert values["BaselineDetectionRate"] == result.baseline_detection_rate
     assert values["Requests"] == 40
-    assert all(m["Dimensions"][0] == {"Name": "Endpoint", "Value": "digits"} for m in sent["MetricData"])
+    assert all(
+        m["Dimensions"][0] == {"Name": "Endpoint", "Value": "digits"} for m in sent["MetricData"]
+    )
     # a window too small to test sends its request count but no rate (no false 0 %)
     world.run(at=T3, cloudwatch=True)
     names = {m["MetricName"] for m in json.loads(cloudwatch[1][1])["MetricData"]}
@@ -513,11 +582,16 @@ def test_metrics_go_to_cloudwatch_only_when_asked(world: World, local_trials: Lo
 # --------------------------------------------------------------------------- SageMaker Processing
 
 
-def test_processing_container_mode(world: World, local_trials: LocalTrials, tmp_path: Path, capsys) -> None:
+def test_processing_container_mode(
+    world: World, local_trials: LocalTrials, tmp_path: Path, capsys
+) -> None:
     upload(local_trials.inference, world.inference, CLEAN)
     config = {
         "ProcessingJobName": "ladis-monitor-1",
-        "AppSpecification": {"ImageUri": "ladis:latest", "ContainerArguments": ["--repeats", str(R)]},
+        "AppSpecification": {
+            "ImageUri": "ladis:latest",
+            "ContainerArguments": ["--repeats", str(R)],
+        },
         "Environment": {
             "LADIS_N_SAMPLES": "20.0",
             "LADIS_PERMUTATIONS": "2e2",
@@ -528,11 +602,22 @@ def test_processing_container_mode(world: World, local_trials: LocalTrials, tmp_
             "end_time": "2026-11-23T17:00:00Z",
         },
         "ProcessingInputs": [
-            {"InputName": "reference", "S3Input": {"S3Uri": world.reference, "LocalPath": "/opt/ml/processing/reference"}},
-            {"InputName": "inference", "S3Input": {"S3Uri": world.inference, "LocalPath": "/opt/ml/processing/inference"}},
+            {
+                "InputName": "reference",
+                "S3Input": {"S3Uri": world.reference, "LocalPath": "/opt/ml/processing/reference"},
+            },
+            {
+                "InputName": "inference",
+                "S3Input": {"S3Uri": world.inference, "LocalPath": "/opt/ml/processing/inference"},
+            },
         ],
         "ProcessingOutputConfig": {
-            "Outputs": [{"OutputName": "monitoring", "S3Output": {"S3Uri": world.output, "LocalPath": "/opt/ml/processing/output"}}]
+            "Outputs": [
+                {
+                    "OutputName": "monitoring",
+                    "S3Output": {"S3Uri": world.output, "LocalPath": "/opt/ml/processing/output"},
+                }
+            ]
         },
     }
     path = tmp_path / "processingjobconfig.json"
@@ -546,12 +631,22 @@ def test_processing_container_mode(world: World, local_trials: LocalTrials, tmp_
         "SMDEBUG_TRAINING_END_DELAY_REFRESH": "0",
         **config["Environment"],  # SageMaker sets the Environment map as variables too
     }
-    done = subprocess.run([sys.executable, "-m", "ladis_core.processing"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ladis_core.processing"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     (job,) = monitor.load_jobs(world.output)
     assert job.job_id == "2026-11-23T17-00-00Z" and job.endpoint == "digits-prod"
-    assert job.settings.n_samples == 20 and job.settings.n_permutations == 200 and job.settings.n_repeats == R
+    assert (
+        job.settings.n_samples == 20
+        and job.settings.n_permutations == 200
+        and job.settings.n_repeats == R
+    )
     assert job.settings.class_matched is False and job.status == STATUS_OK
 
     env["LADIS_REPEATS"] = "many"
@@ -563,14 +658,26 @@ def test_processing_container_mode(world: World, local_trials: LocalTrials, tmp_
 
 def test_local_folders_work_too(local_trials: LocalTrials, tmp_path: Path) -> None:
     result = monitor.run_job(
-        reference=str(local_trials.reference), inference=str(local_trials.inference),
-        output=str(tmp_path / "monitoring"), at=datetime(2026, 11, 23, 17, tzinfo=UTC), settings=SETTINGS,
+        reference=str(local_trials.reference),
+        inference=str(local_trials.inference),
+        output=str(tmp_path / "monitoring"),
+        at=datetime(2026, 11, 23, 17, tzinfo=UTC),
+        settings=SETTINGS,
     )
     assert result.requests == 80 and result.endpoint == "monitoring"
     assert monitor.read_bookmark(str(tmp_path / "monitoring")).last_step == 79
     with pytest.raises(InputError, match="available layers"):
-        monitor.run_job(reference=str(local_trials.reference), inference=str(local_trials.inference),
-                        output=str(tmp_path / "monitoring"), layers=["fc9"], settings=SETTINGS)
+        monitor.run_job(
+            reference=str(local_trials.reference),
+            inference=str(local_trials.inference),
+            output=str(tmp_path / "monitoring"),
+            layers=["fc9"],
+            settings=SETTINGS,
+        )
     with pytest.raises((DataNotFoundError, StorageError)):
-        monitor.run_job(reference=str(tmp_path / "nope"), inference=str(local_trials.inference),
-                        output=str(tmp_path / "monitoring"), settings=SETTINGS)
+        monitor.run_job(
+            reference=str(tmp_path / "nope"),
+            inference=str(local_trials.inference),
+            output=str(tmp_path / "monitoring"),
+            settings=SETTINGS,
+        )

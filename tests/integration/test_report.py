@@ -29,8 +29,13 @@ EVIL_ATTR = '"><img src=x onerror="window.__pwned=1">'
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -41,25 +46,42 @@ def _job(world: str, hour: int, rate: float, *, n_top: int = 30) -> JobResult:
     rule = IncidentRule()
     first = hour * 200
     return JobResult(
-        job_id=layout.job_id_for(moment), endpoint=EVIL, scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(), finished_at=(moment + timedelta(seconds=30)).isoformat(),
-        reference=layout.reference_trial_uri(world, "digits"), inference=layout.inference_trial_uri(world, "digits"),
-        first_step=first, last_step=first + 199, requests=200, detection_rate=rate, baseline_detection_rate=3.0,
+        job_id=layout.job_id_for(moment),
+        endpoint=EVIL,
+        scheduled_at=moment.isoformat(),
+        started_at=moment.isoformat(),
+        finished_at=(moment + timedelta(seconds=30)).isoformat(),
+        reference=layout.reference_trial_uri(world, "digits"),
+        inference=layout.inference_trial_uri(world, "digits"),
+        first_step=first,
+        last_step=first + 199,
+        requests=200,
+        detection_rate=rate,
+        baseline_detection_rate=3.0,
         layers={
             EVIL_ATTR: LayerResult(rate, 3.0, 0.2, rng.random(50).tolist(), 512),
             "layer3": LayerResult(rate / 3, 2.0, 0.5, rng.random(50).tolist(), 256),
         },
-        incident=rule.is_incident(rate, 3.0), incident_rule=rule, settings=JobSettings(seed=77, n_repeats=50),
-        top_samples=[TopSample(step=first + i, score=5.0 - 0.1 * i, predicted_class=i % 2, p_value=0.002 * (i + 1))
-                     for i in range(n_top)],
-        class_names={"0": EVIL, "1": "one"}, ladis_version="test",
+        incident=rule.is_incident(rate, 3.0),
+        incident_rule=rule,
+        settings=JobSettings(seed=77, n_repeats=50),
+        top_samples=[
+            TopSample(
+                step=first + i, score=5.0 - 0.1 * i, predicted_class=i % 2, p_value=0.002 * (i + 1)
+            )
+            for i in range(n_top)
+        ],
+        class_names={"0": EVIL, "1": "one"},
+        ladis_version="test",
     )
 
 
 def _store_jobs(world: str, jobs: list[JobResult]) -> str:
     monitoring = layout.monitoring_uri(world, "digits")
     for job in jobs:
-        assert storage.write_json(layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True)
+        assert storage.write_json(
+            layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True
+        )
     return monitoring
 
 
@@ -99,8 +121,15 @@ def _write_trial(model, out_dir: Path, *, eval_batches=(), predict=()) -> None:
     from smdebug.pytorch import Hook, SaveConfig
 
     hook = Hook(
-        out_dir=str(out_dir), save_config=SaveConfig(save_interval=1), save_all=False,
-        include_regex=[".*avgpool_output", "ResNet_output_0", r"layer3\.1_output_0", "ResNet_input_0"],
+        out_dir=str(out_dir),
+        save_config=SaveConfig(save_interval=1),
+        save_all=False,
+        include_regex=[
+            ".*avgpool_output",
+            "ResNet_output_0",
+            r"layer3\.1_output_0",
+            "ResNet_input_0",
+        ],
     )
     hook.register_module(model)
     try:
@@ -147,24 +176,37 @@ def local_capture(tmp_path_factory, one_torch_thread) -> LocalCapture:
     data = digits_dataset(size=SIZE, channels=3)
     with torch.random.fork_rng():  # seeds only this block
         torch.manual_seed(0)
-        model = build_model(ModelSpec(input_shape=(3, SIZE, SIZE), class_names=list("0123456789"))).eval()
+        model = build_model(
+            ModelSpec(input_shape=(3, SIZE, SIZE), class_names=list("0123456789"))
+        ).eval()
     order = np.random.default_rng(0).permutation(len(data))
-    reference_rows, natural_rows = order[:160], order[160:160 + 2 * PER_HOUR]
+    reference_rows, natural_rows = order[:160], order[160 : 160 + 2 * PER_HOUR]
     natural = data.images[natural_rows].astype(np.float32)
     labels = data.labels[natural_rows].astype(np.int64)
-    attacked = attacks.attack(model, natural[PER_HOUR:], labels[PER_HOUR:], method="fgsm", epsilon=EPSILON).images
+    attacked = attacks.attack(
+        model, natural[PER_HOUR:], labels[PER_HOUR:], method="fgsm", epsilon=EPSILON
+    ).images
     requests = [*natural[:PER_HOUR], *attacked.astype(np.float32)]
     provenance = [
-        {"step": step, "source_index": step, "true_label": int(labels[step]),
-         "attack": "none" if step < PER_HOUR else "fgsm", "epsilon": 0.0 if step < PER_HOUR else EPSILON,
-         "hour": layout.job_id_for(T0 + timedelta(hours=step // PER_HOUR))}
+        {
+            "step": step,
+            "source_index": step,
+            "true_label": int(labels[step]),
+            "attack": "none" if step < PER_HOUR else "fgsm",
+            "epsilon": 0.0 if step < PER_HOUR else EPSILON,
+            "hour": layout.job_id_for(T0 + timedelta(hours=step // PER_HOUR)),
+        }
         for step in range(2 * PER_HOUR)
     ]
     root = tmp_path_factory.mktemp("capture")
-    batches = [data.images[reference_rows[i:i + 40]].astype(np.float32) for i in range(0, 160, 40)]
+    batches = [
+        data.images[reference_rows[i : i + 40]].astype(np.float32) for i in range(0, 160, 40)
+    ]
     _write_trial(model, root / "reference", eval_batches=batches)
     _write_trial(model, root / "inference", predict=requests)
-    return LocalCapture(root / "reference", root / "inference", natural, labels, provenance, np.stack(requests))
+    return LocalCapture(
+        root / "reference", root / "inference", natural, labels, provenance, np.stack(requests)
+    )
 
 
 def _step_of(relative: str) -> int | None:
@@ -183,31 +225,60 @@ def _upload(local: Path, uri: str, *, steps: range | None = None, with_rest: boo
             chosen.append((relative, path))
     for prefix in ("events/", "index/", ""):
         for relative, path in chosen:
-            if (relative.startswith(prefix) if prefix else not relative.startswith(("events/", "index/"))):
+            if (
+                relative.startswith(prefix)
+                if prefix
+                else not relative.startswith(("events/", "index/"))
+            ):
                 storage.write_bytes(f"{uri}/{relative}", path.read_bytes())
 
 
-def _publish_and_monitor(world: str, capture: LocalCapture, cache_dir: Path, *, provenance_steps=None) -> list[JobResult]:
+def _publish_and_monitor(
+    world: str, capture: LocalCapture, cache_dir: Path, *, provenance_steps=None
+) -> list[JobResult]:
     """Put the capture in ``world`` and run the real monitoring job once per hour."""
     from ladis_core import monitor
 
     buffer = io.BytesIO()
-    np.savez(buffer, images=capture.natural, labels=capture.labels, class_names=np.array(list("0123456789")))
+    np.savez(
+        buffer,
+        images=capture.natural,
+        labels=capture.labels,
+        class_names=np.array(list("0123456789")),
+    )
     storage.write_bytes(layout.dataset_uri(world, "digits"), buffer.getvalue())
-    records = [r for r in capture.provenance if provenance_steps is None or r["step"] in provenance_steps]
-    storage.write_bytes(layout.join(layout.provenance_uri(world, "digits"), "part-000.jsonl"),
-                        "".join(json.dumps(r) + "\n" for r in records).encode())
-    reference, inference = layout.reference_trial_uri(world, "digits"), layout.inference_trial_uri(world, "digits")
+    records = [
+        r for r in capture.provenance if provenance_steps is None or r["step"] in provenance_steps
+    ]
+    storage.write_bytes(
+        layout.join(layout.provenance_uri(world, "digits"), "part-000.jsonl"),
+        "".join(json.dumps(r) + "\n" for r in records).encode(),
+    )
+    reference, inference = (
+        layout.reference_trial_uri(world, "digits"),
+        layout.inference_trial_uri(world, "digits"),
+    )
     _upload(capture.reference, reference)
     jobs = []
     for hour in range(2):
-        _upload(capture.inference, inference, steps=range(hour * PER_HOUR, (hour + 1) * PER_HOUR),
-                with_rest=hour == 0)
-        jobs.append(monitor.run_job(
-            reference=reference, inference=inference, output=layout.monitoring_uri(world, "digits"),
-            at=T0 + timedelta(hours=hour + 1), layers=LAYERS, settings=SMALL, endpoint="digits",
-            cache_dir=str(cache_dir),
-        ))
+        _upload(
+            capture.inference,
+            inference,
+            steps=range(hour * PER_HOUR, (hour + 1) * PER_HOUR),
+            with_rest=hour == 0,
+        )
+        jobs.append(
+            monitor.run_job(
+                reference=reference,
+                inference=inference,
+                output=layout.monitoring_uri(world, "digits"),
+                at=T0 + timedelta(hours=hour + 1),
+                layers=LAYERS,
+                settings=SMALL,
+                endpoint="digits",
+                cache_dir=str(cache_dir),
+            )
+        )
     return jobs
 
 
@@ -236,17 +307,25 @@ def real_world(s3_server, local_capture, tmp_path_factory, one_torch_thread) -> 
         # provenance for the first half of the attacked hour only: the rest fall back to
         # the nearest natural neighbour in the reference trial
         recorded = range(0, PER_HOUR + PER_HOUR // 2)
-        calm, attacked = _publish_and_monitor(world, local_capture, cache_dir, provenance_steps=recorded)
+        calm, attacked = _publish_and_monitor(
+            world, local_capture, cache_dir, provenance_steps=recorded
+        )
         monitoring = layout.monitoring_uri(world, "digits")
-        triage.add_verdict(monitoring, attacked.job_id, verdict="confirmed", analyst="Ana", note="FGSM burst")
+        triage.add_verdict(
+            monitoring, attacked.job_id, verdict="confirmed", analyst="Ana", note="FGSM burst"
+        )
     return RealWorld(world, monitoring, calm, attacked, recorded, cache_dir)
 
 
-def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(real_world, local_capture, s3_env):
+def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(
+    real_world, local_capture, s3_env
+):
     calm, attacked, recorded = real_world.calm, real_world.attacked, real_world.recorded
     assert attacked.incident and not calm.incident, (calm.detection_rate, attacked.detection_rate)
-    data = report.gather_report_data([layout.job_uri(real_world.monitoring, attacked.job_id)],
-                                     cache_dir=str(real_world.cache_dir))
+    data = report.gather_report_data(
+        [layout.job_uri(real_world.monitoring, attacked.job_id)],
+        cache_dir=str(real_world.cache_dir),
+    )
     assert data.notes == []
     assert [j.job_id for j in data.timeline_jobs] == [calm.job_id, attacked.job_id]
     assert len(data.samples) == len(attacked.top_samples) == PER_HOUR
@@ -260,14 +339,19 @@ def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(rea
             # the recorded original is exactly the natural image the request came from,
             # and the FGSM perturbation has L-infinity size epsilon (up to clipping)
             assert sample.original_kind == report.ORIGINAL_RECORDED
-            assert np.array_equal(sample.original, local_capture.natural[sample.provenance["source_index"]])
+            assert np.array_equal(
+                sample.original, local_capture.natural[sample.provenance["source_index"]]
+            )
             assert sample.provenance["attack"] == "fgsm"
             assert sample.size.linf == pytest.approx(EPSILON, abs=1e-5)
         else:
             assert sample.provenance is None
             assert sample.original_kind == report.ORIGINAL_NEAREST
             assert sample.original_source.startswith("reference row")
-    assert kinds[report.ORIGINAL_RECORDED] == PER_HOUR // 2 and kinds[report.ORIGINAL_NEAREST] == PER_HOUR // 2
+    assert (
+        kinds[report.ORIGINAL_RECORDED] == PER_HOUR // 2
+        and kinds[report.ORIGINAL_NEAREST] == PER_HOUR // 2
+    )
     assert data.window_scores[attacked.job_id].steps.tolist() == list(range(PER_HOUR, 2 * PER_HOUR))
 
     doc = json.loads(report.render_json(data))
@@ -281,20 +365,32 @@ def test_report_of_a_real_monitoring_job_shows_the_real_inputs_and_originals(rea
     assert html.count("nearest natural neighbour (not the recorded original)") == PER_HOUR // 2
 
 
-def test_a_deleted_trial_leaves_scores_and_provenance_in_the_report(real_world, s3_bucket, tmp_path):
+def test_a_deleted_trial_leaves_scores_and_provenance_in_the_report(
+    real_world, s3_bucket, tmp_path
+):
     """The job's results, scores, provenance and natural set without its trials, as after
     the trials were deleted: the report still lists every flagged input, says why there
     are no pictures, and the dashboard's export works the same."""
     world = s3_bucket.rstrip("/")
-    moved = replace(real_world.attacked, reference=layout.reference_trial_uri(world, "digits"),
-                    inference=layout.inference_trial_uri(world, "digits"))
+    moved = replace(
+        real_world.attacked,
+        reference=layout.reference_trial_uri(world, "digits"),
+        inference=layout.inference_trial_uri(world, "digits"),
+    )
     monitoring = layout.monitoring_uri(world, "digits")
     storage.write_json(layout.results_uri(monitoring, moved.job_id), moved.to_dict())
-    for relative in (f"monitoring/digits/{moved.job_id}/scores.json", "datasets/digits/natural.npz",
-                     "trials/digits/provenance/part-000.jsonl"):
-        storage.write_bytes(f"{world}/{relative}", storage.read_bytes(f"{real_world.uri}/{relative}"))
+    for relative in (
+        f"monitoring/digits/{moved.job_id}/scores.json",
+        "datasets/digits/natural.npz",
+        "trials/digits/provenance/part-000.jsonl",
+    ):
+        storage.write_bytes(
+            f"{world}/{relative}", storage.read_bytes(f"{real_world.uri}/{relative}")
+        )
 
-    gone = report.gather_report_data([layout.job_uri(monitoring, moved.job_id)], cache_dir=str(tmp_path / "cache"))
+    gone = report.gather_report_data(
+        [layout.job_uri(monitoring, moved.job_id)], cache_dir=str(tmp_path / "cache")
+    )
     assert len(gone.samples) == PER_HOUR and all(s.image is None for s in gone.samples)
     assert all((s.provenance is not None) == (s.step in real_world.recorded) for s in gone.samples)
     assert any("could not be read" in note and moved.inference in note for note in gone.notes)
@@ -311,13 +407,18 @@ def _plotly_js() -> str:
 
 # --------------------------------------------------------------------------- S3
 
+
 def test_report_of_jobs_in_s3_in_every_format(s3_bucket, s3_env, tmp_path, capsys):
     world = s3_bucket.rstrip("/")
     jobs = [_job(world, h, 85.0 if h == 4 else 4.0) for h in range(8)]
     monitoring = _store_jobs(world, jobs)
     focus = jobs[4]
-    triage.add_verdict(monitoring, focus.job_id, verdict="needs-review", analyst=EVIL, note="first look")
-    triage.add_verdict(monitoring, focus.job_id, verdict="confirmed", analyst="Ana", note=f"PGD, {EVIL_ATTR}")
+    triage.add_verdict(
+        monitoring, focus.job_id, verdict="needs-review", analyst=EVIL, note="first look"
+    )
+    triage.add_verdict(
+        monitoring, focus.job_id, verdict="confirmed", analyst="Ana", note=f"PGD, {EVIL_ATTR}"
+    )
     job_uri = layout.results_uri(monitoring, focus.job_id)
 
     outputs = {}
@@ -352,8 +453,23 @@ def test_report_of_jobs_in_s3_in_every_format(s3_bucket, s3_env, tmp_path, capsy
     stored = json.loads(storage.read_bytes(f"{s3_bucket}reports/incident.json"))
     assert stored["jobs"][0]["result"]["job_id"] == focus.job_id
     out = tmp_path / "range.csv"
-    assert cli.main(["report", "--monitoring", monitoring, "--from", jobs[2].job_id, "--to", jobs[5].job_id,
-                     "--out", str(out), "--no-images"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--monitoring",
+                monitoring,
+                "--from",
+                jobs[2].job_id,
+                "--to",
+                jobs[5].job_id,
+                "--out",
+                str(out),
+                "--no-images",
+            ]
+        )
+        == 0
+    )
     assert len(out.read_text().splitlines()) == 1 + 4 * 30
 
 
@@ -361,8 +477,14 @@ def test_verdicts_survive_a_restart_of_the_s3_server(tmp_path, monkeypatch):
     # a server of our own (restarting the shared one would disturb other tests), with a
     # distinctive secret so that a leak into a report would show
     secret = f"sekrit-{uuid.uuid4().hex}"
-    server = LocalS3Server(tmp_path / "s3", port=find_free_port(), access_key=f"key-{uuid.uuid4().hex[:12]}",
-                           secret_key=secret, bucket="restart", die_with_parent=True)
+    server = LocalS3Server(
+        tmp_path / "s3",
+        port=find_free_port(),
+        access_key=f"key-{uuid.uuid4().hex[:12]}",
+        secret_key=secret,
+        bucket="restart",
+        die_with_parent=True,
+    )
     try:
         server.start(timeout_s=60)
         env = server.environment()
@@ -374,7 +496,9 @@ def test_verdicts_survive_a_restart_of_the_s3_server(tmp_path, monkeypatch):
         job = _job(world, 0, 90.0)
         monitoring = _store_jobs(world, [job])
         given = [
-            triage.add_verdict(monitoring, job.job_id, verdict=v, analyst=f"analyst {i}", note=f"note {i}")
+            triage.add_verdict(
+                monitoring, job.job_id, verdict=v, analyst=f"analyst {i}", note=f"note {i}"
+            )
             for i, v in enumerate(("needs-review", "confirmed", "dismissed"))
         ]
         results_before = storage.read_bytes(layout.results_uri(monitoring, job.job_id))
@@ -397,6 +521,7 @@ def test_verdicts_survive_a_restart_of_the_s3_server(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- browser
 
+
 @pytest.fixture
 def offline_page():
     """Open a local HTML file in headless Chromium with every non-file/data request
@@ -408,6 +533,7 @@ def offline_page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+
             def open_file(path: Path):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 events = {"blocked": [], "console": [], "errors": [], "dialogs": []}
@@ -421,8 +547,14 @@ def offline_page():
                         r.abort()
 
                 page.route("**/*", route)
-                page.on("console", lambda m: events["console"].append(f"{m.type}: {m.text}")
-                        if m.type in ("error", "warning") else None)
+                page.on(
+                    "console",
+                    lambda m: (
+                        events["console"].append(f"{m.type}: {m.text}")
+                        if m.type in ("error", "warning")
+                        else None
+                    ),
+                )
                 page.on("pageerror", lambda e: events["errors"].append(str(e)))
 
                 def dialog(d):
@@ -444,9 +576,19 @@ def _with_pictures(data: report.ReportData) -> report.ReportData:
     samples = []
     for sample in data.samples:
         original = rng.random((3, 32, 32)).astype(np.float32)
-        image = np.clip(original + rng.choice([-0.02, 0.02], size=original.shape), 0, 1).astype(np.float32)
-        samples.append(replace(sample, image=image, original=original, original_kind=report.ORIGINAL_NEAREST,
-                               original_source="reference step 3", original_class=1))
+        image = np.clip(original + rng.choice([-0.02, 0.02], size=original.shape), 0, 1).astype(
+            np.float32
+        )
+        samples.append(
+            replace(
+                sample,
+                image=image,
+                original=original,
+                original_kind=report.ORIGINAL_NEAREST,
+                original_source="reference step 3",
+                original_class=1,
+            )
+        )
     return replace(data, samples=samples)
 
 
@@ -455,7 +597,9 @@ def test_html_report_renders_offline_in_chromium(s3_bucket, tmp_path, offline_pa
     world = s3_bucket.rstrip("/")
     jobs = [_job(world, h, 85.0 if h in (3, 4) else 4.0) for h in range(8)]
     monitoring = _store_jobs(world, jobs)
-    triage.add_verdict(monitoring, jobs[3].job_id, verdict="confirmed", analyst=EVIL_ATTR, note=EVIL)
+    triage.add_verdict(
+        monitoring, jobs[3].job_id, verdict="confirmed", analyst=EVIL_ATTR, note=EVIL
+    )
     data = report.gather_report_data(
         [layout.job_uri(monitoring, jobs[3].job_id), layout.job_uri(monitoring, jobs[4].job_id)],
         include_images=False,
@@ -463,7 +607,9 @@ def test_html_report_renders_offline_in_chromium(s3_bucket, tmp_path, offline_pa
     rng = np.random.default_rng(0)
     focus = data.jobs[0]
     embedding = report.ReportEmbedding(
-        layer=EVIL, reference=rng.normal(size=(100, 2)), inference=rng.normal(size=(60, 2)),
+        layer=EVIL,
+        reference=rng.normal(size=(100, 2)),
+        inference=rng.normal(size=(60, 2)),
         inference_steps=np.arange(focus.first_step, focus.first_step + 60),
     )
     path = tmp_path / "incident.html"
@@ -487,7 +633,9 @@ def test_html_report_renders_offline_in_chromium(s3_bucket, tmp_path, offline_pa
     body = page.inner_text("body")
     assert EVIL in body and EVIL_ATTR in body
     assert page.evaluate("window.__pwned === undefined")
-    legend = page.evaluate("[...document.querySelectorAll('div.chart text')].map(t => t.textContent).join(' ')")
+    legend = page.evaluate(
+        "[...document.querySelectorAll('div.chart text')].map(t => t.textContent).join(' ')"
+    )
     assert EVIL_ATTR in legend  # chart labels too (plotly text is escaped, then shown literally)
     assert events == {"blocked": [], "console": [], "errors": [], "dialogs": []}
     # a click on a point of the timeline hands its job id to plotly's click event
@@ -496,10 +644,24 @@ def test_html_report_renders_offline_in_chromium(s3_bucket, tmp_path, offline_pa
 
 
 @pytest.mark.browser
-def test_report_of_a_real_job_renders_its_charts_and_pictures_offline(real_world, s3_env, tmp_path, offline_page):
+def test_report_of_a_real_job_renders_its_charts_and_pictures_offline(
+    real_world, s3_env, tmp_path, offline_page
+):
     path = tmp_path / "real.html"
-    assert cli.main(["report", "--job", layout.job_uri(real_world.monitoring, real_world.attacked.job_id),
-                     "--cache-dir", str(real_world.cache_dir), "--out", str(path)]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--job",
+                layout.job_uri(real_world.monitoring, real_world.attacked.job_id),
+                "--cache-dir",
+                str(real_world.cache_dir),
+                "--out",
+                str(path),
+            ]
+        )
+        == 0
+    )
     page, events = offline_page(path)
     page.wait_for_function(
         "[...document.querySelectorAll('div.chart')].every(d => d.querySelector('svg.main-svg'))",

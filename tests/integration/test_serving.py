@@ -72,7 +72,9 @@ def _post(url: str, body: bytes, content_type: str | None, headers: dict | None 
     all_headers = dict(headers or {})
     if content_type is not None:
         all_headers["Content-Type"] = content_type
-    request = urllib.request.Request(url + "/invocations", data=body, headers=all_headers, method="POST")
+    request = urllib.request.Request(
+        url + "/invocations", data=body, headers=all_headers, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -130,15 +132,23 @@ def test_png_equals_the_same_pixels_as_npy_and_jpeg_is_accepted(server) -> None:
     assert status == 200
     from_npy = invoke(server.url, pixels.transpose(2, 0, 1).copy())
     np.testing.assert_allclose(
-        from_png["predictions"][0]["probabilities"], from_npy["predictions"][0]["probabilities"], atol=1e-6
+        from_png["predictions"][0]["probabilities"],
+        from_npy["predictions"][0]["probabilities"],
+        atol=1e-6,
     )
     grey = np.random.default_rng(4).integers(0, 256, size=(12, 20), dtype=np.uint8)
     status, from_jpeg = _post(server.url, _encode(grey, "JPEG"), "image/jpeg; charset=binary")
     assert status == 200 and len(from_jpeg["predictions"]) == 1
-    status, from_json = _post(server.url, json.dumps({"instances": pixels.transpose(2, 0, 1).tolist()}).encode(), "application/json")
+    status, from_json = _post(
+        server.url,
+        json.dumps({"instances": pixels.transpose(2, 0, 1).tolist()}).encode(),
+        "application/json",
+    )
     assert status == 200
     np.testing.assert_allclose(
-        from_json["predictions"][0]["probabilities"], from_npy["predictions"][0]["probabilities"], atol=1e-6
+        from_json["predictions"][0]["probabilities"],
+        from_npy["predictions"][0]["probabilities"],
+        atol=1e-6,
     )
 
 
@@ -165,9 +175,13 @@ def test_bad_payloads_get_a_json_4xx(server, body, content_type, status, fragmen
 
 
 def test_unmet_accept_gets_406(server) -> None:
-    status, answer = _post(server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv"})
+    status, answer = _post(
+        server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv"}
+    )
     assert status == 406 and "application/json" in answer["message"]
-    status, _ = _post(server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv, */*;q=0.1"})
+    status, _ = _post(
+        server.url, _npy(_images(1, seed=5)), "application/x-npy", {"Accept": "text/csv, */*;q=0.1"}
+    )
     assert status == 200
 
 
@@ -181,7 +195,12 @@ def test_forged_npy_header_is_refused_without_allocating(server) -> None:
 
 def test_bad_provenance_header_is_refused(server) -> None:
     body = _npy(_images(1, seed=5))
-    for header, fragment in [("{not json", "not valid JSON"), ("[1]", "JSON object"), ('{"source_index": "7"}', "source_index"), ('{"epsilon": NaN}', "finite")]:
+    for header, fragment in [
+        ("{not json", "not valid JSON"),
+        ("[1]", "JSON object"),
+        ('{"source_index": "7"}', "source_index"),
+        ('{"epsilon": NaN}', "finite"),
+    ]:
         status, answer = _post(server.url, body, "application/x-npy", {PROVENANCE_HEADER: header})
         assert status == 400 and fragment in answer["message"]
 
@@ -216,7 +235,12 @@ def test_oversized_body_is_refused_before_it_is_read(server) -> None:
 
 
 def test_unknown_paths_and_methods(server) -> None:
-    for method, path, status in [("GET", "/nope", 404), ("POST", "/ping", 405), ("GET", "/invocations", 405), ("PATCH", "/ping", 501)]:
+    for method, path, status in [
+        ("GET", "/nope", 404),
+        ("POST", "/ping", 405),
+        ("GET", "/invocations", 405),
+        ("PATCH", "/ping", 501),
+    ]:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         try:
             connection.request(method, path, body=b"" if method != "GET" else None)
@@ -240,7 +264,12 @@ def test_keep_alive_connection_serves_many_requests(server) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         for seed in range(3):
-            connection.request("POST", "/invocations", body=_npy(_images(1, seed=seed)), headers={"Content-Type": "application/x-npy"})
+            connection.request(
+                "POST",
+                "/invocations",
+                body=_npy(_images(1, seed=seed)),
+                headers={"Content-Type": "application/x-npy"},
+            )
             response = connection.getresponse()
             assert response.status == 200
             assert len(json.loads(response.read())["predictions"]) == 1
@@ -255,7 +284,10 @@ def test_unexpected_failures_answer_a_generic_500_and_the_server_lives_on(model_
         for _ in range(2):
             status, answer = _post(running.url, _npy(_images(1, seed=7)), "application/x-npy")
             assert status == 500
-            assert answer == {"error": "internal_error", "message": "internal error while handling the request; see the server log"}
+            assert answer == {
+                "error": "internal_error",
+                "message": "internal error while handling the request; see the server log",
+            }
         assert ping(running.url)
 
 
@@ -300,7 +332,10 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch, t
         monkeypatch.delenv(serving.CAPTURE_URI_ENV, raising=False)
     monkeypatch.setenv(serving.DEVICE_ENV, "cpu")
     # the toolkit passes its context when a function has one more parameter than usual
-    arity = {name: len(inspect.signature(getattr(serving, name)).parameters) for name in ("model_fn", "input_fn", "predict_fn", "output_fn")}
+    arity = {
+        name: len(inspect.signature(getattr(serving, name)).parameters)
+        for name in ("model_fn", "input_fn", "predict_fn", "output_fn")
+    }
     assert arity == {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
     assert not hasattr(serving, "transform_fn")  # the toolkit refuses both styles at once
 
@@ -313,7 +348,9 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch, t
     assert content_type == "application/json"
     answer = json.loads(body)
     np.testing.assert_allclose(
-        [p["probabilities"] for p in answer["predictions"]], _expected_probabilities(reference_model, images), atol=1e-5
+        [p["probabilities"] for p in answer["predictions"]],
+        _expected_probabilities(reference_model, images),
+        atol=1e-5,
     )
     # the toolkit hands JSON bodies over as str
     assert serving.input_fn(json.dumps(images.tolist()), "application/json").shape == (2, 3, 32, 32)
@@ -333,7 +370,9 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch, t
 
 def test_importing_the_serving_module_is_light() -> None:
     code = "import sys, ladis_core.serving; print(sorted(m for m in ('torch', 'smdebug', 'numpy', 'PIL') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -342,16 +381,37 @@ def test_importing_the_serving_module_is_light() -> None:
 
 def test_serve_help() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ladis_core", "serve", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60
+        [sys.executable, "-m", "ladis_core", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert out.returncode == 0
-    for option in ("--model", "--capture", "--port", "--host", "--device", "--max-body-mb", "--provenance"):
+    for option in (
+        "--model",
+        "--capture",
+        "--port",
+        "--host",
+        "--device",
+        "--max-body-mb",
+        "--provenance",
+    ):
         assert option in out.stdout
 
 
 def test_serve_reports_a_missing_model(tmp_path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ladis_core", "serve", "--model", str(tmp_path / "none"), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "ladis_core",
+            "serve",
+            "--model",
+            str(tmp_path / "none"),
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -376,7 +436,11 @@ def _read_provenance(uri: str) -> list[dict]:
 def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, request) -> None:
     from ladis_core.server import ProvenanceRecorder
 
-    uri = str(tmp_path / "provenance") if where == "local" else request.getfixturevalue("s3_bucket") + "trials/x/provenance"
+    uri = (
+        str(tmp_path / "provenance")
+        if where == "local"
+        else request.getfixturevalue("s3_bucket") + "trials/x/provenance"
+    )
     recorder = ProvenanceRecorder(uri, every=5)
     for step in range(12):
         recorder.add(step, {"source_index": 100 + step, "attack": "none", "step": -1})
@@ -399,7 +463,10 @@ def test_model_from_s3_is_cached_by_content(model_dir, s3_bucket, tmp_path) -> N
     uri = s3_bucket + "models/digits"
     storage.upload_dir(model_dir, uri)
     first = resolve_model_dir(uri, cache_dir=tmp_path)
-    assert sorted(p.name for p in first.iterdir() if not p.name.startswith(".")) == ["model.json", "model.pt"]
+    assert sorted(p.name for p in first.iterdir() if not p.name.startswith(".")) == [
+        "model.json",
+        "model.pt",
+    ]
     assert resolve_model_dir(uri, cache_dir=tmp_path) == first
     # a retrained model of the same size must not be served from the stale cache
     spec = ModelSpec(class_names=CLASS_NAMES)
@@ -424,7 +491,9 @@ def _send_all(url: str, images: np.ndarray, *, workers: int) -> list[dict]:
     """POST every image concurrently, each with its index as provenance."""
 
     def one(index: int) -> dict:
-        return invoke(url, images[index], provenance={"source_index": index, "attack": "none", "epsilon": 0.0})
+        return invoke(
+            url, images[index], provenance={"source_index": index, "attack": "none", "epsilon": 0.0}
+        )
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(one, range(len(images))))
@@ -436,7 +505,9 @@ def test_concurrent_requests_are_each_captured_exactly_once(model_dir, tmp_path)
 
     capture_uri, provenance_uri = str(tmp_path / "inference"), str(tmp_path / "provenance")
     images = _images(32, seed=11)
-    with start_server(model_dir, capture_uri=capture_uri, provenance_uri=provenance_uri, provenance_every=10) as running:
+    with start_server(
+        model_dir, capture_uri=capture_uri, provenance_uri=provenance_uri, provenance_every=10
+    ) as running:
         answers = _send_all(running.url, images, workers=16)
         batch_answer = invoke(running.url, _images(3, seed=12))  # one request, three rows
     steps = [a["step"] for a in answers]
@@ -463,13 +534,22 @@ def test_capture_and_provenance_to_s3(model_dir, s3_bucket, tmp_path) -> None:
 
     model_uri = s3_bucket + "models/digits"
     storage.upload_dir(model_dir, model_uri)
-    capture_uri, provenance_uri = s3_bucket + "trials/digits/inference", s3_bucket + "trials/digits/provenance"
+    capture_uri, provenance_uri = (
+        s3_bucket + "trials/digits/inference",
+        s3_bucket + "trials/digits/provenance",
+    )
     images = _images(6, seed=13)
     with start_server(
-        model_uri, capture_uri=capture_uri, provenance_uri=provenance_uri, cache_dir=tmp_path / "models", layers=[r"layer4\.1"]
+        model_uri,
+        capture_uri=capture_uri,
+        provenance_uri=provenance_uri,
+        cache_dir=tmp_path / "models",
+        layers=[r"layer4\.1"],
     ) as running:
         answers = _send_all(running.url, images, workers=3)
-    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "trials", layers=["layer4.1", "avgpool"])
+    trial = load_trial(
+        capture_uri, mode="PREDICT", cache_dir=tmp_path / "trials", layers=["layer4.1", "avgpool"]
+    )
     assert trial.layers["layer4.1_output_0"].shape == (6, 512 * 4 * 4)
     assert sorted(trial.steps.tolist()) == sorted(a["step"] for a in answers)
     assert set(load_provenance(provenance_uri)) == {a["step"] for a in answers}
@@ -530,7 +610,9 @@ def test_restarted_endpoint_goes_on_numbering_steps(model_dir, tmp_path) -> None
 
 
 @needs_capture
-def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(model_dir, s3_bucket, tmp_path) -> None:
+def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(
+    model_dir, s3_bucket, tmp_path
+) -> None:
     """Both endpoints number their next step after the trial's newest; the first to
     publish it wins, the second stops publishing with a clear error (shown on /ping)
     and the trial keeps exactly the first endpoint's steps."""
@@ -555,7 +637,9 @@ def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(mode
             ok = json.loads(urllib.request.urlopen(first.url + "/ping", timeout=10).read())
             assert ok["capture"] == {"uri": capture_uri, "steps_published": 3, "error": None}
         finally:
-            with pytest.raises(CaptureConflictError, match="two endpoints are capturing") as stopped:
+            with pytest.raises(
+                CaptureConflictError, match="two endpoints are capturing"
+            ) as stopped:
                 second.stop()
             # nothing is lost: the unpublished step stays in the staging folder named
             staging = Path(str(stopped.value).split("stay in ", 1)[1].split(")", 1)[0])
@@ -563,6 +647,8 @@ def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(mode
             shutil.rmtree(staging.parent)
     finally:
         first.stop()
-    trial = load_trial(capture_uri, mode="PREDICT", cache_dir=tmp_path / "cache", include_inputs=True)
+    trial = load_trial(
+        capture_uri, mode="PREDICT", cache_dir=tmp_path / "cache", include_inputs=True
+    )
     assert trial.steps.tolist() == [0, 1, 2]
     assert np.allclose(trial.inputs, images[:3], atol=1e-6)

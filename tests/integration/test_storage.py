@@ -47,7 +47,11 @@ def test_listing_paginates_past_1000_keys(s3_bucket):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: storage.write_bytes(layout.join(prefix, f"{i:05d}"), b"x"), range(1100)))
+        list(
+            pool.map(
+                lambda i: storage.write_bytes(layout.join(prefix, f"{i:05d}"), b"x"), range(1100)
+            )
+        )
     assert len(storage.list_objects(prefix)) == 1100
 
 

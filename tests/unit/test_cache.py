@@ -100,7 +100,12 @@ def test_cli_status_and_prune(filled: Path, capsys: pytest.CaptureFixture[str]) 
     assert "3 folder(s)" in out and "s3://world/trials/old/inference" in out
     assert cli.main(["cache", "--dir", str(filled), "prune", "--older-than", "100d"]) == 0
     assert "removed 0 folder(s)" in capsys.readouterr().out
-    assert cli.main(["cache", "--dir", str(filled), "prune", "--max-size", "10GB", "--older-than", "2d"]) == 0
+    assert (
+        cli.main(
+            ["cache", "--dir", str(filled), "prune", "--max-size", "10GB", "--older-than", "2d"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "removed 2 folder(s)" in out and "s3://world/trials/old/inference" in out
     assert cli.main(["cache", "--dir", str(filled), "prune"]) == 2

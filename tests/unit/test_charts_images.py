@@ -24,18 +24,35 @@ from ladis_core.results import (
 EVIL = "<script>alert(1)</script>"
 
 
-def _job(hour: int, rate: float | None, *, layers: dict[str, LayerResult] | None = None, requests: int = 240,
-         baseline: float | None = 4.0) -> JobResult:
+def _job(
+    hour: int,
+    rate: float | None,
+    *,
+    layers: dict[str, LayerResult] | None = None,
+    requests: int = 240,
+    baseline: float | None = 4.0,
+) -> JobResult:
     moment = datetime(2026, 11, 23, tzinfo=UTC) + timedelta(hours=hour)
     rule = IncidentRule()
     return JobResult(
-        job_id=layout.job_id_for(moment), endpoint="digits", scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(), finished_at=moment.isoformat(),
-        reference="s3://w/trials/digits/reference", inference="s3://w/trials/digits/inference",
-        first_step=hour * 240, last_step=hour * 240 + requests - 1, requests=requests,
-        detection_rate=rate, baseline_detection_rate=baseline,
-        layers=layers if layers is not None else {"avgpool": LayerResult(rate, baseline, 0.2, [0.01, 0.5], 512)},
-        incident=rule.is_incident(rate, baseline), incident_rule=rule, settings=JobSettings(),
+        job_id=layout.job_id_for(moment),
+        endpoint="digits",
+        scheduled_at=moment.isoformat(),
+        started_at=moment.isoformat(),
+        finished_at=moment.isoformat(),
+        reference="s3://w/trials/digits/reference",
+        inference="s3://w/trials/digits/inference",
+        first_step=hour * 240,
+        last_step=hour * 240 + requests - 1,
+        requests=requests,
+        detection_rate=rate,
+        baseline_detection_rate=baseline,
+        layers=layers
+        if layers is not None
+        else {"avgpool": LayerResult(rate, baseline, 0.2, [0.01, 0.5], 512)},
+        incident=rule.is_incident(rate, baseline),
+        incident_rule=rule,
+        settings=JobSettings(),
         status="ok" if rate is not None else STATUS_INSUFFICIENT,
         reason=None if rate is not None else "only 12 requests (need 100)",
     )
@@ -48,6 +65,7 @@ def _decode(png: bytes) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- images
+
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 8, 8), (17, 5), (3, 7, 64)])
 def test_png_round_trips_exactly_through_an_independent_decoder(shape):
@@ -101,7 +119,6 @@ def test_thumbnail_shrinks_large_images_by_block_averaging_and_keeps_small_ones(
     assert thumb[0, 0, 0] == 0.0 and thumb[0, 0, -1] == 1.0
 
 
-
 def test_thumbnail_data_uris_shrink_the_chosen_rows_and_skip_rows_without_an_input():
     batch = np.zeros((4, 3, 64, 64), dtype=np.float32)
     batch[2, 0] = 1.0  # row 2: pure red
@@ -110,6 +127,7 @@ def test_thumbnail_data_uris_shrink_the_chosen_rows_and_skip_rows_without_an_inp
     decoded = Image.open(io.BytesIO(base64.b64decode(uris[2].split(",", 1)[1])))
     assert decoded.size == (16, 16)
     assert decoded.convert("RGB").getpixel((5, 5)) == (255, 0, 0)
+
 
 def test_perturbation_size_matches_the_definitions():
     rng = np.random.default_rng(2)
@@ -146,6 +164,7 @@ def test_difference_png_decodes_to_rgb():
 
 # --------------------------------------------------------------------------- charts
 
+
 def _traces(fig) -> dict[str, object]:
     return {trace.name: trace for trace in fig.data}
 
@@ -156,8 +175,15 @@ def test_timeline_marks_incidents_untested_windows_and_the_selected_job():
     jobs[3] = _job(3, None, requests=12)
     fig = charts.timeline_figure(list(reversed(jobs)), selected_job_id=jobs[2].job_id)
     traces = _traces(fig)
-    assert set(traces) >= {"requests", "baseline rate", "alert threshold", "detection rate", "incident",
-                           "not tested", "selected job"}
+    assert set(traces) >= {
+        "requests",
+        "baseline rate",
+        "alert threshold",
+        "detection rate",
+        "incident",
+        "not tested",
+        "selected job",
+    }
     rate = traces["detection rate"]
     # sorted by time; the untested window is a gap, never a false 0 %
     assert list(rate.y) == [5.0, 5.0, 92.0, None, 5.0]
@@ -184,21 +210,36 @@ def test_heatmap_has_a_combined_row_blank_untested_cells_and_escaped_labels():
     ]
     fig = charts.layer_heatmap_figure(jobs)
     heat = fig.data[0]
-    assert [list(row) for row in heat.z] == [[10.0, None, 80.0], [10.0, None, 80.0], [3.0, None, 40.0]]
+    assert [list(row) for row in heat.z] == [
+        [10.0, None, 80.0],
+        [10.0, None, 80.0],
+        [3.0, None, 40.0],
+    ]
     labels = list(fig.layout.yaxis.ticktext)
     assert labels == [charts.COMBINED_LABEL, "&lt;script&gt;alert(1)&lt;/script&gt;", "layer4"]
-    assert EVIL not in fig.to_json().replace("\\u003c", "<").replace("\\u003e", ">").replace("\\u002f", "/")
+    assert EVIL not in fig.to_json().replace("\\u003c", "<").replace("\\u003e", ">").replace(
+        "\\u002f", "/"
+    )
 
 
 def test_layer_bars_colour_layers_above_the_threshold_and_keep_raw_names_for_clicks():
-    job = _job(0, 60.0, layers={
-        "layer1": LayerResult(3.0, 2.0), EVIL: LayerResult(70.0, 5.0), "avgpool": LayerResult(None),
-    })
+    job = _job(
+        0,
+        60.0,
+        layers={
+            "layer1": LayerResult(3.0, 2.0),
+            EVIL: LayerResult(70.0, 5.0),
+            "avgpool": LayerResult(None),
+        },
+    )
     fig = charts.layer_bars_figure(job)
     bars = _traces(fig)["detection rate"]
     assert list(bars.x) == ["layer1", EVIL, "avgpool"]  # raw values: click events give real names
     assert list(fig.layout.xaxis.ticktext)[1] == "&lt;script&gt;alert(1)&lt;/script&gt;"
-    assert bars.marker.color[1] == charts.COLORS["incident"] and bars.marker.color[0] == charts.COLORS["rate"]
+    assert (
+        bars.marker.color[1] == charts.COLORS["incident"]
+        and bars.marker.color[0] == charts.COLORS["rate"]
+    )
     assert list(_traces(fig)["baseline rate"].y) == [2.0, 5.0, None]
     hlines = [shape.y0 for shape in fig.layout.shapes]
     assert job.alert_threshold in hlines and 100 * job.settings.alpha in hlines
@@ -216,15 +257,21 @@ def test_pvalue_histogram_counts_every_test_and_reports_the_share_below_alpha():
     assert f"({expected:.0f}% &lt; α)" in traces[0].name
     with pytest.raises(InputError, match="alpha"):
         charts.pvalue_histogram_figure({"x": uniform}, alpha=1.5)
-    assert "No p-values" in charts.pvalue_histogram_figure({}, alpha=0.05).layout.annotations[0].text
+    assert (
+        "No p-values" in charts.pvalue_histogram_figure({}, alpha=0.05).layout.annotations[0].text
+    )
 
 
 def test_embedding_figure_splits_flagged_points_and_validates_lengths():
     rng = np.random.default_rng(4)
     suspect = np.zeros(30, dtype=bool)
     suspect[:4] = True
-    fig = charts.embedding_figure(rng.normal(size=(50, 2)), rng.normal(size=(30, 2)), suspect=suspect,
-                                  inference_labels=[f"step {i}" for i in range(30)])
+    fig = charts.embedding_figure(
+        rng.normal(size=(50, 2)),
+        rng.normal(size=(30, 2)),
+        suspect=suspect,
+        inference_labels=[f"step {i}" for i in range(30)],
+    )
     traces = _traces(fig)
     assert len(traces["reference (natural)"].x) == 50
     assert len(traces["inference"].x) == 26 and len(traces["flagged"].x) == 4

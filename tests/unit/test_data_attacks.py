@@ -46,10 +46,16 @@ def digits() -> object:
 
 @pytest.fixture(scope="module")
 def trained(digits):
-    spec = ModelSpec(architecture="resnet18", input_shape=(3, SIZE, SIZE), class_names=list(digits.class_names))
+    spec = ModelSpec(
+        architecture="resnet18", input_shape=(3, SIZE, SIZE), class_names=list(digits.class_names)
+    )
     model = seeded_model(spec, seed=0)
-    result = train_model(model, digits.train, validation=digits.validation,
-                         options=TrainingOptions(epochs=3, batch_size=64, learning_rate=0.02, seed=0))
+    result = train_model(
+        model,
+        digits.train,
+        validation=digits.validation,
+        options=TrainingOptions(epochs=3, batch_size=64, learning_rate=0.02, seed=0),
+    )
     return model, result
 
 
@@ -160,7 +166,9 @@ def _single_class(root: Path) -> Path:
 
 def test_dataset_checks_its_shapes() -> None:
     with pytest.raises(InputError, match="labels"):
-        ImageDataset(np.zeros((3, 1, 2, 2), np.float32), np.zeros(2, np.int64), ("a",), np.arange(3))
+        ImageDataset(
+            np.zeros((3, 1, 2, 2), np.float32), np.zeros(2, np.int64), ("a",), np.arange(3)
+        )
 
 
 # --------------------------------------------------------------------------- training
@@ -178,7 +186,10 @@ def test_training_learns_digits_and_is_reproducible(digits, trained) -> None:
     spec = ModelSpec(architecture="resnet18", input_shape=(3, SIZE, SIZE))
     a, b = seeded_model(spec, seed=5), seeded_model(spec, seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_training_rejects_a_missing_gpu_or_bad_options(digits) -> None:
@@ -197,8 +208,12 @@ def _art_classifier(model, input_shape):
     from art.estimators.classification import PyTorchClassifier
 
     return PyTorchClassifier(
-        model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=input_shape, nb_classes=10,
-        clip_values=(0.0, 1.0), device_type="cpu",
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=input_shape,
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
     )
 
 
@@ -216,10 +231,18 @@ def test_pgd_and_fgsm_match_the_adversarial_robustness_toolbox(digits, trained) 
     eps, steps, alpha = 8 / 255, 7, 2 / 255
 
     theirs = ProjectedGradientDescent(
-        classifier, norm=np.inf, eps=eps, eps_step=alpha, max_iter=steps, num_random_init=0,
-        batch_size=16, verbose=False,
+        classifier,
+        norm=np.inf,
+        eps=eps,
+        eps_step=alpha,
+        max_iter=steps,
+        num_random_init=0,
+        batch_size=16,
+        verbose=False,
     ).generate(x, y=y)
-    ours = pgd(model, x, y, epsilon=eps, steps=steps, step_size=alpha, random_start=False, batch_size=16)
+    ours = pgd(
+        model, x, y, epsilon=eps, steps=steps, step_size=alpha, random_start=False, batch_size=16
+    )
     assert _agreement(ours.images, theirs, eps) > 0.999
     assert np.mean(ours.predictions == classifier.predict(theirs).argmax(1)) > 0.97
 
@@ -243,7 +266,10 @@ def test_pgd_stays_in_the_ball_and_grows_with_epsilon(digits, trained) -> None:
     assert rates == sorted(rates) and rates[-1] > 80.0
     # PGD is at least as strong as FGSM at the same budget
     eps = 16 / 255
-    assert pgd(model, x, y, epsilon=eps, seed=1).success_rate >= fgsm(model, x, y, epsilon=eps).success_rate
+    assert (
+        pgd(model, x, y, epsilon=eps, seed=1).success_rate
+        >= fgsm(model, x, y, epsilon=eps).success_rate
+    )
 
 
 def test_random_start_is_seeded_without_global_state(digits, trained) -> None:

@@ -117,7 +117,11 @@ def test_incident_rule_threshold():
 
 @pytest.mark.parametrize(
     "text, message",
-    [("{not json", "not valid JSON"), ("[]", "expected a JSON object"), ('{"job_id": "x"}', "missing field")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "expected a JSON object"),
+        ('{"job_id": "x"}', "missing field"),
+    ],
 )
 def test_job_result_rejects_corrupt_documents(text, message):
     with pytest.raises(InputError, match=message):

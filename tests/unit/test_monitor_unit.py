@@ -28,7 +28,15 @@ from ladis_core.results import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1h", 3600), ("30m", 1800), ("90s", 90), ("1d", 86400), ("1h30m", 5400), ("0.5s", 0.5), ("15", 15)],
+    [
+        ("1h", 3600),
+        ("30m", 1800),
+        ("90s", 90),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("0.5s", 0.5),
+        ("15", 15),
+    ],
 )
 def test_parse_interval(text: str, seconds: float) -> None:
     assert monitor.parse_interval(text) == timedelta(seconds=seconds)
@@ -62,11 +70,23 @@ def test_derive_endpoint() -> None:
 
 def _result(job_id: str, *, first: int | None, last: int | None, status: str = "ok") -> JobResult:
     return JobResult(
-        job_id=job_id, endpoint="e", scheduled_at=monitor.parse_time(job_id).isoformat(), started_at="",
-        finished_at="", reference="r", inference="i", first_step=first, last_step=last,
-        requests=0 if last is None else last - first + 1, detection_rate=None if status != "ok" else 5.0,
-        baseline_detection_rate=None, layers={}, incident=False, incident_rule=IncidentRule(),
-        settings=JobSettings(), status=status,
+        job_id=job_id,
+        endpoint="e",
+        scheduled_at=monitor.parse_time(job_id).isoformat(),
+        started_at="",
+        finished_at="",
+        reference="r",
+        inference="i",
+        first_step=first,
+        last_step=last,
+        requests=0 if last is None else last - first + 1,
+        detection_rate=None if status != "ok" else 5.0,
+        baseline_detection_rate=None,
+        layers={},
+        incident=False,
+        incident_rule=IncidentRule(),
+        settings=JobSettings(),
+        status=status,
     )
 
 
@@ -86,13 +106,18 @@ def test_claim_chain_states(tmp_path: Path) -> None:
     out = str(tmp_path)
     first = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=9, lease_s=60)
     assert first is not None
-    assert monitor._try_claim(out, 0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60) is None
+    assert (
+        monitor._try_claim(out, 0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60)
+        is None
+    )
     node, _, (state, latest, holder) = monitor._walk(out, 0)
     assert (node, state, latest, holder.job_id) == (0, "active", 0, first.job_id)
 
     # its result commits it: the chain continues after step 9, which read_bookmark sees
     # even though bookmark.json was never written
-    storage.write_json(layout.results_uri(out, first.job_id), _result(first.job_id, first=0, last=9).to_dict())
+    storage.write_json(
+        layout.results_uri(out, first.job_id), _result(first.job_id, first=0, last=9).to_dict()
+    )
     node, committed, (state, _, _) = monitor._walk(out, 0)
     assert (node, committed.job_id, state) == (10, first.job_id, "free")
     assert monitor.read_bookmark(out).last_step == 9
@@ -102,7 +127,9 @@ def test_claim_chain_states(tmp_path: Path) -> None:
     monitor._release(out, second, "test")
     _, _, (state, latest, _) = monitor._walk(out, 0)
     assert (state, latest) == ("released", 0)
-    third = monitor._try_claim(out, 10, 1, job_id="2026-01-01T03-00-00Z", last_step=25, lease_s=0.001)
+    third = monitor._try_claim(
+        out, 10, 1, job_id="2026-01-01T03-00-00Z", last_step=25, lease_s=0.001
+    )
     assert third is not None
     time.sleep(0.01)
     # its lease has run out without a result: stale, so the node can be taken again
@@ -134,7 +161,9 @@ def test_insufficient_result_does_not_commit_a_claim(tmp_path: Path) -> None:
 def test_load_jobs_sorts_and_skips_what_is_not_a_job(tmp_path: Path) -> None:
     out = str(tmp_path)
     for job_id in ("2026-01-02T00-00-00Z", "2026-01-01T00-00-00Z"):
-        storage.write_json(layout.results_uri(out, job_id), _result(job_id, first=0, last=1).to_dict())
+        storage.write_json(
+            layout.results_uri(out, job_id), _result(job_id, first=0, last=1).to_dict()
+        )
     (tmp_path / "2026-01-03T00-00-00Z").mkdir()  # a job still running: no results.json yet
     storage.write_bytes(layout.results_uri(out, "2026-01-04T00-00-00Z"), b"{not json")
     storage.write_json(layout.join(out, "_state", "x.json"), {})
@@ -176,7 +205,13 @@ def test_run_every_aligns_ticks_and_survives_failures() -> None:
             raise monitor.JobExistsError("x", "uri")
 
     summary = monitor.run_every(job, interval="1h", max_runs=5, sleep=clock.sleep, clock=clock)
-    assert [t.strftime("%H:%M:%S") for t in seen] == ["17:00:00", "18:00:00", "19:00:00", "20:00:00", "21:00:00"]
+    assert [t.strftime("%H:%M:%S") for t in seen] == [
+        "17:00:00",
+        "18:00:00",
+        "19:00:00",
+        "20:00:00",
+        "21:00:00",
+    ]
     assert (summary.runs, summary.succeeded, summary.failed) == (5, 3, 2)
     assert clock.sleeps[0] == pytest.approx(3600 - 25 * 60 - 10 - 20)
 
@@ -206,11 +241,22 @@ def test_run_every_rejects_bad_bounds() -> None:
 
 def _rated(rate: float | None, *, incident: bool = False) -> JobResult:
     return JobResult(
-        job_id="2026-11-23T17-00-00Z", endpoint="shop", scheduled_at="2026-11-23T17:00:00+00:00",
-        started_at="", finished_at="", reference="r", inference="i", first_step=0, last_step=9,
-        requests=10, detection_rate=rate, baseline_detection_rate=None if rate is None else 4.0,
-        layers={"avgpool_output_0": LayerResult(detection_rate=rate)}, incident=incident,
-        incident_rule=IncidentRule(), settings=JobSettings(),
+        job_id="2026-11-23T17-00-00Z",
+        endpoint="shop",
+        scheduled_at="2026-11-23T17:00:00+00:00",
+        started_at="",
+        finished_at="",
+        reference="r",
+        inference="i",
+        first_step=0,
+        last_step=9,
+        requests=10,
+        detection_rate=rate,
+        baseline_detection_rate=None if rate is None else 4.0,
+        layers={"avgpool_output_0": LayerResult(detection_rate=rate)},
+        incident=incident,
+        incident_rule=IncidentRule(),
+        settings=JobSettings(),
     )
 
 
@@ -220,7 +266,10 @@ def test_job_metrics_values_and_no_false_zero() -> None:
     assert points[("DetectionRate", endpoint)].value == 97.0
     assert points[("DetectionRate", endpoint)].unit == "Percent"
     assert points[("BaselineDetectionRate", endpoint)].value == 4.0
-    assert points[("Requests", endpoint)].value == 10 and points[("Requests", endpoint)].unit == "Count"
+    assert (
+        points[("Requests", endpoint)].value == 10
+        and points[("Requests", endpoint)].unit == "Count"
+    )
     assert points[("Incident", endpoint)].value == 1.0
     assert points[("LayerDetectionRate", (*endpoint, ("Layer", "avgpool_output_0")))].value == 97.0
     assert points[("Requests", endpoint)].timestamp == datetime(2026, 11, 23, 17, tzinfo=UTC)
@@ -238,8 +287,19 @@ def test_publish_disabled_sends_nothing() -> None:
 # --------------------------------------------------------------------------- processing
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("False", False), ("1", True), ("0", False),
-                                            ("Enabled", True), ("disabled", False), ("YES", True), ("off", False)])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("true", True),
+        ("False", False),
+        ("1", True),
+        ("0", False),
+        ("Enabled", True),
+        ("disabled", False),
+        ("YES", True),
+        ("off", False),
+    ],
+)
 def test_parse_bool(raw: str, value: bool) -> None:
     assert processing.parse_bool(raw, name="X") is value
 
@@ -265,10 +325,18 @@ def _config(tmp_path: Path, **overrides) -> Path:
         "AppSpecification": {"ImageUri": "ladis", "ContainerArguments": ["--seed", "7"]},
         "Environment": {"LADIS_N_SAMPLES": "50", "LADIS_CLOUDWATCH": "true"},
         "ProcessingInputs": [
-            {"InputName": "reference", "S3Input": {"S3Uri": "s3://b/ref", "LocalPath": "/opt/ml/processing/r"}},
-            {"InputName": "inference", "S3Input": {"S3Uri": "s3://b/inf", "LocalPath": "/opt/ml/processing/i"}},
+            {
+                "InputName": "reference",
+                "S3Input": {"S3Uri": "s3://b/ref", "LocalPath": "/opt/ml/processing/r"},
+            },
+            {
+                "InputName": "inference",
+                "S3Input": {"S3Uri": "s3://b/inf", "LocalPath": "/opt/ml/processing/i"},
+            },
         ],
-        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "results", "S3Output": {"S3Uri": "s3://b/mon"}}]},
+        "ProcessingOutputConfig": {
+            "Outputs": [{"OutputName": "results", "S3Output": {"S3Uri": "s3://b/mon"}}]
+        },
         **overrides,
     }
     path = tmp_path / "processingjobconfig.json"
@@ -291,7 +359,14 @@ def test_processing_config_to_monitor_arguments(tmp_path: Path) -> None:
     }
     args = processing.monitor_arguments(config, env)
     pairs = dict(zip(args[::2], args[1::2], strict=False))
-    assert args[:6] == ["--reference", "s3://b/ref", "--inference", "s3://b/inf", "--output", "s3://b/mon"]
+    assert args[:6] == [
+        "--reference",
+        "s3://b/ref",
+        "--inference",
+        "s3://b/inf",
+        "--output",
+        "s3://b/mon",
+    ]
     assert "--n-samples" in args and args[args.index("--n-samples") + 1] == "60"
     assert args[args.index("--alpha") + 1] == "0.01"
     assert args[args.index("--layers") + 1] == "avgpool,layer4.1"
@@ -303,12 +378,20 @@ def test_processing_config_to_monitor_arguments(tmp_path: Path) -> None:
     from ladis_core import cli
 
     parsed = cli.build_parser().parse_args(["monitor", *args, "--seed", "7"])
-    assert (parsed.n_samples, parsed.alpha, parsed.seed, parsed.class_matched) == (60, 0.01, 7, False)
+    assert (parsed.n_samples, parsed.alpha, parsed.seed, parsed.class_matched) == (
+        60,
+        0.01,
+        7,
+        False,
+    )
     assert parsed.layers == ["avgpool", "layer4.1"] and parsed.cloudwatch is True
 
 
 def test_processing_missing_config_is_fine_and_bad_json_is_not(tmp_path: Path) -> None:
-    assert processing.read_processing_config(tmp_path / "absent.json") == processing.ProcessingJobConfig()
+    assert (
+        processing.read_processing_config(tmp_path / "absent.json")
+        == processing.ProcessingJobConfig()
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     with pytest.raises(InputError, match="not valid JSON"):
@@ -331,7 +414,9 @@ def test_processing_bad_value_exits_2_and_writes_the_message(tmp_path: Path, cap
 
 
 def test_job_exists_error_is_not_a_failure() -> None:
-    exc = monitor.JobExistsError("2026-11-23T17-00-00Z", "s3://b/m/2026-11-23T17-00-00Z/results.json")
+    exc = monitor.JobExistsError(
+        "2026-11-23T17-00-00Z", "s3://b/m/2026-11-23T17-00-00Z/results.json"
+    )
     assert isinstance(exc, LadisError) and exc.exit_code == 0
     assert "job 2026-11-23T17-00-00Z already exists" in str(exc)
 

@@ -31,8 +31,15 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
 
-def make_job(hour: int, rate: float | None = 5.0, *, endpoint: str = EVIL, world: str = "s3://w",
-             n_top: int = 100, seed: int = 0) -> JobResult:
+def make_job(
+    hour: int,
+    rate: float | None = 5.0,
+    *,
+    endpoint: str = EVIL,
+    world: str = "s3://w",
+    n_top: int = 100,
+    seed: int = 0,
+) -> JobResult:
     """A job scheduled ``hour`` hours after T0 with two layers (one with a hostile name)."""
     rng = np.random.default_rng(seed + hour)
     moment = T0 + timedelta(hours=hour)
@@ -40,22 +47,42 @@ def make_job(hour: int, rate: float | None = 5.0, *, endpoint: str = EVIL, world
     baseline = 4.0
     layers = {
         EVIL: LayerResult(rate, baseline, 0.3, rng.random(100).tolist(), 512),
-        "layer4.1": LayerResult(None if rate is None else rate / 2, 3.0, 0.4, rng.random(100).tolist(), 256),
+        "layer4.1": LayerResult(
+            None if rate is None else rate / 2, 3.0, 0.4, rng.random(100).tolist(), 256
+        ),
     }
     first = hour * 250
-    top = [TopSample(step=first + i, score=float(10 - 0.05 * i), predicted_class=i % 3, p_value=0.001 * (i + 1))
-           for i in range(n_top)]
+    top = [
+        TopSample(
+            step=first + i,
+            score=float(10 - 0.05 * i),
+            predicted_class=i % 3,
+            p_value=0.001 * (i + 1),
+        )
+        for i in range(n_top)
+    ]
     return JobResult(
-        job_id=layout.job_id_for(moment), endpoint=endpoint, scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(), finished_at=(moment + timedelta(seconds=40)).isoformat(),
-        reference=f"{world}/trials/digits/reference", inference=f"{world}/trials/digits/inference",
-        first_step=first, last_step=first + 249, requests=250, detection_rate=rate,
-        baseline_detection_rate=baseline, layers=layers, incident=rule.is_incident(rate, baseline),
-        incident_rule=rule, settings=JobSettings(seed=1234, layers=[EVIL, "layer4.1"]), top_samples=top,
+        job_id=layout.job_id_for(moment),
+        endpoint=endpoint,
+        scheduled_at=moment.isoformat(),
+        started_at=moment.isoformat(),
+        finished_at=(moment + timedelta(seconds=40)).isoformat(),
+        reference=f"{world}/trials/digits/reference",
+        inference=f"{world}/trials/digits/inference",
+        first_step=first,
+        last_step=first + 249,
+        requests=250,
+        detection_rate=rate,
+        baseline_detection_rate=baseline,
+        layers=layers,
+        incident=rule.is_incident(rate, baseline),
+        incident_rule=rule,
+        settings=JobSettings(seed=1234, layers=[EVIL, "layer4.1"]),
+        top_samples=top,
         status="ok" if rate is not None else STATUS_INSUFFICIENT,
         reason=None if rate is not None else f"only 40 requests {EVIL}",
         class_counts={"0": 100, "1": 100, "2": 50},
-        class_names={"0": EVIL, "1": "one", "2": "=HYPERLINK(\"http://x\")"},
+        class_names={"0": EVIL, "1": "one", "2": '=HYPERLINK("http://x")'},
         ladis_version="0.1.0",
     )
 
@@ -66,13 +93,27 @@ def with_images(data: report.ReportData, *, size: int = 32, seed: int = 1) -> re
     samples = []
     for sample in data.samples:
         original = rng.random((3, size, size)).astype(np.float32)
-        adversarial = np.clip(original + rng.choice([-0.03, 0.03], size=original.shape), 0, 1).astype(np.float32)
-        samples.append(replace(
-            sample, image=adversarial, original=original, original_kind=report.ORIGINAL_RECORDED,
-            original_source="natural.npz row 5", original_class=1,
-            provenance={"step": sample.step, "source_index": 5, "true_label": 1, "attack": "pgd",
-                        "epsilon": 0.03, "hour": sample.job_id},
-        ))
+        adversarial = np.clip(
+            original + rng.choice([-0.03, 0.03], size=original.shape), 0, 1
+        ).astype(np.float32)
+        samples.append(
+            replace(
+                sample,
+                image=adversarial,
+                original=original,
+                original_kind=report.ORIGINAL_RECORDED,
+                original_source="natural.npz row 5",
+                original_class=1,
+                provenance={
+                    "step": sample.step,
+                    "source_index": 5,
+                    "true_label": 1,
+                    "attack": "pgd",
+                    "epsilon": 0.03,
+                    "hour": sample.job_id,
+                },
+            )
+        )
     return replace(data, samples=samples)
 
 
@@ -80,17 +121,26 @@ def make_data(n_jobs: int = 6, incident_at: int = 3, *, images: bool = True) -> 
     jobs = [make_job(h, 90.0 if h == incident_at else 5.0) for h in range(n_jobs)]
     focus = jobs[incident_at]
     verdict = triage.Verdict(
-        job_id=focus.job_id, verdict="confirmed", analyst=EVIL, note=f"{EVIL}\nsecond line",
-        at=(T0 + timedelta(hours=5)).isoformat(), id="a1",
+        job_id=focus.job_id,
+        verdict="confirmed",
+        analyst=EVIL,
+        note=f"{EVIL}\nsecond line",
+        at=(T0 + timedelta(hours=5)).isoformat(),
+        id="a1",
     )
     embedding = report.ReportEmbedding(
-        layer=EVIL, reference=np.random.default_rng(2).normal(size=(200, 2)),
+        layer=EVIL,
+        reference=np.random.default_rng(2).normal(size=(200, 2)),
         inference=np.random.default_rng(3).normal(size=(250, 2)),
         inference_steps=np.arange(focus.first_step, focus.last_step + 1),
     )
     data = report.ReportData(
-        jobs=[focus], timeline_jobs=jobs, verdicts={focus.job_id: [verdict]},
-        samples=report.samples_of(focus), embedding=embedding, notes=[f"a note {EVIL}"],
+        jobs=[focus],
+        timeline_jobs=jobs,
+        verdicts={focus.job_id: [verdict]},
+        samples=report.samples_of(focus),
+        embedding=embedding,
+        notes=[f"a note {EVIL}"],
         generated_at="2026-11-24T00:00:00+00:00",
         sources={focus.job_id: f"s3://w/monitoring/digits/{focus.job_id}/results.json"},
     )
@@ -110,11 +160,14 @@ def write_world(root: Path, jobs: list[JobResult]) -> str:
     """Store ``jobs`` under ``<root>/monitoring/digits`` as the monitoring job would."""
     monitoring = layout.monitoring_uri(str(root), "digits")
     for job in jobs:
-        storage.write_json(layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True)
+        storage.write_json(
+            layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True
+        )
     return monitoring
 
 
 # --------------------------------------------------------------------------- HTML
+
 
 def test_html_escapes_everything_from_data_and_runs_only_its_own_scripts():
     html = report.render_html(make_data())
@@ -128,13 +181,22 @@ def test_html_escapes_everything_from_data_and_runs_only_its_own_scripts():
     ours = without_plotly(html)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", ours)
     assert "cdn.plot.ly" not in ours
-    assert 'default-src \'none\'' in html
+    assert "default-src 'none'" in html
 
 
 def test_html_contains_every_section_and_the_settings_and_seed():
     data = make_data()
     html = without_plotly(report.render_html(data))
-    for section in ("summary", "timeline", "layers", "samples", "embedding", "settings", "verdicts", "data-notes"):
+    for section in (
+        "summary",
+        "timeline",
+        "layers",
+        "samples",
+        "embedding",
+        "settings",
+        "verdicts",
+        "data-notes",
+    ):
         assert f'<section id="{section}">' in html
     assert "1234" in html  # the seed
     assert data.jobs[0].incident_rule.describe().replace(">", "&gt;") in html
@@ -160,7 +222,9 @@ def test_html_is_deterministic_and_self_contained_under_10_mb_for_100_samples():
 
 
 def test_html_without_images_or_samples_still_renders_with_notes():
-    data = replace(make_data(images=False), embedding=None, notes=["images are not shown: trial gone"])
+    data = replace(
+        make_data(images=False), embedding=None, notes=["images are not shown: trial gone"]
+    )
     html = without_plotly(report.render_html(data))
     assert html.count("not available") == 100
     assert "images are not shown: trial gone" in html
@@ -177,6 +241,7 @@ def test_html_limits_samples_shown_and_says_where_the_rest_are():
 
 
 # --------------------------------------------------------------------------- JSON / CSV
+
 
 def test_json_validates_against_the_shipped_schema_and_has_every_field():
     data = make_data()
@@ -243,17 +308,25 @@ def test_render_dispatches_and_rejects_unknown_formats():
 
 # --------------------------------------------------------------------------- gathering (local folders)
 
+
 def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_trial(tmp_path):
     jobs = [make_job(h, 90.0 if h == 5 else 5.0, world=str(tmp_path)) for h in range(30)]
     monitoring = write_world(tmp_path, jobs)
     focus = jobs[5]
     triage.add_verdict(monitoring, focus.job_id, verdict="needs-review", analyst="ana", note="look")
     steps = list(range(focus.first_step, focus.last_step + 1))
-    storage.write_json(layout.join(monitoring, focus.job_id, "scores.json"), {
-        "job_id": focus.job_id, "score_method": "witness-pvalue", "steps": steps,
-        "predicted_class": [s % 3 for s in steps], "score": [0.5] * len(steps), "p_value": [0.5] * len(steps),
-        "layers": {EVIL: {"score": [0.5] * len(steps), "p_value": [0.5] * len(steps)}},
-    })
+    storage.write_json(
+        layout.join(monitoring, focus.job_id, "scores.json"),
+        {
+            "job_id": focus.job_id,
+            "score_method": "witness-pvalue",
+            "steps": steps,
+            "predicted_class": [s % 3 for s in steps],
+            "score": [0.5] * len(steps),
+            "p_value": [0.5] * len(steps),
+            "layers": {EVIL: {"score": [0.5] * len(steps), "p_value": [0.5] * len(steps)}},
+        },
+    )
     storage.write_bytes(layout.join(monitoring, jobs[6].job_id, "scores.json"), b"{broken")
     data = report.gather_report_data([layout.job_uri(monitoring, focus.job_id)], now=T0)
     assert [j.job_id for j in data.jobs] == [focus.job_id]
@@ -268,7 +341,9 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
     jsonschema.validate(doc, report.report_schema())
     assert doc["jobs"][0]["window_scores"]["steps"] == steps  # every request, not only the top 100
     assert len(doc["jobs"][0]["window_scores"]["layers"][EVIL]["p_value"]) == 250
-    broken = report.gather_report_data([layout.job_uri(monitoring, jobs[6].job_id)], include_images=False)
+    broken = report.gather_report_data(
+        [layout.job_uri(monitoring, jobs[6].job_id)], include_images=False
+    )
     assert any("per-request scores" in note for note in broken.notes)
 
 
@@ -278,7 +353,10 @@ def test_gather_over_a_range_reports_every_job_in_it(tmp_path):
     storage.write_bytes(layout.join(monitoring, "_state", "x.json"), b"{}")  # not a job folder
     storage.write_json(layout.bookmark_uri(monitoring), {"last_step": 1})
     data = report.gather_report_data(
-        monitoring=monitoring, start=T0 + timedelta(hours=2), end=T0 + timedelta(hours=4), include_images=False,
+        monitoring=monitoring,
+        start=T0 + timedelta(hours=2),
+        end=T0 + timedelta(hours=4),
+        include_images=False,
     )
     assert [j.job_id for j in data.jobs] == [j.job_id for j in jobs[2:5]]
     assert len(data.samples) == 15
@@ -311,32 +389,63 @@ def test_results_location_accepts_folder_or_file():
 
 def test_display_order_puts_incidents_first_and_shares_slots_between_jobs():
     calm, hot = make_job(0, 5.0, n_top=3), make_job(1, 90.0, n_top=3)
-    ordered = report._gather.display_order([calm, hot], {j.job_id: report.samples_of(j) for j in (calm, hot)})
+    ordered = report._gather.display_order(
+        [calm, hot], {j.job_id: report.samples_of(j) for j in (calm, hot)}
+    )
     assert [(s.job_id == hot.job_id, s.rank) for s in ordered] == [
-        (True, 1), (False, 1), (True, 2), (False, 2), (True, 3), (False, 3)]
+        (True, 1),
+        (False, 1),
+        (True, 2),
+        (False, 2),
+        (True, 3),
+        (False, 3),
+    ]
 
 
 # --------------------------------------------------------------------------- triage (local folders)
+
 
 def test_verdicts_are_append_only_records_and_never_touch_results(tmp_path):
     job = make_job(0, 90.0, world=str(tmp_path))
     monitoring = write_world(tmp_path, [job])
     results = layout.results_uri(monitoring, job.job_id)
     before = storage.read_bytes(results)
-    first = triage.add_verdict(monitoring, job.job_id, verdict="needs-review", analyst=" Ana ", note="odd",
-                               at=datetime(2026, 11, 23, 9, 0))
-    second = triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="Bo", note=EVIL,
-                                at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    first = triage.add_verdict(
+        monitoring,
+        job.job_id,
+        verdict="needs-review",
+        analyst=" Ana ",
+        note="odd",
+        at=datetime(2026, 11, 23, 9, 0),
+    )
+    second = triage.add_verdict(
+        monitoring,
+        job.job_id,
+        verdict="confirmed",
+        analyst="Bo",
+        note=EVIL,
+        at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+    )
     # a verdict given "earlier" (clock skew) is ordered by its time, not by arrival
-    third = triage.add_verdict(monitoring, job.job_id, verdict="dismissed", analyst="Cy", note="",
-                               at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+    third = triage.add_verdict(
+        monitoring,
+        job.job_id,
+        verdict="dismissed",
+        analyst="Cy",
+        note="",
+        at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+    )
     assert storage.read_bytes(results) == before
     listed = triage.list_verdicts(monitoring, job.job_id)
     assert [v.id for v in listed] == [third.id, first.id, second.id]
     assert listed[1].analyst == "Ana" and listed[1].at == "2026-11-23T09:00:00+00:00"
     assert triage.latest_verdict(monitoring, job.job_id) == second
-    keys = [Path(i.uri).name for i in storage.list_objects(layout.verdicts_uri(monitoring, job.job_id))]
-    assert len(keys) == 3 and all(re.match(r"^2026-11-23T\d\d-00-00\.000000Z-[0-9a-f]{32}\.json$", k) for k in keys)
+    keys = [
+        Path(i.uri).name for i in storage.list_objects(layout.verdicts_uri(monitoring, job.job_id))
+    ]
+    assert len(keys) == 3 and all(
+        re.match(r"^2026-11-23T\d\d-00-00\.000000Z-[0-9a-f]{32}\.json$", k) for k in keys
+    )
     assert triage.verdicts_by_job(monitoring) == {job.job_id: listed}
 
 
@@ -348,17 +457,25 @@ def test_verdict_validation(tmp_path):
     with pytest.raises(InputError, match="analyst name is empty"):
         triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="   ", note="")
     with pytest.raises(InputError, match="at most 10,000"):
-        triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="a", note="x" * 10_001)
+        triage.add_verdict(
+            monitoring, job.job_id, verdict="confirmed", analyst="a", note="x" * 10_001
+        )
     with pytest.raises(InputError, match="control characters"):
-        triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="a\x1b[31m", note="")
+        triage.add_verdict(
+            monitoring, job.job_id, verdict="confirmed", analyst="a\x1b[31m", note=""
+        )
     with pytest.raises(InputError, match="job id"):
         triage.add_verdict(monitoring, "../escape", verdict="confirmed", analyst="a", note="")
     with pytest.raises(DataNotFoundError, match="no job"):
-        triage.add_verdict(monitoring, "2030-01-01T00-00-00Z", verdict="confirmed", analyst="a", note="")
+        triage.add_verdict(
+            monitoring, "2030-01-01T00-00-00Z", verdict="confirmed", analyst="a", note=""
+        )
     assert triage.list_verdicts(monitoring, job.job_id) == []
     assert triage.latest_verdict(monitoring, job.job_id) is None
     # multi-line notes are fine
-    v = triage.add_verdict(monitoring, job.job_id, verdict="dismissed", analyst="a", note="line 1\r\nline 2")
+    v = triage.add_verdict(
+        monitoring, job.job_id, verdict="dismissed", analyst="a", note="line 1\r\nline 2"
+    )
     assert v.note == "line 1\nline 2"
 
 
@@ -366,11 +483,14 @@ def test_a_corrupt_verdict_record_is_skipped_not_fatal(tmp_path):
     job = make_job(0, world=str(tmp_path))
     monitoring = write_world(tmp_path, [job])
     good = triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="a", note="")
-    storage.write_bytes(layout.join(layout.verdicts_uri(monitoring, job.job_id), "2026-01-01-bad.json"), b"{oops")
+    storage.write_bytes(
+        layout.join(layout.verdicts_uri(monitoring, job.job_id), "2026-01-01-bad.json"), b"{oops"
+    )
     assert triage.list_verdicts(monitoring, job.job_id) == [good]
 
 
 # --------------------------------------------------------------------------- CLI
+
 
 def test_cli_writes_each_format(tmp_path, capsys):
     jobs = [make_job(h, 90.0 if h == 1 else 5.0, world=str(tmp_path), n_top=20) for h in range(3)]
@@ -384,18 +504,47 @@ def test_cli_writes_each_format(tmp_path, capsys):
     jsonschema.validate(json.loads((tmp_path / "out.json").read_text()), report.report_schema())
     assert len((tmp_path / "out.csv").read_text().splitlines()) == 21
     out = tmp_path / "range.csv"
-    assert cli.main(["report", "--monitoring", monitoring, "--from", jobs[0].job_id,
-                     "--to", "2026-11-23T02:00", "--format", "csv", "--out", str(out), "--no-images"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--monitoring",
+                monitoring,
+                "--from",
+                jobs[0].job_id,
+                "--to",
+                "2026-11-23T02:00",
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+                "--no-images",
+            ]
+        )
+        == 0
+    )
     assert len(out.read_text().splitlines()) == 61
     capsys.readouterr()
-    assert cli.main(["report", "--job", job_uri, "--format", "json", "--out", "-", "--no-images"]) == 0
+    assert (
+        cli.main(["report", "--job", job_uri, "--format", "json", "--out", "-", "--no-images"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["jobs"][0]["result"]["job_id"] == jobs[1].job_id
 
 
 def test_cli_errors_exit_2_with_one_clear_line(tmp_path, capsys):
     monitoring = write_world(tmp_path, [make_job(0, world=str(tmp_path))])
-    assert cli.main(["report", "--job", layout.job_uri(monitoring, "2031-01-01T00-00-00Z"),
-                     "--out", str(tmp_path / "x.html")]) == 2
+    assert (
+        cli.main(
+            [
+                "report",
+                "--job",
+                layout.job_uri(monitoring, "2031-01-01T00-00-00Z"),
+                "--out",
+                str(tmp_path / "x.html"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: no monitoring job") and len(err.strip().splitlines()) == 1
     assert cli.main(["report", "--monitoring", monitoring, "--out", str(tmp_path / "x.html")]) == 2
