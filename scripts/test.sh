@@ -7,6 +7,7 @@ scripts/install.sh --test
 PY=.venv/bin/python
 echo "[test] ruff"
 $PY -m ruff check .
+$PY -m ruff format --check .
 echo "[test] pytest"
 mkdir -p test-artifacts
 exec $PY -m pytest "$@"
