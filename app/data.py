@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ladis_core import layout, storage, world
+from ladis_core import store, world
 from ladis_core.progress import ProgressCallback
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 LISTING_TTL_S = 30
 RESULT_TTL_S = 3600
@@ -143,7 +144,7 @@ def provenance(world_uri: str, endpoint: str) -> dict[int, dict]:
     from ladis_core import trials
 
     uri = layout.provenance_uri(world_uri, endpoint)
-    if not storage.list_objects(uri):
+    if not store.list_objects(uri):
         return {}
     return trials.load_provenance(uri)
 

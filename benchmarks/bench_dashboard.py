@@ -47,8 +47,9 @@ sys.path.insert(0, str(REPO / "tests" / "app"))
 
 from dash_helpers import CHROMIUM, CHROMIUM_ARGS, DashboardServer, free_port  # noqa: E402
 
-from ladis_core import layout, storage  # noqa: E402
+from ladis_core import store  # noqa: E402
 from ladis_core.results import JobResult  # noqa: E402
+from ladis_core.store import layout  # noqa: E402
 
 WORLD_OPTIONS = dict(
     image_size=16,
@@ -88,7 +89,7 @@ def write_copies(template: JobResult, world: str, endpoint: str, count: int) -> 
             scheduled_at=moment.isoformat(),
             incident=template.incident and i % 9 == 4,
         )
-        storage.write_bytes(layout.results_uri(monitoring, job.job_id), job.to_json().encode())
+        store.write_bytes(layout.results_uri(monitoring, job.job_id), job.to_json().encode())
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(one, range(count)))

@@ -5,7 +5,7 @@ port, a temporary data folder, stopped by PID at the end):
 
 1. write N PREDICT steps with the real capture (smdebug hook, one step per request): the
    penultimate layer (512 floats) and the logits of a small model named ``ResNet``,
-   into a local folder, then upload it (``storage.upload_dir``);
+   into a local folder, then upload it (``store.upload_dir``);
 2. **cold**: ``trials.load_trial`` with an empty cache (list, parallel fetch, decode,
    pack), next to a plain parallel download of the same objects (the transfer floor);
 3. **warm**: ``trials.load_trial`` again (nothing new to fetch: a few listing requests
@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ladis_core import capture, storage, trials  # noqa: E402
+from ladis_core import capture, store, trials  # noqa: E402
 from ladis_core.s3server import LocalS3Server, find_free_port  # noqa: E402
 
 
@@ -149,17 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"wrote {steps:,} PREDICT steps with the capture hook in {write_s:.1f} s ({files:,} files)"
         )
-        uploaded, upload_s = _timed(lambda: storage.upload_dir(local, uri))
+        uploaded, upload_s = _timed(lambda: store.upload_dir(local, uri))
         print(f"uploaded {uploaded:,} objects to {uri} in {upload_s:.1f} s")
 
         # transfer floor: the same objects a cold read needs, fetched in parallel, nothing else
         wanted = [
             (info.uri, work / "floor" / info.uri[len(uri) + 1 :])
-            for info in storage.iter_objects(uri)
+            for info in store.iter_objects(uri)
             if "/index/" in info.uri or "/events/" in info.uri
         ]
-        _, list_s = _timed(lambda: storage.list_objects(uri))
-        _, floor_s = _timed(lambda: storage.download_many(wanted))
+        _, list_s = _timed(lambda: store.list_objects(uri))
+        _, floor_s = _timed(lambda: store.download_many(wanted))
         print(
             f"transfer floor: list {list_s:.2f} s + parallel download of {len(wanted):,} objects {floor_s:.2f} s"
         )
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  cold vs baseline: {baseline_s / cold_s:,.0f}× faster")
         print(
-            f"  cold vs transfer floor: {cold_s / (list_s + floor_s):.2f}× (parallel fetch, {storage.DEFAULT_WORKERS} workers)"
+            f"  cold vs transfer floor: {cold_s / (list_s + floor_s):.2f}× (parallel fetch, {store.DEFAULT_WORKERS} workers)"
         )
     finally:
         server.stop()

@@ -26,7 +26,7 @@ then includes exactly those tensor names (a loose regex would also match paramet
 as ``ResNet_layer1.0.conv1.weight``, which smdebug offers to every collection).
 
 **Where it writes.** smdebug writes into a fresh local staging folder, and finished steps
-are copied to the trial (``s3://`` or a local folder) through :mod:`ladis_core.storage`:
+are copied to the trial (``s3://`` or a local folder) through :mod:`ladis_core.store`:
 event files first (in parallel), then index files in step order, so a reader never sees
 a step before its tensors. This instead of smdebug's own S3 writer because that writer
 puts two objects synchronously inside every forward pass, raises at interpreter exit
@@ -67,10 +67,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core._process import pid_alive
 from ladis_core.errors import InputError, LadisError, StorageError
 from ladis_core.progress import ProgressCallback, report
+from ladis_core.store import layout
 
 log = logging.getLogger(__name__)
 
@@ -311,12 +312,12 @@ class _Publisher:
             return total
 
     def _put(self, path: Path) -> None:
-        storage.write_bytes(self._uri(path.relative_to(self.staging).as_posix()), path.read_bytes())
+        store.write_bytes(self._uri(path.relative_to(self.staging).as_posix()), path.read_bytes())
 
     def _create(self, path: Path) -> None:
         uri = self._uri(path.relative_to(self.staging).as_posix())
         data = path.read_bytes()
-        if not storage.write_bytes(uri, data, if_absent=True) and storage.read_bytes(uri) != data:
+        if not store.write_bytes(uri, data, if_absent=True) and store.read_bytes(uri) != data:
             raise CaptureConflictError(
                 f"{uri} was already written by another process: two endpoints are capturing into "
                 f"the trial {self.target}. Capture stopped (unpublished steps stay in {self.staging}); "
@@ -336,8 +337,8 @@ def _check_target(out: str) -> str:
     text = str(out).strip()
     if not text:
         raise InputError("the capture destination is empty; give an s3:// URI or a local folder")
-    if storage.is_s3(text):
-        bucket, key = storage.split_s3(text)
+    if store.is_s3(text):
+        bucket, key = store.split_s3(text)
         if not key.strip("/"):
             raise InputError(
                 f"capture destination {text!r} is a bare bucket; name a prefix (s3://{bucket}/trials/x)"
@@ -346,14 +347,14 @@ def _check_target(out: str) -> str:
 
 
 def _target_has_objects(target: str) -> bool:
-    return next(iter(storage.iter_objects(target)), None) is not None
+    return next(iter(store.iter_objects(target)), None) is not None
 
 
 def _clear_target(target: str) -> None:
-    uris = [info.uri for info in storage.iter_objects(target)]
+    uris = [info.uri for info in store.iter_objects(target)]
     if uris:
         with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(uris))) as pool:
-            list(pool.map(storage.delete, uris))
+            list(pool.map(store.delete, uris))
 
 
 # --------------------------------------------------------------------------- contract-level hooks
@@ -494,8 +495,8 @@ class _StagedCapture:
             include_regex = _generic_tensor_patterns(layers, include_inputs)
             self.tensor_names = tuple(include_regex)
         start = None
-        if storage.is_s3(self.uri):
-            storage.check_bucket(self.uri)
+        if store.is_s3(self.uri):
+            store.check_bucket(self.uri)
         if append:
             _recover_orphans(self.uri)
             start = _continuation(self.uri, mode)
@@ -591,12 +592,13 @@ def _generic_tensor_patterns(layers: Sequence[str], include_inputs: bool) -> lis
 
 def _continuation(uri: str, mode: str) -> tuple[int, int] | None:
     """(global step, ``mode`` step) of the newest step already in the trial, if any."""
-    from ladis_core import trials
 
-    newest = trials._tail_entry(uri, mode=None)
+    from ladis_core.trials.index import _tail_entry
+
+    newest = _tail_entry(uri, mode=None)
     if newest is None:
         return None
-    same_mode = newest if newest.mode == mode else trials._tail_entry(uri, mode=mode)
+    same_mode = newest if newest.mode == mode else _tail_entry(uri, mode=mode)
     return newest.step, (same_mode.mode_step if same_mode is not None else -1)
 
 

@@ -28,9 +28,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ladis_core import layout
 from ladis_core.errors import InputError
 from ladis_core.results import STATUS_OK, JobResult
+from ladis_core.store import layout
 
 #: colours shared by all charts (and usable by the dashboard for matching legends)
 COLORS = {

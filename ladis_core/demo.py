@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core._version import __version__
 from ladis_core.data import (
     DEFAULT_FRACTIONS,
@@ -63,6 +63,7 @@ from ladis_core.data import (
 )
 from ladis_core.errors import DataNotFoundError, InputError, check
 from ladis_core.progress import ProgressCallback, report
+from ladis_core.store import layout
 
 log = logging.getLogger("ladis.demo")
 
@@ -478,18 +479,18 @@ def _endpoint_prefixes(world: str, endpoint: str) -> list[str]:
 
 
 def _delete_prefix(prefix: str) -> int:
-    """Delete every object under ``prefix`` (through :mod:`ladis_core.storage`)."""
-    uris = [info.uri for info in storage.iter_objects(prefix)]
+    """Delete every object under ``prefix`` (through :mod:`ladis_core.store`)."""
+    uris = [info.uri for info in store.iter_objects(prefix)]
     if uris:
         with ThreadPoolExecutor(max_workers=min(_WIPE_WORKERS, len(uris))) as pool:
-            list(pool.map(storage.delete, uris))
+            list(pool.map(store.delete, uris))
     return len(uris)
 
 
 def load_summary(world: str, endpoint: str = DEFAULT_ENDPOINT) -> WorldSummary | None:
     """The marker of a complete demo world, or ``None`` when there is none."""
     try:
-        return WorldSummary.from_dict(storage.read_json(marker_uri(world, endpoint)))
+        return WorldSummary.from_dict(store.read_json(marker_uri(world, endpoint)))
     except DataNotFoundError:
         return None
 
@@ -503,15 +504,15 @@ def check_world(world: str, *, create: bool = True, allow_foreign: bool = False)
     :class:`~ladis_core.errors.StorageError` / :class:`InputError` with what to do.
     """
     if create:
-        storage.ensure_bucket(world)
+        store.ensure_bucket(world)
     else:
-        storage.check_bucket(world)
+        store.check_bucket(world)
     if allow_foreign:
         return
-    children = set(storage.list_children(world))
+    children = set(store.list_children(world))
     if children & set(WORLD_FOLDERS):
         return
-    first = next(iter(storage.iter_objects(world)), None)
+    first = next(iter(store.iter_objects(world)), None)
     if first is not None:
         shown = ", ".join(sorted(children)[:5]) or first.uri
         raise InputError(
@@ -585,7 +586,7 @@ def build_world(
         log.info("--force: removed %d objects of endpoint %s from %s", removed, endpoint, world)
     plan_uri = _note_uri(world, endpoint, "plan")
     try:
-        previous_plan = storage.read_json(plan_uri)
+        previous_plan = store.read_json(plan_uri)
     except DataNotFoundError:
         previous_plan = None
     if previous_plan is not None and previous_plan != plan:
@@ -593,7 +594,7 @@ def build_world(
         log.warning(
             "an unfinished world with other options was found; removed its %d objects", removed
         )
-    storage.write_json(plan_uri, plan)
+    store.write_json(plan_uri, plan)
     with _torch_threads(options.torch_threads):
         return _build(world, options, plan, splits, device, clock, progress)
 
@@ -649,10 +650,10 @@ def _build(
 
     started = time.perf_counter()
     dataset_uri = layout.dataset_uri(world, endpoint)
-    if storage.exists(dataset_uri):
+    if store.exists(dataset_uri):
         skipped.append("dataset")
     else:
-        storage.write_bytes(
+        store.write_bytes(
             dataset_uri, _natural_npz(splits.test), content_type="application/octet-stream"
         )
     clock.add("dataset", started)
@@ -666,13 +667,13 @@ def _build(
     attacks_uri = _note_uri(world, endpoint, "attacks")
     started = time.perf_counter()
     adversarial: dict[tuple[str, float], np.ndarray] = {}
-    if first_hour < options.hours or not storage.exists(attacks_uri):
+    if first_hour < options.hours or not store.exists(attacks_uri):
         adversarial, attack_summaries = _attack_stage(
             options, model, splits.test, windows, device, progress
         )
-        storage.write_json(attacks_uri, attack_summaries)
+        store.write_json(attacks_uri, attack_summaries)
     else:
-        attack_summaries = storage.read_json(attacks_uri)
+        attack_summaries = store.read_json(attacks_uri)
         skipped.append("attacks")
     clock.add("attacks", started)
     del model  # the endpoint loads its own copy from the world
@@ -682,7 +683,7 @@ def _build(
     else:
         if first_hour > 0:
             skipped.append(f"traffic of hours 1–{first_hour}")
-        storage.delete(layout.experiment_uri(world, endpoint))  # it would describe other traffic
+        store.delete(layout.experiment_uri(world, endpoint))  # it would describe other traffic
         _traffic_stage(
             world, options, splits.test, adversarial, first_hour, device, clock, progress
         )
@@ -690,12 +691,12 @@ def _build(
 
     started = time.perf_counter()
     experiment_uri = layout.experiment_uri(world, endpoint)
-    if storage.exists(experiment_uri):
-        experiment = LayerExperiment.from_dict(storage.read_json(experiment_uri))
+    if store.exists(experiment_uri):
+        experiment = LayerExperiment.from_dict(store.read_json(experiment_uri))
         skipped.append("layer experiment")
     else:
         experiment = _experiment_stage(world, options, device, progress)
-        storage.write_json(experiment_uri, experiment.to_dict())
+        store.write_json(experiment_uri, experiment.to_dict())
     clock.add("experiment", started)
 
     clock.timings["total"] = round(time.perf_counter() - clock.t0, 3)
@@ -724,7 +725,7 @@ def _build(
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     # the marker last: a world without it is incomplete and is resumed on the next run
-    storage.write_json(marker_uri(world, endpoint), summary.to_dict())
+    store.write_json(marker_uri(world, endpoint), summary.to_dict())
     report(progress, "done", 1, 1, f"{world} complete")
     return summary
 
@@ -745,8 +746,8 @@ def _delete_downstream(world: str, endpoint: str, *, keep_reference: bool) -> No
     removed = sum(_delete_prefix(p) for p in prefixes)
     notes = ["attacks"] + ([] if keep_reference else ["reference"])
     for note in notes:
-        storage.delete(_note_uri(world, endpoint, note))
-    storage.delete(layout.experiment_uri(world, endpoint))
+        store.delete(_note_uri(world, endpoint, note))
+    store.delete(layout.experiment_uri(world, endpoint))
     if removed:
         log.warning(
             "removed %d objects of %s derived from an earlier model or traffic", removed, endpoint
@@ -798,13 +799,13 @@ def _model_stage(
 
     model_uri = layout.model_uri(world, options.endpoint)
     note_uri = _note_uri(world, options.endpoint, "training")
-    if storage.exists(layout.join(model_uri, "model.json")) and storage.exists(
+    if store.exists(layout.join(model_uri, "model.json")) and store.exists(
         layout.join(model_uri, "model.pt")
     ):
         with tempfile.TemporaryDirectory(prefix="ladis-model-") as cache:
             model, _spec = load_model(resolve_model_dir(model_uri, cache_dir=cache), device=device)
         try:
-            training = storage.read_json(note_uri)
+            training = store.read_json(note_uri)
         except DataNotFoundError:
             training = {"test_accuracy": accuracy(model, splits.test, device=device)}
         skipped.append("training")
@@ -843,10 +844,8 @@ def _model_stage(
         save_model(model.cpu(), spec, tmp)
         model.to(device)
         # weights before the spec: the spec's presence is what marks a stored model
-        storage.write_bytes(
-            layout.join(model_uri, "model.pt"), (Path(tmp) / "model.pt").read_bytes()
-        )
-        storage.write_bytes(
+        store.write_bytes(layout.join(model_uri, "model.pt"), (Path(tmp) / "model.pt").read_bytes())
+        store.write_bytes(
             layout.join(model_uri, "model.json"),
             (Path(tmp) / "model.json").read_bytes(),
             content_type="application/json",
@@ -859,7 +858,7 @@ def _model_stage(
         "seconds": round(result.seconds, 2),
         "losses": result.losses,
     }
-    storage.write_json(note_uri, training)
+    store.write_json(note_uri, training)
     return model, training
 
 
@@ -892,7 +891,7 @@ def _reference_stage(
     from ladis_core.capture import capture_reference
 
     note_uri = _note_uri(world, options.endpoint, "reference")
-    if storage.exists(note_uri):
+    if store.exists(note_uri):
         skipped.append("reference capture")
         return
     batch = 50
@@ -906,7 +905,7 @@ def _reference_stage(
         overwrite=True,
         progress=progress,
     )
-    storage.write_json(
+    store.write_json(
         note_uri,
         {"steps": summary.steps, "rows": len(validation), "tensors": list(summary.tensors)},
     )
@@ -979,9 +978,9 @@ def _traffic_resume_point(world: str, options: DemoOptions) -> int:
     last_step: int | None = None
     for hour in range(options.hours):
         uri = layout.results_uri(monitoring, options.job_id(hour))
-        if not storage.exists(uri):
+        if not store.exists(uri):
             break
-        job = JobResult.from_dict(storage.read_json(uri), source=uri)
+        job = JobResult.from_dict(store.read_json(uri), source=uri)
         last_step = job.last_step if job.last_step is not None else last_step
         done = hour + 1
     inference = layout.inference_trial_uri(world, options.endpoint)
@@ -1110,7 +1109,7 @@ def _hour_summaries(world: str, options: DemoOptions) -> list[HourSummary]:
     for hour, window in enumerate(options.windows):
         job_id = options.job_id(hour)
         uri = layout.results_uri(monitoring, job_id)
-        job = JobResult.from_dict(storage.read_json(uri), source=uri)
+        job = JobResult.from_dict(store.read_json(uri), source=uri)
         _, mask = _hour_plan(options, hour, 1)  # the count and mask do not depend on the pool
         out.append(
             HourSummary(

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core._process import pid_alive as _pid_alive
 from ladis_core._version import __version__
 from ladis_core.errors import DataNotFoundError, InputError, LadisError, StorageError, check
@@ -72,6 +72,7 @@ from ladis_core.results import (
     LayerResult,
     TopSample,
 )
+from ladis_core.store import layout
 
 log = logging.getLogger("ladis.monitor")
 
@@ -115,7 +116,7 @@ def class_names_for(reference: str) -> dict[str, str]:
         return {}
     spec_uri = layout.join(layout.model_uri(parts[0], parts[2]), "model.json")
     try:
-        names = storage.read_json(spec_uri).get("class_names") or []
+        names = store.read_json(spec_uri).get("class_names") or []
     except (LadisError, AttributeError):
         return {}
     return {str(index): str(name) for index, name in enumerate(names)}
@@ -181,7 +182,7 @@ class Bookmark:
 def _read_bookmark_hint(output: str) -> Bookmark:
     uri = layout.bookmark_uri(output)
     try:
-        return Bookmark.from_dict(storage.read_json(uri), source=uri)
+        return Bookmark.from_dict(store.read_json(uri), source=uri)
     except DataNotFoundError:
         return Bookmark()
 
@@ -205,7 +206,7 @@ def write_bookmark(output: str, bookmark: Bookmark) -> bool:
         current.last_step is not None and current.last_step >= bookmark.last_step
     ):
         return False
-    storage.write_json(layout.bookmark_uri(output), bookmark.to_dict())
+    store.write_json(layout.bookmark_uri(output), bookmark.to_dict())
     return True
 
 
@@ -242,7 +243,7 @@ def _release_uri(output: str, node: int, attempt: int) -> str:
 def _attempts(output: str, node: int) -> dict[int, bool]:
     """{attempt: released} of the claims on ``node``."""
     found: dict[int, bool] = {}
-    for info in storage.iter_objects(_claims_prefix(output, node)):
+    for info in store.iter_objects(_claims_prefix(output, node)):
         name = info.uri.rsplit("/", 1)[-1]
         stem, _, rest = name.partition(".")
         if not stem.isdigit():
@@ -255,7 +256,7 @@ def _attempts(output: str, node: int) -> dict[int, bool]:
 
 def _read_claim(output: str, node: int, attempt: int) -> _Claim:
     uri = _claim_uri(output, node, attempt)
-    data = storage.read_json(uri)
+    data = store.read_json(uri)
     try:
         return _Claim(**{k: data[k] for k in _Claim.__dataclass_fields__})
     except (KeyError, TypeError) as exc:
@@ -270,7 +271,7 @@ def _claim_state(output: str, claim: _Claim, released: bool) -> str:
         return "released"
     uri = layout.results_uri(output, claim.job_id)
     try:
-        result = JobResult.from_dict(storage.read_json(uri), source=uri)
+        result = JobResult.from_dict(store.read_json(uri), source=uri)
     except DataNotFoundError:
         result = None
     if result is not None:
@@ -318,10 +319,10 @@ def _try_claim(
         expires_at=_iso(now + timedelta(seconds=lease_s)),
     )
     uri = _claim_uri(output, node, attempt)
-    if not storage.write_json(uri, claim.__dict__, if_absent=True):
+    if not store.write_json(uri, claim.__dict__, if_absent=True):
         return None
     # a store that ignored If-None-Match would let the last writer win: read back
-    if storage.read_json(uri).get("token") != claim.token:
+    if store.read_json(uri).get("token") != claim.token:
         return None
     return claim
 
@@ -329,7 +330,7 @@ def _try_claim(
 def _release(output: str, claim: _Claim, reason: str) -> None:
     """Give the claim's steps back (best effort: an expired lease does the same)."""
     try:
-        storage.write_json(
+        store.write_json(
             _release_uri(output, claim.node, claim.attempt),
             {
                 "job_id": claim.job_id,
@@ -505,7 +506,7 @@ def _baseline(
     cache_uri = layout.join(output, STATE_DIR, "baseline", f"{key}.json")
     if use_cache:
         try:
-            cached = storage.read_json(cache_uri)
+            cached = store.read_json(cache_uri)
             return float(cached["combined"]), {n: float(cached["layers"][n]) for n in names}
         except (DataNotFoundError, StorageError, KeyError, TypeError, ValueError):
             pass
@@ -519,7 +520,7 @@ def _baseline(
     combined, per_layer = _rates(outcome, names)
     if use_cache:
         try:
-            storage.write_json(
+            store.write_json(
                 cache_uri,
                 {
                     "combined": combined,
@@ -587,9 +588,9 @@ def run_job(
     job_id = layout.job_id_for(scheduled)
     endpoint = endpoint or derive_endpoint(output, inference)
     result_uri = layout.results_uri(output, job_id)
-    if storage.is_s3(output):
-        storage.check_bucket(output)  # a missing bucket or bad credentials, said up front
-    if storage.exists(result_uri):
+    if store.is_s3(output):
+        store.check_bucket(output)  # a missing bucket or bad credentials, said up front
+    if store.exists(result_uri):
         raise JobExistsError(job_id, result_uri)
 
     # ---- validate everything that the user chose before anything is written
@@ -631,7 +632,7 @@ def run_job(
             )
             time.sleep(_POLL_S)
             continue
-        if storage.exists(result_uri):
+        if store.exists(result_uri):
             # the same job id was run meanwhile by another process (we waited for it)
             raise JobExistsError(job_id, result_uri, detail=" (written by a concurrent run)")
         first = 0 if all_steps else node
@@ -675,8 +676,8 @@ def run_job(
             )
         if scores is not None:
             # before results.json, so a committed job always has its scores
-            storage.write_json(layout.join(output, job_id, SCORES_NAME), scores)
-        if not storage.write_json(result_uri, result.to_dict(), if_absent=True):
+            store.write_json(layout.join(output, job_id, SCORES_NAME), scores)
+        if not store.write_json(result_uri, result.to_dict(), if_absent=True):
             raise JobExistsError(job_id, result_uri, detail=" (written by a concurrent run)")
     except BaseException as exc:
         if claim is not None:
@@ -954,7 +955,7 @@ def _sample_scores(
 def load_job(output: str, job_id: str) -> JobResult:
     """The result of one job (:class:`DataNotFoundError` if it has none)."""
     uri = layout.results_uri(output, job_id)
-    return JobResult.from_json(storage.read_bytes(uri), source=uri)
+    return JobResult.from_json(store.read_bytes(uri), source=uri)
 
 
 def load_jobs(output: str) -> list[JobResult]:
@@ -965,7 +966,7 @@ def load_jobs(output: str) -> list[JobResult]:
     """
     output = output.rstrip("/")
     job_ids = []
-    for name in storage.list_children(output):
+    for name in store.list_children(output):
         try:
             layout.parse_job_id(name)
         except ValueError:
@@ -992,7 +993,7 @@ def load_scores(output: str, job_id: str) -> dict[str, Any]:
     """The per-row scores document of a tested job (``steps``, ``predicted_class``,
     ``score``, ``p_value``: lists of one entry per row of the window; ``layers``:
     the same per layer)."""
-    return storage.read_json(layout.join(output.rstrip("/"), job_id, SCORES_NAME))
+    return store.read_json(layout.join(output.rstrip("/"), job_id, SCORES_NAME))
 
 
 # --------------------------------------------------------------------------- schedule

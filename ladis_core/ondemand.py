@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.errors import LadisError, StorageError, check
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.results import IncidentRule, JobResult, JobSettings
+from ladis_core.store import layout
 
 SOURCE = "on-demand"
 
@@ -163,7 +164,7 @@ def save_job(result: JobResult, monitoring: str) -> str:
     scheduled job) and return that URI. A job with the same id raises
     :class:`~ladis_core.errors.LadisError` (run the test again for a new id)."""
     uri = layout.results_uri(monitoring.rstrip("/"), result.job_id)
-    if not storage.write_json(uri, result.to_dict(), if_absent=True):
+    if not store.write_json(uri, result.to_dict(), if_absent=True):
         raise LadisError(
             f"a job {result.job_id} already exists at {uri}; run the test again to get a new id"
         )

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.config import cache_root, redact
 from ladis_core.errors import DataNotFoundError, InputError, LadisError, StorageError, check
 from ladis_core.serving import (
@@ -64,6 +64,7 @@ from ladis_core.serving import (
     predict_fn,
     resolve_device,
 )
+from ladis_core.store import layout
 
 log = logging.getLogger("ladis.server")
 
@@ -190,7 +191,7 @@ class ProvenanceRecorder:
             name = f"part-{lines[0]['step']:010d}-{lines[-1]['step']:010d}-{self.run_id}-{self._parts:05d}.jsonl"
             body = "".join(json.dumps(line, allow_nan=False) + "\n" for line in lines).encode()
             try:
-                storage.write_bytes(
+                store.write_bytes(
                     layout.join(self.uri, name),
                     body,
                     content_type="application/x-ndjson",
@@ -629,14 +630,14 @@ def resolve_model_dir(model: str | Path, *, cache_dir: str | Path | None = None)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if text.endswith((".tar.gz", ".tgz")):
         return _extract_archive(text, cache)
-    if not storage.is_s3(text):
-        path = storage.local_path(text)
+    if not store.is_s3(text):
+        path = store.local_path(text)
         if not path.is_dir():
             raise DataNotFoundError(
                 f"model folder {text} does not exist; train or download a model first"
             )
         return path
-    objects = storage.list_objects(text)
+    objects = store.list_objects(text)
     if not objects:
         raise DataNotFoundError(f"no model under {text}: expected model.pt and model.json there")
     fingerprint = hashlib.sha256(
@@ -645,13 +646,13 @@ def resolve_model_dir(model: str | Path, *, cache_dir: str | Path | None = None)
         ).encode()
     ).hexdigest()[:20]
     target = cache / fingerprint
-    fetched = storage.mirror_prefix(text, target)
+    fetched = store.mirror_prefix(text, target)
     log.info("model %s: %d file(s) fetched into %s", text, len(fetched), target)
     return target
 
 
 def _extract_archive(uri: str, cache: Path) -> Path:
-    data = storage.read_bytes(uri)
+    data = store.read_bytes(uri)
     target = cache / f"archive-{hashlib.sha256(data).hexdigest()[:20]}"
     if (target / ".complete").is_file():
         return target

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
+from ladis_core.store import layout
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def add_verdict(
         note if note is not None else "", what="note", limit=MAX_NOTE_CHARS, allow_newlines=True
     )
     moment = _utc(at)
-    if require_job and not storage.exists(layout.results_uri(monitoring_uri, job_id)):
+    if require_job and not store.exists(layout.results_uri(monitoring_uri, job_id)):
         raise DataNotFoundError(
             f"no job {job_id!r} under {monitoring_uri} (no results.json there); check the job id"
         )
@@ -160,7 +161,7 @@ def add_verdict(
             id=uuid.uuid4().hex,
         )
         key = layout.join(prefix, f"{moment.strftime(_TIME_FORMAT)}-{record.id}.json")
-        if storage.write_json(key, record.to_dict(), if_absent=True):
+        if store.write_json(key, record.to_dict(), if_absent=True):
             return record
     # five UUID collisions in a row mean the store ignores the condition or is broken
     raise LadisError(
@@ -170,7 +171,7 @@ def add_verdict(
 
 def _read_verdict(uri: str) -> Verdict | None:
     try:
-        return Verdict.from_dict(json.loads(storage.read_bytes(uri)), source=uri)
+        return Verdict.from_dict(json.loads(store.read_bytes(uri)), source=uri)
     except (InputError, DataNotFoundError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         # one bad (or just deleted) record must not hide the others; it stays for inspection
         log.warning("skipping verdict record %s: %s", uri, exc)
@@ -190,7 +191,7 @@ def list_verdicts(monitoring_uri: str, job_id: str) -> list[Verdict]:
     """All verdicts on ``job_id``, oldest first (empty when there are none)."""
     job_id = _check_job_id(job_id)
     prefix = layout.verdicts_uri(monitoring_uri, job_id)
-    return _read_verdicts(info.uri for info in storage.iter_objects(prefix))
+    return _read_verdicts(info.uri for info in store.iter_objects(prefix))
 
 
 def latest_verdict(monitoring_uri: str, job_id: str) -> Verdict | None:
@@ -204,7 +205,7 @@ def verdicts_by_job(monitoring_uri: str) -> dict[str, list[Verdict]]:
     the history page): ``{job_id: [verdicts, oldest first]}``; jobs without any are absent."""
     uris = [
         info.uri
-        for info in storage.iter_objects(monitoring_uri)
+        for info in store.iter_objects(monitoring_uri)
         if info.uri.replace("\\", "/").rsplit("/", 2)[-2:-1] == ["verdicts"]
     ]
     out: dict[str, list[Verdict]] = {}

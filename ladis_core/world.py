@@ -1,8 +1,8 @@
 """Discovery: which endpoints, trials and monitoring jobs a LADIS world holds.
 
-A world is an S3 prefix (or a local folder) laid out as in :mod:`ladis_core.layout`. The
+A world is an S3 prefix (or a local folder) laid out as in :mod:`ladis_core.store.layout`. The
 dashboard asks this module what is there; it reads only through
-:mod:`ladis_core.storage`.
+:mod:`ladis_core.store`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ladis_core import layout, monitor, storage
+from ladis_core import monitor, store
 from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 #: top-level folders of a world that are named after endpoints
 _ENDPOINT_FOLDERS = ("monitoring", "trials", "models")
@@ -92,10 +93,10 @@ def list_endpoints(world_uri: str) -> list[str]:
     read (unreachable, access denied, missing bucket).
     """
     world = normalize_world_uri(world_uri)
-    storage.check_bucket(world)
+    store.check_bucket(world)
     names: set[str] = set()
     for folder in _ENDPOINT_FOLDERS:
-        names.update(storage.list_children(layout.join(world, folder)))
+        names.update(store.list_children(layout.join(world, folder)))
     return sorted(names)
 
 
@@ -108,7 +109,7 @@ def job_index(world_uri: str, endpoint: str) -> JobIndex:
     base = monitoring.rstrip("/") + "/"
     jobs: set[str] = set()
     verdicts: dict[str, int] = {}
-    for info in storage.iter_objects(monitoring):
+    for info in store.iter_objects(monitoring):
         relative = info.uri[len(base) :] if info.uri.startswith(base) else ""
         parts = relative.split("/")
         if len(parts) == 2 and parts[1] == layout.RESULTS_NAME and _is_job_id(parts[0]):
@@ -123,15 +124,15 @@ def describe_world(world_uri: str) -> WorldInfo:
     world = normalize_world_uri(world_uri)
     infos = []
     for name in list_endpoints(world):
-        trials = set(storage.list_children(layout.join(world, "trials", name)))
+        trials = set(store.list_children(layout.join(world, "trials", name)))
         infos.append(
             EndpointInfo(
                 name=name,
-                has_model=storage.exists(layout.join(layout.model_uri(world, name), "model.json")),
+                has_model=store.exists(layout.join(layout.model_uri(world, name), "model.json")),
                 has_reference="reference" in trials,
                 has_inference="inference" in trials,
                 has_provenance="provenance" in trials,
-                has_dataset=storage.exists(layout.dataset_uri(world, name)),
+                has_dataset=store.exists(layout.dataset_uri(world, name)),
                 job_ids=job_index(world, name).job_ids,
             )
         )

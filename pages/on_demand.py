@@ -7,8 +7,9 @@ import streamlit as st
 from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors, show_error
-from ladis_core import charts, layout
+from ladis_core import charts
 from ladis_core.results import JobSettings
+from ladis_core.store import layout
 
 st.title("On-demand test")
 state.init_page("on_demand")

@@ -8,7 +8,7 @@ import streamlit as st
 from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors, show_error
-from ladis_core import layout
+from ladis_core.store import layout
 
 st.title("Incident report")
 state.init_page("report")

@@ -41,7 +41,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _describe(entry, now: datetime) -> str:
-    from ladis_core.cache import format_size
+    from ladis_core.store.local_cache import format_size
 
     age = now - entry.last_used
     days, hours = age.days, age.seconds // 3600
@@ -50,8 +50,8 @@ def _describe(entry, now: datetime) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ladis_core.cache import format_size, list_cache, parse_size, prune_cache
     from ladis_core.config import cache_root
+    from ladis_core.store.local_cache import format_size, list_cache, parse_size, prune_cache
 
     root = args.dir or cache_root()
     now = datetime.now(UTC)

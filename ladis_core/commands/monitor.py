@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
 def summary(result, output: str) -> str:
     """One line per job, for the terminal and logs."""
-    from ladis_core import layout
+    from ladis_core.store import layout
 
     where = layout.results_uri(output.rstrip("/"), result.job_id)
     steps = (

@@ -28,7 +28,7 @@ offset is given) or job ids. --out takes a local path, an s3:// URI or - (stdout
 
 
 def _parse_time(text: str) -> datetime:
-    from ladis_core import layout
+    from ladis_core.store import layout
 
     try:
         return layout.parse_time(text)
@@ -102,7 +102,7 @@ def _format_for(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ladis_core import storage
+    from ladis_core import store
     from ladis_core.errors import InputError
     from ladis_core.progress import log_progress
     from ladis_core.report import MEDIA_TYPES, gather_report_data, render
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     payload = text.encode("utf-8")
-    storage.write_bytes(args.out, payload, content_type=MEDIA_TYPES[fmt])
+    store.write_bytes(args.out, payload, content_type=MEDIA_TYPES[fmt])
     incidents = sum(1 for job in data.jobs if job.incident)
     print(
         f"wrote {args.out} ({fmt}, {len(payload) / 1e6:.2f} MB): {len(data.jobs)} job(s), "

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.charts import job_time, sort_jobs
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
 from ladis_core.progress import ProgressCallback, report
@@ -24,6 +24,7 @@ from ladis_core.report._data import (
 )
 from ladis_core.report._pictures import WorldCache, attach_images, attach_provenance, note
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 from ladis_core.triage import Verdict, list_verdicts
 
 DEFAULT_CONTEXT = timedelta(hours=12)
@@ -61,7 +62,7 @@ def load_job(job_uri: str) -> JobResult:
     """Read one job's ``results.json`` (job folder or file URI)."""
     results, _, _ = results_location(job_uri)
     try:
-        data = storage.read_bytes(results)
+        data = store.read_bytes(results)
     except DataNotFoundError:
         raise DataNotFoundError(
             f"no monitoring job at {job_uri} ({results} does not exist); give a job folder "
@@ -78,7 +79,7 @@ def jobs_between(
     the file is corrupt)."""
     start, end = _utc(start), _utc(end)
     wanted = []
-    for name in storage.list_children(monitoring):
+    for name in store.list_children(monitoring):
         try:
             moment = layout.parse_job_id(name)
         except ValueError:
@@ -244,7 +245,7 @@ def gather_report_data(
             continue
         uri = layout.join(folder, job.job_id, SCORES_NAME)
         try:
-            window_scores[job.job_id] = WindowScores.from_dict(storage.read_json(uri), source=uri)
+            window_scores[job.job_id] = WindowScores.from_dict(store.read_json(uri), source=uri)
         except DataNotFoundError:
             continue  # untested windows and older jobs have none
         except LadisError as exc:

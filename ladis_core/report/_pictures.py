@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.config import redact
 from ladis_core.errors import DataNotFoundError, LadisError
 from ladis_core.report._data import ORIGINAL_NEAREST, ORIGINAL_RECORDED, ReportSample
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _load_natural(
 ) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
     if uri not in cache.natural:
         try:
-            with np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False) as npz:
+            with np.load(io.BytesIO(store.read_bytes(uri)), allow_pickle=False) as npz:
                 images = np.asarray(npz["images"], dtype=np.float32)
                 labels = np.asarray(npz["labels"], dtype=np.int64)
                 names = [str(n) for n in npz["class_names"]] if "class_names" in npz.files else []

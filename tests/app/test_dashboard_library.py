@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ladis_core import layout, ondemand, storage, triage, world
+from ladis_core import ondemand, store, triage, world
 from ladis_core.embedding import subsample_rows, tsne_2d
 from ladis_core.errors import InputError, LadisError
 from ladis_core.results import IncidentRule, JobResult, JobSettings
+from ladis_core.store import layout
 
 # --------------------------------------------------------------------------- t-SNE
 
@@ -102,12 +103,12 @@ def test_world_discovery_on_a_local_folder(tmp_path: Path) -> None:
     monitoring = layout.monitoring_uri(uri, "cats")
     ids = ["2026-01-01T02-00-00Z", "2026-01-01T01-00-00Z"]
     for job_id in ids:
-        storage.write_bytes(layout.results_uri(monitoring, job_id), _job(job_id).to_json().encode())
-    storage.write_bytes(
+        store.write_bytes(layout.results_uri(monitoring, job_id), _job(job_id).to_json().encode())
+    store.write_bytes(
         layout.join(monitoring, "2026-01-01T03-00-00Z", "scores.json"), b"{}"
     )  # unfinished
-    storage.write_bytes(layout.join(monitoring, "_state", "results.json"), b"{}")  # not a job
-    storage.write_bytes(layout.join(uri, "trials", "dogs", "reference", "x"), b"")
+    store.write_bytes(layout.join(monitoring, "_state", "results.json"), b"{}")  # not a job
+    store.write_bytes(layout.join(uri, "trials", "dogs", "reference", "x"), b"")
     triage.add_verdict(monitoring, ids[0], verdict="dismissed", analyst="Ada", note="")
 
     assert world.list_endpoints(uri) == ["cats", "dogs"]
@@ -147,7 +148,7 @@ def test_saving_an_on_demand_job_writes_it_once(tmp_path: Path) -> None:
     monitoring = str(tmp_path / "monitoring" / "cats")
     job = replace(_job("2026-01-01T05-07-09Z"), source=ondemand.SOURCE)
     uri = ondemand.save_job(job, monitoring)
-    assert JobResult.from_json(storage.read_bytes(uri)).source == "on-demand"
+    assert JobResult.from_json(store.read_bytes(uri)).source == "on-demand"
     with pytest.raises(LadisError, match="already exists"):
         ondemand.save_job(job, monitoring)
 

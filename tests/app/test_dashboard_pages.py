@@ -10,8 +10,9 @@ import socket
 import pytest
 from dash_helpers import all_text, by_label, open_app
 
-from ladis_core import layout, storage, triage
+from ladis_core import store, triage
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 pytestmark = pytest.mark.app
 
@@ -133,13 +134,13 @@ def test_on_demand_test_runs_and_saves_a_job(app_env) -> None:
     next(b for b in at.button if b.label == "Save as job").click().run()
     _no_exception(at)
     saved = layout.results_uri(app_env.monitoring, result.job_id)
-    stored = JobResult.from_json(storage.read_bytes(saved))
+    stored = JobResult.from_json(store.read_bytes(saved))
     assert stored.job_id == result.job_id and stored.source == "on-demand"
     assert any("Saved as job" in s for s in _texts(at.success))
     # it is a job like the others: the history lists it
     at.switch_page("../pages/history.py").run()
     assert result.job_id in list(at.dataframe[0].value["Job"])
-    storage.delete(saved)
+    store.delete(saved)
 
 
 # --------------------------------------------------------------------------- report
@@ -225,7 +226,7 @@ def test_a_job_whose_trial_is_gone_explains_itself(s3_bucket: str, app_world) ->
     data = json.loads(job.to_json())
     data["reference"] = layout.reference_trial_uri(s3_bucket, app_world.endpoint)
     data["inference"] = layout.inference_trial_uri(s3_bucket, app_world.endpoint)
-    storage.write_json(
+    store.write_json(
         layout.results_uri(layout.monitoring_uri(s3_bucket, app_world.endpoint), job.job_id), data
     )
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ladis_core import layout
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 #: the tiny preset, made faster still (see the module docstring)
 FAST = dict(

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from ladis_core import capture, storage, trials
+from ladis_core import capture, store, trials
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.models import ModelSpec, build_model
 from ladis_core.progress import Progress
@@ -310,7 +310,7 @@ def test_reader_stops_before_a_step_whose_events_are_missing(model, s3_bucket, t
     with capture.ServingCapture(model, uri, include_inputs=False) as cap:
         for i in range(4):
             cap.record(_images(1, i))
-    storage.delete(f"{uri}/events/000000000002/000000000002_worker_0.tfevents")
+    store.delete(f"{uri}/events/000000000002/000000000002_worker_0.tfevents")
     data = trials.load_trial(uri, mode="PREDICT", cache_dir=tmp_path / "cache")
     assert data.steps.tolist() == [0, 1]  # never past a step that has not fully arrived
 
@@ -351,7 +351,7 @@ def test_packed_cache_serves_sealed_index_folders(tmp_path, s3_bucket):
     local = tmp_path / "trial"
     steps = _spread_trial(local, [0, 995], count=5) + _spread_trial(local, [1000], count=5)
     uri = s3_bucket + "trials/many/inference"
-    storage.upload_dir(local, uri)
+    store.upload_dir(local, uri)
     cache = tmp_path / "cache"
     cold = trials.load_trial(uri, mode="PREDICT", cache_dir=cache)
     assert (cache / "_packs" / "000000000" / "PREDICT" / "avgpool_output_0.npy").is_file()
@@ -373,7 +373,7 @@ def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path,
     local = tmp_path / "trial"
     steps = _spread_trial(local, [0, 1000, 2000], count=4)
     uri = s3_bucket + "trials/long/inference"
-    storage.upload_dir(local, uri)
+    store.upload_dir(local, uri)
     cache = tmp_path / "cache"
 
     events: list[Progress] = []
@@ -402,17 +402,17 @@ def test_a_window_early_in_a_long_trial_fetches_only_its_index_folders(tmp_path,
 
 
 def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_bucket, monkeypatch):
-    from ladis_core import cache
+    from ladis_core.store import local_cache
 
     monkeypatch.setenv("LADIS_CACHE_DIR", str(tmp_path / "cache"))
     local = tmp_path / "trial"
     steps = _spread_trial(local, [0], count=3)
     uri = s3_bucket + "trials/pruned/inference"
-    storage.upload_dir(local, uri)
+    store.upload_dir(local, uri)
     first = trials.load_trial(uri, mode="PREDICT")
-    (entry,) = cache.list_cache()
+    (entry,) = local_cache.list_cache()
     assert entry.uri == uri and entry.path == trials.default_cache_dir(uri)
-    assert [e.uri for e in cache.prune_cache(max_bytes=0).removed] == [uri]
+    assert [e.uri for e in local_cache.prune_cache(max_bytes=0).removed] == [uri]
     assert not entry.path.exists()
     again = trials.load_trial(uri, mode="PREDICT")
     assert again.steps.tolist() == first.steps.tolist() == steps
@@ -424,7 +424,7 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
 
     folder = trials.default_cache_dir(uri)
     results = []
-    with open(folder / cache.TRIAL_LOCK, "a+b") as held:
+    with open(folder / local_cache.TRIAL_LOCK, "a+b") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as `cache prune` holds it while removing
         reader = threading.Thread(
             target=lambda: results.append(trials.load_trial(uri, mode="PREDICT"))
@@ -435,7 +435,7 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
         shutil.rmtree(folder)
     reader.join(timeout=60)
     assert results and results[0].steps.tolist() == steps
-    assert (folder / cache.TRIAL_MANIFEST).is_file()
+    assert (folder / local_cache.TRIAL_MANIFEST).is_file()
 
 
 # --------------------------------------------------------------------------- provenance
@@ -454,16 +454,16 @@ def test_provenance_parts_are_merged_by_step(s3_bucket):
         }
         for s in range(4)
     ]
-    storage.write_bytes(
+    store.write_bytes(
         f"{prefix}/part-0.jsonl", "\n".join(json.dumps(x) for x in lines[:2]).encode()
     )
-    storage.write_bytes(
+    store.write_bytes(
         f"{prefix}/part-1.jsonl", "\n".join(json.dumps(x) for x in lines[2:]).encode() + b"\n"
     )
     records = trials.load_provenance(prefix)
     assert sorted(records) == [0, 1, 2, 3] and records[3]["source_index"] == 13
     assert trials.load_provenance(s3_bucket + "trials/none/provenance") == {}
-    storage.write_bytes(f"{prefix}/part-2.jsonl", b'{"step": 9}\nnot json\n')
+    store.write_bytes(f"{prefix}/part-2.jsonl", b'{"step": 9}\nnot json\n')
     with pytest.raises(StorageError, match=r"part-2\.jsonl line 2"):
         trials.load_provenance(prefix)
 

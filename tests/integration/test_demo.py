@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ladis_core import cli, demo, layout, storage, trials
+from ladis_core import cli, demo, store, trials
 from ladis_core.results import JobResult
+from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def tiny_world(s3_server, tmp_path_factory):
 
 
 def _objects(world: str) -> dict[str, str]:
-    return {info.uri: info.etag for info in storage.iter_objects(world)}
+    return {info.uri: info.etag for info in store.iter_objects(world)}
 
 
 def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
@@ -68,12 +69,12 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
     ):
         assert stage in stages
     # the model in the layout the endpoint loads, and the natural pool
-    assert storage.exists(layout.join(layout.model_uri(world, endpoint), "model.pt"))
+    assert store.exists(layout.join(layout.model_uri(world, endpoint), "model.pt"))
     spec = json.loads(
-        storage.read_bytes(layout.join(layout.model_uri(world, endpoint), "model.json"))
+        store.read_bytes(layout.join(layout.model_uri(world, endpoint), "model.json"))
     )
     assert spec["architecture"] == "resnet18" and spec["class_names"] == [str(i) for i in range(10)]
-    natural = np.load(io.BytesIO(storage.read_bytes(layout.dataset_uri(world, endpoint))))
+    natural = np.load(io.BytesIO(store.read_bytes(layout.dataset_uri(world, endpoint))))
     assert natural["images"].dtype == np.float32 and natural["images"].shape[1:] == (3, 16, 16)
     assert natural["labels"].dtype == np.int64 and len(natural["labels"]) == summary.split["test"]
     assert list(natural["class_names"]) == summary.classes
@@ -124,7 +125,7 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
         "2026-11-23T03-00-00Z",
     ]
     for hour in summary.hours:
-        job = JobResult.from_dict(storage.read_json(layout.results_uri(monitoring, hour.job_id)))
+        job = JobResult.from_dict(store.read_json(layout.results_uri(monitoring, hour.job_id)))
         assert job.requests == 110 and job.status == "ok"
         assert job.detection_rate == hour.detection_rate
         assert list(job.layers) == ["avgpool_output_0"]
@@ -143,12 +144,12 @@ def test_tiny_world_holds_every_part(tiny_world, s3_env) -> None:
         for c in experiment.columns
         for n in experiment.layers
     )
-    saved = storage.read_json(layout.experiment_uri(world, endpoint))
+    saved = store.read_json(layout.experiment_uri(world, endpoint))
     assert saved["rates"] == experiment.rates
     assert "input" in experiment.table() and "combined" in experiment.table()
 
     # the marker, written last, records what was built
-    marker = storage.read_json(demo.marker_uri(world, endpoint))
+    marker = store.read_json(demo.marker_uri(world, endpoint))
     assert marker["test_accuracy"] == summary.test_accuracy
     assert marker["options"] == options.plan()
     assert demo.load_summary(world, endpoint).hours == summary.hours
@@ -180,9 +181,9 @@ def test_an_interrupted_world_is_resumed(tiny_world, s3_env) -> None:
     world, summary, _ = tiny_world
     options = demo.DemoOptions.tiny()
     monitoring = layout.monitoring_uri(world, options.endpoint)
-    storage.delete(demo.marker_uri(world, options.endpoint))
-    storage.delete(layout.experiment_uri(world, options.endpoint))
-    storage.delete(layout.results_uri(monitoring, options.job_id(2)))
+    store.delete(demo.marker_uri(world, options.endpoint))
+    store.delete(layout.experiment_uri(world, options.endpoint))
+    store.delete(layout.results_uri(monitoring, options.job_id(2)))
     resumed = demo.build_world(world, options=options)
     assert {"training", "dataset", "reference capture"} <= set(resumed.skipped)
     assert "traffic" not in resumed.skipped
@@ -190,7 +191,7 @@ def test_an_interrupted_world_is_resumed(tiny_world, s3_env) -> None:
     assert [h.adversarial_requests for h in resumed.hours] == [0, 0, 110]
     provenance = trials.load_provenance(layout.provenance_uri(world, options.endpoint))
     assert sorted(provenance) == list(range(330))  # replayed from step 0, nothing doubled
-    assert storage.exists(demo.marker_uri(world, options.endpoint))
+    assert store.exists(demo.marker_uri(world, options.endpoint))
 
 
 def _image_folder(root: Path, *, per_class: int) -> Path:
@@ -226,11 +227,9 @@ def test_image_folder_world(s3_bucket, tmp_path, monkeypatch) -> None:
     assert summary.input_shape == [3, 16, 16]
     assert summary.data_source == str(folder)
     assert len(summary.hours) == 3 and all(h.requests == 25 for h in summary.hours)
-    assert storage.exists(demo.marker_uri(s3_bucket, "shapes-resnet18"))
+    assert store.exists(demo.marker_uri(s3_bucket, "shapes-resnet18"))
     spec = json.loads(
-        storage.read_bytes(
-            layout.join(layout.model_uri(s3_bucket, "shapes-resnet18"), "model.json")
-        )
+        store.read_bytes(layout.join(layout.model_uri(s3_bucket, "shapes-resnet18"), "model.json"))
     )
     assert spec["num_classes"] == 3 and spec["class_names"] == ["circles", "noise", "stripes"]
 
@@ -245,15 +244,15 @@ def test_bad_inputs_fail_clearly_and_write_nothing(
     assert cli.main(["demo", "--world", s3_bucket, "--tiny", "--data", str(empty)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no images found" in err and str(empty) in err
-    assert not any(info.uri.endswith(demo.MARKER_NAME) for info in storage.iter_objects(s3_bucket))
+    assert not any(info.uri.endswith(demo.MARKER_NAME) for info in store.iter_objects(s3_bucket))
 
     # a bucket holding something else
     other = s3_server.create_bucket(f"other-{uuid.uuid4().hex[:12]}")
-    storage.write_bytes(layout.join(other, "photos", "holiday.jpg"), b"jpeg bytes")
+    store.write_bytes(layout.join(other, "photos", "holiday.jpg"), b"jpeg bytes")
     assert cli.main(["demo", "--world", other, "--tiny"]) == 2
     err = capsys.readouterr().err
     assert "holds no LADIS world" in err and "photos" in err
-    assert [info.uri for info in storage.iter_objects(other)] == [
+    assert [info.uri for info in store.iter_objects(other)] == [
         layout.join(other, "photos", "holiday.jpg")
     ]
 
@@ -261,7 +260,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(
     if not torch.cuda.is_available():
         assert cli.main(["demo", "--world", s3_bucket, "--tiny", "--device", "cuda"]) == 2
         assert "CUDA" in capsys.readouterr().err
-        assert storage.list_objects(s3_bucket) == []
+        assert store.list_objects(s3_bucket) == []
 
     # S3 that cannot be reached (nothing listens on the port): a clear message, no secret
     from ladis_core.s3server import find_free_port

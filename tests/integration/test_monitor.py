@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ladis_core import cli, layout, monitor, processing, storage
+from ladis_core import cli, monitor, processing, store
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.results import STATUS_INSUFFICIENT, STATUS_OK, JobResult, JobSettings
+from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration
 
@@ -146,9 +147,7 @@ def upload(local: Path, uri: str, steps: range | None = None) -> None:
         ]
         with ThreadPoolExecutor(8) as pool:
             list(
-                pool.map(
-                    lambda rp: storage.write_bytes(f"{uri}/{rp[0]}", rp[1].read_bytes()), batch
-                )
+                pool.map(lambda rp: store.write_bytes(f"{uri}/{rp[0]}", rp[1].read_bytes()), batch)
             )
 
 
@@ -179,12 +178,12 @@ def world(s3_bucket: str, local_trials: LocalTrials, tmp_path: Path) -> World:
 
 
 def objects(prefix: str) -> dict[str, str]:
-    return {info.uri: info.etag for info in storage.iter_objects(prefix)}
+    return {info.uri: info.etag for info in store.iter_objects(prefix)}
 
 
 def bookmark(output: str) -> dict | None:
     try:
-        return storage.read_json(layout.bookmark_uri(output))
+        return store.read_json(layout.bookmark_uri(output))
     except DataNotFoundError:
         return None
 
@@ -229,7 +228,7 @@ def test_clean_then_shifted_traffic_and_the_bookmark(
     assert np.median(scores["p_value"]) < np.median(clean_scores["p_value"])
 
     # the stored document is the returned result, and it is valid JSON of the schema
-    stored = storage.read_json(layout.results_uri(world.output, second.job_id))
+    stored = store.read_json(layout.results_uri(world.output, second.job_id))
     assert stored["detection_rate"] == second.detection_rate and stored["incident"] is True
     assert stored["settings"]["n_samples"] == N and stored["settings"]["layers"] == [PENULTIMATE]
 
@@ -389,7 +388,7 @@ monitor.run_job(reference={world.reference!r}, inference={world.inference!r}, ou
         env={**os.environ, "SMDEBUG_TRAINING_END_DELAY_REFRESH": "0"},
     )
     assert crashed.returncode == 3, crashed.stderr
-    assert not storage.exists(layout.results_uri(world.output, "2026-11-23T18-00-00Z"))
+    assert not store.exists(layout.results_uri(world.output, "2026-11-23T18-00-00Z"))
     assert bookmark(world.output)["last_step"] == 29
     # its claim is there, but its process is dead: the next job takes the same steps
     resumed = world.run(at=T3)
@@ -440,7 +439,7 @@ def test_bad_input_nonexistent_uri(populated: World, capsys) -> None:
 
 def test_bad_input_empty_trial(populated: World, capsys) -> None:
     empty = populated.inference.rsplit("/", 1)[0] + "/empty"
-    storage.write_bytes(f"{empty}/training_job_end.ts", b"")
+    store.write_bytes(f"{empty}/training_job_end.ts", b"")
     args = _cli_args(populated, "--at", T2)
     args[args.index("--inference") + 1] = empty
     _assert_rejected(populated, args, capsys, "empty")

@@ -18,9 +18,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from ladis_core import cli, layout, report, storage, triage
+from ladis_core import cli, report, store, triage
 from ladis_core.results import IncidentRule, JobResult, JobSettings, LayerResult, TopSample
 from ladis_core.s3server import LocalS3Server, find_free_port
+from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def _job(world: str, hour: int, rate: float, *, n_top: int = 30) -> JobResult:
 def _store_jobs(world: str, jobs: list[JobResult]) -> str:
     monitoring = layout.monitoring_uri(world, "digits")
     for job in jobs:
-        assert storage.write_json(
+        assert store.write_json(
             layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True
         )
     return monitoring
@@ -230,7 +231,7 @@ def _upload(local: Path, uri: str, *, steps: range | None = None, with_rest: boo
                 if prefix
                 else not relative.startswith(("events/", "index/"))
             ):
-                storage.write_bytes(f"{uri}/{relative}", path.read_bytes())
+                store.write_bytes(f"{uri}/{relative}", path.read_bytes())
 
 
 def _publish_and_monitor(
@@ -246,11 +247,11 @@ def _publish_and_monitor(
         labels=capture.labels,
         class_names=np.array(list("0123456789")),
     )
-    storage.write_bytes(layout.dataset_uri(world, "digits"), buffer.getvalue())
+    store.write_bytes(layout.dataset_uri(world, "digits"), buffer.getvalue())
     records = [
         r for r in capture.provenance if provenance_steps is None or r["step"] in provenance_steps
     ]
-    storage.write_bytes(
+    store.write_bytes(
         layout.join(layout.provenance_uri(world, "digits"), "part-000.jsonl"),
         "".join(json.dumps(r) + "\n" for r in records).encode(),
     )
@@ -378,15 +379,13 @@ def test_a_deleted_trial_leaves_scores_and_provenance_in_the_report(
         inference=layout.inference_trial_uri(world, "digits"),
     )
     monitoring = layout.monitoring_uri(world, "digits")
-    storage.write_json(layout.results_uri(monitoring, moved.job_id), moved.to_dict())
+    store.write_json(layout.results_uri(monitoring, moved.job_id), moved.to_dict())
     for relative in (
         f"monitoring/digits/{moved.job_id}/scores.json",
         "datasets/digits/natural.npz",
         "trials/digits/provenance/part-000.jsonl",
     ):
-        storage.write_bytes(
-            f"{world}/{relative}", storage.read_bytes(f"{real_world.uri}/{relative}")
-        )
+        store.write_bytes(f"{world}/{relative}", store.read_bytes(f"{real_world.uri}/{relative}"))
 
     gone = report.gather_report_data(
         [layout.job_uri(monitoring, moved.job_id)], cache_dir=str(tmp_path / "cache")
@@ -450,7 +449,7 @@ def test_report_of_jobs_in_s3_in_every_format(s3_bucket, s3_env, tmp_path, capsy
 
     # the same report written straight to S3, and a range report read from S3
     assert cli.main(["report", "--job", job_uri, "--out", f"{s3_bucket}reports/incident.json"]) == 0
-    stored = json.loads(storage.read_bytes(f"{s3_bucket}reports/incident.json"))
+    stored = json.loads(store.read_bytes(f"{s3_bucket}reports/incident.json"))
     assert stored["jobs"][0]["result"]["job_id"] == focus.job_id
     out = tmp_path / "range.csv"
     assert (
@@ -501,14 +500,14 @@ def test_verdicts_survive_a_restart_of_the_s3_server(tmp_path, monkeypatch):
             )
             for i, v in enumerate(("needs-review", "confirmed", "dismissed"))
         ]
-        results_before = storage.read_bytes(layout.results_uri(monitoring, job.job_id))
+        results_before = store.read_bytes(layout.results_uri(monitoring, job.job_id))
 
         assert server.stop() is True
         server.start(timeout_s=60)
 
         assert triage.list_verdicts(monitoring, job.job_id) == given
         assert triage.latest_verdict(monitoring, job.job_id) == given[-1]
-        assert storage.read_bytes(layout.results_uri(monitoring, job.job_id)) == results_before
+        assert store.read_bytes(layout.results_uri(monitoring, job.job_id)) == results_before
         data = report.gather_report_data([layout.job_uri(monitoring, job.job_id)])
         assert data.verdicts[job.job_id] == given
         rendered = {fmt: report.render(data, fmt) for fmt in report.FORMATS}

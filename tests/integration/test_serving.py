@@ -23,7 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ladis_core import serving, storage
+from ladis_core import serving, store
 from ladis_core.errors import InputError
 from ladis_core.models import ModelSpec, build_model, load_model, save_model
 from ladis_core.server import (
@@ -426,8 +426,8 @@ def test_serve_reports_a_missing_model(tmp_path) -> None:
 
 def _read_provenance(uri: str) -> list[dict]:
     records = []
-    for info in storage.list_objects(uri):
-        text = storage.read_bytes(info.uri).decode()
+    for info in store.list_objects(uri):
+        text = store.read_bytes(info.uri).decode()
         records.extend(json.loads(line) for line in text.splitlines() if line)
     return records
 
@@ -444,10 +444,10 @@ def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, re
     recorder = ProvenanceRecorder(uri, every=5)
     for step in range(12):
         recorder.add(step, {"source_index": 100 + step, "attack": "none", "step": -1})
-    parts = storage.list_objects(uri)
+    parts = store.list_objects(uri)
     assert len(parts) == 2 and recorder.pending == 2  # two full parts, two lines buffered
     recorder.close()
-    parts = storage.list_objects(uri)
+    parts = store.list_objects(uri)
     assert len(parts) == 3 and recorder.written == 12
     assert all(Path(p.uri).name.startswith("part-") and p.uri.endswith(".jsonl") for p in parts)
     records = _read_provenance(uri)
@@ -461,7 +461,7 @@ def test_model_from_s3_is_cached_by_content(model_dir, s3_bucket, tmp_path) -> N
     from ladis_core.server import resolve_model_dir
 
     uri = s3_bucket + "models/digits"
-    storage.upload_dir(model_dir, uri)
+    store.upload_dir(model_dir, uri)
     first = resolve_model_dir(uri, cache_dir=tmp_path)
     assert sorted(p.name for p in first.iterdir() if not p.name.startswith(".")) == [
         "model.json",
@@ -472,7 +472,7 @@ def test_model_from_s3_is_cached_by_content(model_dir, s3_bucket, tmp_path) -> N
     spec = ModelSpec(class_names=CLASS_NAMES)
     retrained = save_model(build_model(spec), spec, tmp_path / "retrained")
     assert (retrained / "model.pt").stat().st_size == (first / "model.pt").stat().st_size
-    storage.upload_dir(retrained, uri)
+    store.upload_dir(retrained, uri)
     second = resolve_model_dir(uri, cache_dir=tmp_path)
     assert second != first
     assert (second / "model.pt").read_bytes() == (retrained / "model.pt").read_bytes()
@@ -525,7 +525,7 @@ def test_concurrent_requests_are_each_captured_exactly_once(model_dir, tmp_path)
     assert {step: record["source_index"] for step, record in provenance.items()} == {
         answer["step"]: index for index, answer in enumerate(answers)
     }
-    assert len(storage.list_objects(provenance_uri)) == 4  # 3 full parts of 10 + the rest on stop
+    assert len(store.list_objects(provenance_uri)) == 4  # 3 full parts of 10 + the rest on stop
 
 
 @needs_capture
@@ -533,7 +533,7 @@ def test_capture_and_provenance_to_s3(model_dir, s3_bucket, tmp_path) -> None:
     from ladis_core.trials import load_provenance, load_trial
 
     model_uri = s3_bucket + "models/digits"
-    storage.upload_dir(model_dir, model_uri)
+    store.upload_dir(model_dir, model_uri)
     capture_uri, provenance_uri = (
         s3_bucket + "trials/digits/inference",
         s3_bucket + "trials/digits/provenance",

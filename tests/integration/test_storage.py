@@ -1,45 +1,46 @@
-"""storage.py against a real SeaweedFS server: the only S3 code LADIS has."""
+"""store.py against a real SeaweedFS server: the only S3 code LADIS has."""
 
 from __future__ import annotations
 
 import pytest
 
-from ladis_core import layout, storage
+from ladis_core import store
 from ladis_core.errors import DataNotFoundError, StorageError
 from ladis_core.s3server import find_free_port
+from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration
 
 
 def test_round_trip_and_conditional_write(s3_bucket):
     uri = layout.join(s3_bucket, "monitoring", "ep", "J", "results.json")
-    assert storage.write_json(uri, {"a": 1}, if_absent=True)
-    assert storage.read_json(uri) == {"a": 1}
+    assert store.write_json(uri, {"a": 1}, if_absent=True)
+    assert store.read_json(uri) == {"a": 1}
     # a second create of the same key must not overwrite (results are written once)
-    assert not storage.write_json(uri, {"a": 2}, if_absent=True)
-    assert storage.read_json(uri) == {"a": 1}
-    assert storage.exists(uri)
-    storage.delete(uri)
-    assert not storage.exists(uri)
+    assert not store.write_json(uri, {"a": 2}, if_absent=True)
+    assert store.read_json(uri) == {"a": 1}
+    assert store.exists(uri)
+    store.delete(uri)
+    assert not store.exists(uri)
 
 
 def test_listing_incremental_mirror_and_children(s3_bucket, tmp_path):
     prefix = layout.join(s3_bucket, "trials", "ep", "inference")
     for step in range(5):
-        storage.write_bytes(layout.join(prefix, "events", f"{step:012d}.bin"), bytes([step]) * 10)
-    listed = storage.list_objects(prefix)
+        store.write_bytes(layout.join(prefix, "events", f"{step:012d}.bin"), bytes([step]) * 10)
+    listed = store.list_objects(prefix)
     assert [info.size for info in listed] == [10] * 5
-    after = storage.list_objects(prefix, start_after=listed[1].uri)
+    after = store.list_objects(prefix, start_after=listed[1].uri)
     assert [info.uri for info in after] == [info.uri for info in listed[2:]]
     # StartAfter equal to the prefix itself is never sent (SeaweedFS would list nothing)
-    assert len(storage.list_objects(prefix, start_after=prefix + "/")) == 5
+    assert len(store.list_objects(prefix, start_after=prefix + "/")) == 5
 
     cache = tmp_path / "cache"
-    assert len(storage.mirror_prefix(prefix, cache)) == 5
-    storage.write_bytes(layout.join(prefix, "events", f"{5:012d}.bin"), b"new")
-    assert storage.mirror_prefix(prefix, cache) == [f"events/{5:012d}.bin"]
+    assert len(store.mirror_prefix(prefix, cache)) == 5
+    store.write_bytes(layout.join(prefix, "events", f"{5:012d}.bin"), b"new")
+    assert store.mirror_prefix(prefix, cache) == [f"events/{5:012d}.bin"]
     assert (cache / "events" / f"{5:012d}.bin").read_bytes() == b"new"
-    assert storage.list_children(layout.join(s3_bucket, "trials")) == ["ep"]
+    assert store.list_children(layout.join(s3_bucket, "trials")) == ["ep"]
 
 
 def test_listing_paginates_past_1000_keys(s3_bucket):
@@ -49,43 +50,43 @@ def test_listing_paginates_past_1000_keys(s3_bucket):
     with ThreadPoolExecutor(16) as pool:
         list(
             pool.map(
-                lambda i: storage.write_bytes(layout.join(prefix, f"{i:05d}"), b"x"), range(1100)
+                lambda i: store.write_bytes(layout.join(prefix, f"{i:05d}"), b"x"), range(1100)
             )
         )
-    assert len(storage.list_objects(prefix)) == 1100
+    assert len(store.list_objects(prefix)) == 1100
 
 
 def test_missing_object_and_bucket(s3_bucket):
     with pytest.raises(DataNotFoundError, match="does not exist"):
-        storage.read_bytes(layout.join(s3_bucket, "nope.json"))
+        store.read_bytes(layout.join(s3_bucket, "nope.json"))
     with pytest.raises(StorageError, match="bucket 'no-such-bucket-x' does not exist"):
-        storage.read_bytes("s3://no-such-bucket-x/key")
+        store.read_bytes("s3://no-such-bucket-x/key")
 
 
 def test_wrong_credentials_are_refused_without_leaking_them(s3_bucket, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "definitely-wrong-secret-value")
     with pytest.raises(StorageError, match="access denied") as info:
-        storage.read_bytes(layout.join(s3_bucket, "x"))
+        store.read_bytes(layout.join(s3_bucket, "x"))
     assert "definitely-wrong-secret-value" not in str(info.value)
 
 
 def test_unreachable_endpoint_gives_clear_error(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")
     with pytest.raises(StorageError, match="cannot reach S3"):
-        storage.check_bucket("s3://ladis/")
+        store.check_bucket("s3://ladis/")
 
 
 def test_mirror_fetches_a_replaced_object_of_the_same_size(s3_bucket, tmp_path):
     uri = layout.join(s3_bucket, "models", "ep", "model.pt")
-    storage.write_bytes(uri, b"weights-v1")
+    store.write_bytes(uri, b"weights-v1")
     cache = tmp_path / "cache"
-    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
-    storage.write_bytes(uri, b"weights-v2")
-    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
+    assert store.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
+    store.write_bytes(uri, b"weights-v2")
+    assert store.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == ["model.pt"]
     assert (cache / "model.pt").read_bytes() == b"weights-v2"
-    assert storage.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == []
+    assert store.mirror_prefix(layout.join(s3_bucket, "models", "ep"), cache) == []
 
 
 def test_check_bucket_names_a_missing_bucket(s3_env):
     with pytest.raises(StorageError, match="bucket 'absent-bucket-y' does not exist"):
-        storage.check_bucket("s3://absent-bucket-y/prefix")
+        store.check_bucket("s3://absent-bucket-y/prefix")

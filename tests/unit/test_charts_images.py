@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ladis_core import charts, images, layout
+from ladis_core import charts, images
 from ladis_core.errors import InputError
 from ladis_core.results import (
     STATUS_INSUFFICIENT,
@@ -20,6 +20,7 @@ from ladis_core.results import (
     JobSettings,
     LayerResult,
 )
+from ladis_core.store import layout
 
 EVIL = "<script>alert(1)</script>"
 

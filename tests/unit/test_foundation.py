@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ladis_core import __version__, layout, storage
+from ladis_core import __version__, store
 from ladis_core.config import redact, world_uri
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.results import IncidentRule, JobResult, JobSettings, LayerResult, TopSample
+from ladis_core.store import layout
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -131,34 +132,34 @@ def test_job_result_rejects_corrupt_documents(text, message):
 def test_local_storage_round_trip(tmp_path):
     root = str(tmp_path / "world")
     target = layout.join(root, "a", "b.json")
-    assert storage.write_json(target, {"x": 1})
-    assert storage.read_json(target) == {"x": 1}
-    assert storage.exists(target)
-    assert not storage.write_json(target, {"x": 2}, if_absent=True)
-    assert storage.read_json(target) == {"x": 1}
-    storage.write_bytes(layout.join(root, "a", "c.bin"), b"123")
-    storage.write_bytes(layout.join(root, "d", "e.bin"), b"4")
-    listed = [info.uri for info in storage.list_objects(root)]
+    assert store.write_json(target, {"x": 1})
+    assert store.read_json(target) == {"x": 1}
+    assert store.exists(target)
+    assert not store.write_json(target, {"x": 2}, if_absent=True)
+    assert store.read_json(target) == {"x": 1}
+    store.write_bytes(layout.join(root, "a", "c.bin"), b"123")
+    store.write_bytes(layout.join(root, "d", "e.bin"), b"4")
+    listed = [info.uri for info in store.list_objects(root)]
     assert listed == sorted(listed) and len(listed) == 3
-    after = storage.list_objects(root, start_after=layout.join(root, "a", "b.json"))
+    after = store.list_objects(root, start_after=layout.join(root, "a", "b.json"))
     assert [i.uri.rsplit("/", 1)[-1] for i in after] == ["c.bin", "e.bin"]
-    assert storage.list_children(root) == ["a", "d"]
+    assert store.list_children(root) == ["a", "d"]
     mirror = tmp_path / "mirror"
-    assert sorted(storage.mirror_prefix(root, mirror)) == ["a/b.json", "a/c.bin", "d/e.bin"]
-    assert storage.mirror_prefix(root, mirror) == []
-    storage.delete(target)
-    assert not storage.exists(target)
+    assert sorted(store.mirror_prefix(root, mirror)) == ["a/b.json", "a/c.bin", "d/e.bin"]
+    assert store.mirror_prefix(root, mirror) == []
+    store.delete(target)
+    assert not store.exists(target)
 
 
 def test_local_storage_errors(tmp_path):
     with pytest.raises(DataNotFoundError, match="does not exist"):
-        storage.read_bytes(str(tmp_path / "missing.json"))
+        store.read_bytes(str(tmp_path / "missing.json"))
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text("{oops")
     with pytest.raises(StorageError, match="corrupt.json is not valid JSON"):
-        storage.read_json(str(corrupt))
+        store.read_json(str(corrupt))
     with pytest.raises(StorageError, match="no bucket"):
-        storage.split_s3("s3:///key")
+        store.split_s3("s3:///key")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ladis_core import layout, monitor, processing, storage
+from ladis_core import monitor, processing, store
 from ladis_core.errors import InputError, LadisError
 from ladis_core.metrics import job_metrics, publish_job_metrics
 from ladis_core.results import (
@@ -22,6 +22,7 @@ from ladis_core.results import (
     JobSettings,
     LayerResult,
 )
+from ladis_core.store import layout
 
 # --------------------------------------------------------------------------- parsing
 
@@ -97,7 +98,7 @@ def test_bookmark_never_moves_back(tmp_path: Path) -> None:
     assert monitor.write_bookmark(out, monitor.Bookmark(last_step=10, job_id="a"))
     assert not monitor.write_bookmark(out, monitor.Bookmark(last_step=5, job_id="b"))
     assert monitor.read_bookmark(out).last_step == 10
-    assert storage.read_json(layout.bookmark_uri(out))["next_step"] == 11
+    assert store.read_json(layout.bookmark_uri(out))["next_step"] == 11
 
 
 def test_claim_chain_states(tmp_path: Path) -> None:
@@ -115,7 +116,7 @@ def test_claim_chain_states(tmp_path: Path) -> None:
 
     # its result commits it: the chain continues after step 9, which read_bookmark sees
     # even though bookmark.json was never written
-    storage.write_json(
+    store.write_json(
         layout.results_uri(out, first.job_id), _result(first.job_id, first=0, last=9).to_dict()
     )
     node, committed, (state, _, _) = monitor._walk(out, 0)
@@ -142,7 +143,7 @@ def test_claim_of_a_dead_process_is_stale_at_once(tmp_path: Path) -> None:
     out = str(tmp_path)
     claim = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
     data = dict(claim.__dict__, pid=2**22 + 12345)  # no such process on this host
-    storage.write_json(monitor._claim_uri(out, 0, 0), data)
+    store.write_json(monitor._claim_uri(out, 0, 0), data)
     _, _, (state, _, _) = monitor._walk(out, 0)
     assert state == "stale"
 
@@ -150,7 +151,7 @@ def test_claim_of_a_dead_process_is_stale_at_once(tmp_path: Path) -> None:
 def test_insufficient_result_does_not_commit_a_claim(tmp_path: Path) -> None:
     out = str(tmp_path)
     claim = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
-    storage.write_json(
+    store.write_json(
         layout.results_uri(out, claim.job_id),
         _result(claim.job_id, first=0, last=3, status=STATUS_INSUFFICIENT).to_dict(),
     )
@@ -161,12 +162,12 @@ def test_insufficient_result_does_not_commit_a_claim(tmp_path: Path) -> None:
 def test_load_jobs_sorts_and_skips_what_is_not_a_job(tmp_path: Path) -> None:
     out = str(tmp_path)
     for job_id in ("2026-01-02T00-00-00Z", "2026-01-01T00-00-00Z"):
-        storage.write_json(
+        store.write_json(
             layout.results_uri(out, job_id), _result(job_id, first=0, last=1).to_dict()
         )
     (tmp_path / "2026-01-03T00-00-00Z").mkdir()  # a job still running: no results.json yet
-    storage.write_bytes(layout.results_uri(out, "2026-01-04T00-00-00Z"), b"{not json")
-    storage.write_json(layout.join(out, "_state", "x.json"), {})
+    store.write_bytes(layout.results_uri(out, "2026-01-04T00-00-00Z"), b"{not json")
+    store.write_json(layout.join(out, "_state", "x.json"), {})
     jobs = monitor.load_jobs(out)
     assert [j.job_id for j in jobs] == ["2026-01-01T00-00-00Z", "2026-01-02T00-00-00Z"]
     assert monitor.load_jobs(str(tmp_path / "nothing")) == []

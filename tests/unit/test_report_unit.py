@@ -15,7 +15,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from ladis_core import cli, layout, report, storage, triage
+from ladis_core import cli, report, store, triage
 from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.results import (
     STATUS_INSUFFICIENT,
@@ -25,6 +25,7 @@ from ladis_core.results import (
     LayerResult,
     TopSample,
 )
+from ladis_core.store import layout
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -160,9 +161,7 @@ def write_world(root: Path, jobs: list[JobResult]) -> str:
     """Store ``jobs`` under ``<root>/monitoring/digits`` as the monitoring job would."""
     monitoring = layout.monitoring_uri(str(root), "digits")
     for job in jobs:
-        storage.write_json(
-            layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True
-        )
+        store.write_json(layout.results_uri(monitoring, job.job_id), job.to_dict(), if_absent=True)
     return monitoring
 
 
@@ -315,7 +314,7 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
     focus = jobs[5]
     triage.add_verdict(monitoring, focus.job_id, verdict="needs-review", analyst="ana", note="look")
     steps = list(range(focus.first_step, focus.last_step + 1))
-    storage.write_json(
+    store.write_json(
         layout.join(monitoring, focus.job_id, "scores.json"),
         {
             "job_id": focus.job_id,
@@ -327,7 +326,7 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
             "layers": {EVIL: {"score": [0.5] * len(steps), "p_value": [0.5] * len(steps)}},
         },
     )
-    storage.write_bytes(layout.join(monitoring, jobs[6].job_id, "scores.json"), b"{broken")
+    store.write_bytes(layout.join(monitoring, jobs[6].job_id, "scores.json"), b"{broken")
     data = report.gather_report_data([layout.job_uri(monitoring, focus.job_id)], now=T0)
     assert [j.job_id for j in data.jobs] == [focus.job_id]
     # the default context is 12 hours either side
@@ -350,8 +349,8 @@ def test_gather_reads_a_job_its_neighbours_and_verdicts_and_notes_a_missing_tria
 def test_gather_over_a_range_reports_every_job_in_it(tmp_path):
     jobs = [make_job(h, 5.0, world=str(tmp_path), n_top=5) for h in range(10)]
     monitoring = write_world(tmp_path, jobs)
-    storage.write_bytes(layout.join(monitoring, "_state", "x.json"), b"{}")  # not a job folder
-    storage.write_json(layout.bookmark_uri(monitoring), {"last_step": 1})
+    store.write_bytes(layout.join(monitoring, "_state", "x.json"), b"{}")  # not a job folder
+    store.write_json(layout.bookmark_uri(monitoring), {"last_step": 1})
     data = report.gather_report_data(
         monitoring=monitoring,
         start=T0 + timedelta(hours=2),
@@ -374,7 +373,7 @@ def test_gather_errors_name_the_problem(tmp_path):
     with pytest.raises(InputError, match="nothing to report"):
         report.gather_report_data()
     corrupt = layout.results_uri(monitoring, "2026-11-22T00-00-00Z")
-    storage.write_bytes(corrupt, b"{not json")
+    store.write_bytes(corrupt, b"{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         report.gather_report_data([corrupt])
 
@@ -409,7 +408,7 @@ def test_verdicts_are_append_only_records_and_never_touch_results(tmp_path):
     job = make_job(0, 90.0, world=str(tmp_path))
     monitoring = write_world(tmp_path, [job])
     results = layout.results_uri(monitoring, job.job_id)
-    before = storage.read_bytes(results)
+    before = store.read_bytes(results)
     first = triage.add_verdict(
         monitoring,
         job.job_id,
@@ -435,13 +434,13 @@ def test_verdicts_are_append_only_records_and_never_touch_results(tmp_path):
         note="",
         at=datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
     )
-    assert storage.read_bytes(results) == before
+    assert store.read_bytes(results) == before
     listed = triage.list_verdicts(monitoring, job.job_id)
     assert [v.id for v in listed] == [third.id, first.id, second.id]
     assert listed[1].analyst == "Ana" and listed[1].at == "2026-11-23T09:00:00+00:00"
     assert triage.latest_verdict(monitoring, job.job_id) == second
     keys = [
-        Path(i.uri).name for i in storage.list_objects(layout.verdicts_uri(monitoring, job.job_id))
+        Path(i.uri).name for i in store.list_objects(layout.verdicts_uri(monitoring, job.job_id))
     ]
     assert len(keys) == 3 and all(
         re.match(r"^2026-11-23T\d\d-00-00\.000000Z-[0-9a-f]{32}\.json$", k) for k in keys
@@ -483,7 +482,7 @@ def test_a_corrupt_verdict_record_is_skipped_not_fatal(tmp_path):
     job = make_job(0, world=str(tmp_path))
     monitoring = write_world(tmp_path, [job])
     good = triage.add_verdict(monitoring, job.job_id, verdict="confirmed", analyst="a", note="")
-    storage.write_bytes(
+    store.write_bytes(
         layout.join(layout.verdicts_uri(monitoring, job.job_id), "2026-01-01-bad.json"), b"{oops"
     )
     assert triage.list_verdicts(monitoring, job.job_id) == [good]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ladis_core import capture, config, tensor_records, trials
+from ladis_core import capture, config, trials
 from ladis_core.errors import InputError
 from ladis_core.models import ModelSpec, build_model
+from ladis_core.trials import records as tensor_records
 
 
 def _records(tmp_path, arrays: dict[str, np.ndarray]) -> dict[str, bytes]:
