@@ -17,7 +17,7 @@ import streamlit as st
 
 from app import data, state
 from ladis_core.charts import job_time
-from ladis_core.results import STATUS_OK, JobResult
+from ladis_core.monitoring.results import STATUS_OK, JobResult
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

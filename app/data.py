@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from ladis_core import store, world
+from ladis_core import store
+from ladis_core.monitoring import world
+from ladis_core.monitoring.results import JobResult
 from ladis_core.progress import ProgressCallback
-from ladis_core.results import JobResult
 from ladis_core.store import layout
 
 LISTING_TTL_S = 30
@@ -79,7 +80,7 @@ def _single_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
 def verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
     """``{job_id: [Verdict, oldest first]}`` for the jobs that have verdicts."""
-    from ladis_core import triage
+    from ladis_core.monitoring import triage
 
     return triage.verdicts_by_job(layout.monitoring_uri(world_uri, endpoint))
 

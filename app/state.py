@@ -120,7 +120,7 @@ def put(key: str, value: Any) -> None:
 def world() -> str:
     """The data source of the sidebar, normalised (``s3://bucket/prefix/``)."""
     from ladis_core.errors import InputError
-    from ladis_core.world import normalize_world_uri
+    from ladis_core.monitoring.world import normalize_world_uri
 
     raw = str(st.session_state.get(WORLD_URI) or default_world_uri())
     try:

@@ -21,9 +21,9 @@ import streamlit as st  # noqa: E402
 from app import data, state  # noqa: E402
 from app.components import PAGE_CSS, no_data  # noqa: E402
 from app.ui_errors import show_error  # noqa: E402
-from ladis_core import world  # noqa: E402
 from ladis_core.config import S3Settings  # noqa: E402
 from ladis_core.errors import DataNotFoundError, StorageError  # noqa: E402
+from ladis_core.monitoring import world  # noqa: E402
 
 st.set_page_config(page_title="LADIS", page_icon=":material/radar:", layout="wide")
 st.html(PAGE_CSS)

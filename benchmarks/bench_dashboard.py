@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests" / "app"))
 from dash_helpers import CHROMIUM, CHROMIUM_ARGS, DashboardServer, free_port  # noqa: E402
 
 from ladis_core import store  # noqa: E402
-from ladis_core.results import JobResult  # noqa: E402
+from ladis_core.monitoring.results import JobResult  # noqa: E402
 from ladis_core.store import layout  # noqa: E402
 
 WORLD_OPTIONS = dict(
@@ -69,7 +69,8 @@ WORLD_OPTIONS = dict(
 
 
 def build_real_world(uri: str) -> tuple[str, list[JobResult]]:
-    from ladis_core import demo, monitor
+    from ladis_core import demo
+    from ladis_core import monitoring as monitor
 
     options = demo.DemoOptions.tiny(**WORLD_OPTIONS)
     demo.build_world(uri, options=options)

@@ -25,7 +25,7 @@ _LAZY = {
     "MMDTestResult": "ladis_core.stats",
     "DetectionRateResult": "ladis_core.stats",
     "MultiLayerResult": "ladis_core.stats",
-    "JobResult": "ladis_core.results",
+    "JobResult": "ladis_core.monitoring.results",
     "LadisError": "ladis_core.errors",
 }
 

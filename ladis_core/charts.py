@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ladis_core.errors import InputError
-from ladis_core.results import STATUS_OK, JobResult
+from ladis_core.monitoring.results import STATUS_OK, JobResult
 from ladis_core.store import layout
 
 #: colours shared by all charts (and usable by the dashboard for matching legends)

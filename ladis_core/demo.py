@@ -971,7 +971,7 @@ def _traffic_resume_point(world: str, options: DemoOptions) -> int:
     captured after the last finished hour (a run cut short mid-hour), the traffic and
     jobs are removed and replayed from the first hour."""
     from ladis_core import trials
-    from ladis_core.results import JobResult
+    from ladis_core.monitoring.results import JobResult
 
     monitoring = layout.monitoring_uri(world, options.endpoint)
     done = 0
@@ -1009,8 +1009,8 @@ def _traffic_stage(
 ) -> None:
     """Serve the model from the world with capture on, replay the hours from
     ``first_hour`` through it, and run the monitoring job after each hour."""
-    from ladis_core.monitor import run_job
-    from ladis_core.results import JobSettings
+    from ladis_core.monitoring import run_job
+    from ladis_core.monitoring.results import JobSettings
     from ladis_core.server import invoke, start_server
 
     endpoint = options.endpoint
@@ -1102,7 +1102,7 @@ def _traffic_stage(
 
 
 def _hour_summaries(world: str, options: DemoOptions) -> list[HourSummary]:
-    from ladis_core.results import JobResult
+    from ladis_core.monitoring.results import JobResult
 
     monitoring = layout.monitoring_uri(world, options.endpoint)
     out = []

@@ -8,7 +8,7 @@ from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors, show_error
 from ladis_core import charts
-from ladis_core.results import JobSettings
+from ladis_core.monitoring.results import JobSettings
 from ladis_core.store import layout
 
 st.title("On-demand test")
@@ -105,7 +105,7 @@ def _form(world_uri: str, endpoint: str, job) -> dict | None:
 
 
 def _run(world_uri: str, endpoint: str, options: dict) -> None:
-    from ladis_core import ondemand
+    from ladis_core.monitoring import ondemand
 
     bar = st.progress(0.0, text="Starting…")
     stages = ("layers", "reference", "inference", "baseline", "detection", "scores")
@@ -133,7 +133,7 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
 
 
 def _save(world_uri: str, endpoint: str, result) -> None:
-    from ladis_core import ondemand
+    from ladis_core.monitoring import ondemand
 
     try:
         uri = ondemand.save_job(result, layout.monitoring_uri(world_uri, endpoint))

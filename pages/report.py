@@ -65,7 +65,7 @@ def _signed_in_user() -> str | None:
 
 
 def _verdict_form(world_uri: str, endpoint: str, job) -> None:
-    from ladis_core import triage
+    from ladis_core.monitoring import triage
 
     history = data.verdicts(world_uri, endpoint).get(job.job_id, [])
     if history:

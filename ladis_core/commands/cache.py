@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             print(_describe(entry, now))
         return 0
     if args.action == "prune":
-        from ladis_core.monitor import parse_interval
+        from ladis_core.monitoring import parse_interval
 
         result = prune_cache(
             older_than=parse_interval(args.older_than) if args.older_than else None,

@@ -154,10 +154,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ladis_core import monitor
+    from ladis_core import monitoring
     from ladis_core.errors import InputError
+    from ladis_core.monitoring.results import IncidentRule, JobSettings
     from ladis_core.progress import log_progress
-    from ladis_core.results import IncidentRule, JobSettings
 
     settings = JobSettings(
         n_samples=args.n_samples,
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         standardize=args.standardize,
     )
     rule = IncidentRule(margin_points=args.margin, min_rate=args.min_rate)
-    lease = monitor.parse_interval(args.lease).total_seconds()
+    lease = monitoring.parse_interval(args.lease).total_seconds()
     if args.max_runs is not None and not args.every:
         raise InputError("--max-runs needs --every")
     if args.every and args.at:
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     def one(at):
         try:
-            result = monitor.run_job(
+            result = monitoring.run_job(
                 reference=args.reference,
                 inference=args.inference,
                 output=args.output,
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 lease_s=lease,
                 device=args.device,
             )
-        except monitor.JobExistsError as exc:
+        except monitoring.JobExistsError as exc:
             print(str(exc))
             return None
         print(summary(result, args.output))
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.every:
         one(args.at)
         return 0
-    interval = monitor.parse_interval(args.every)
-    outcome = monitor.run_every(one, interval=interval, max_runs=args.max_runs)
+    interval = monitoring.parse_interval(args.every)
+    outcome = monitoring.run_every(one, interval=interval, max_runs=args.max_runs)
     print(f"schedule finished: {outcome.runs} runs, {outcome.failed} failed")
     return 0 if outcome.failed == 0 else 2
 

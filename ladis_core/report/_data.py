@@ -15,8 +15,8 @@ import numpy as np
 from ladis_core._version import __version__
 from ladis_core.errors import InputError
 from ladis_core.images import PerturbationSize, perturbation_size
-from ladis_core.results import JobResult
-from ladis_core.triage import Verdict
+from ladis_core.monitoring.results import JobResult
+from ladis_core.monitoring.triage import Verdict
 
 #: how the original of a flagged input was found
 ORIGINAL_RECORDED = "recorded"

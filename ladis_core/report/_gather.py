@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from ladis_core import store
 from ladis_core.charts import job_time, sort_jobs
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
+from ladis_core.monitoring.results import JobResult
+from ladis_core.monitoring.triage import Verdict, list_verdicts
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.report._data import (
     DEFAULT_MAX_SAMPLES,
@@ -23,12 +25,10 @@ from ladis_core.report._data import (
     WindowScores,
 )
 from ladis_core.report._pictures import WorldCache, attach_images, attach_provenance, note
-from ladis_core.results import JobResult
 from ladis_core.store import layout
-from ladis_core.triage import Verdict, list_verdicts
 
 DEFAULT_CONTEXT = timedelta(hours=12)
-#: the monitoring job's per-request scores, beside results.json (ladis_core.monitor.SCORES_NAME)
+#: the monitoring job's per-request scores, beside results.json (ladis_core.monitoring.SCORES_NAME)
 SCORES_NAME = "scores.json"
 
 

@@ -22,10 +22,10 @@ from markupsafe import Markup
 
 from ladis_core import charts, images
 from ladis_core.config import redact
+from ladis_core.monitoring.results import STATUS_OK, JobResult
 from ladis_core.report._data import ORIGINAL_NEAREST, ORIGINAL_RECORDED, ReportData, ReportSample
 from ladis_core.report._export import render_json
 from ladis_core.report._template import TEMPLATE
-from ladis_core.results import STATUS_OK, JobResult
 
 #: images larger than this (longer side, pixels) are shrunk, which keeps 100 samples
 #: well under the 10 MB the SPEC allows beside the ~4.8 MB of plotly.js

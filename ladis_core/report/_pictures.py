@@ -19,8 +19,8 @@ import numpy as np
 from ladis_core import store
 from ladis_core.config import redact
 from ladis_core.errors import DataNotFoundError, LadisError
+from ladis_core.monitoring.results import JobResult
 from ladis_core.report._data import ORIGINAL_NEAREST, ORIGINAL_RECORDED, ReportSample
-from ladis_core.results import JobResult
 from ladis_core.store import layout
 
 log = logging.getLogger(__name__)

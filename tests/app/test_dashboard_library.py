@@ -1,5 +1,5 @@
 """The library parts behind the dashboard: t-SNE (``ladis_core.embedding``), world
-discovery (``ladis_core.world``) and on-demand tests (``ladis_core.ondemand``)."""
+discovery (``ladis_core.monitoring.world``) and on-demand tests (``ladis_core.monitoring.ondemand``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ladis_core import ondemand, store, triage, world
+from ladis_core import store
 from ladis_core.embedding import subsample_rows, tsne_2d
 from ladis_core.errors import InputError, LadisError
-from ladis_core.results import IncidentRule, JobResult, JobSettings
+from ladis_core.monitoring import ondemand, triage, world
+from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
 from ladis_core.store import layout
 
 # --------------------------------------------------------------------------- t-SNE

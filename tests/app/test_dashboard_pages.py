@@ -10,8 +10,9 @@ import socket
 import pytest
 from dash_helpers import all_text, by_label, open_app
 
-from ladis_core import store, triage
-from ladis_core.results import JobResult
+from ladis_core import store
+from ladis_core.monitoring import triage
+from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 
 pytestmark = pytest.mark.app

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ladis_core.results import JobResult
+from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 
 #: the tiny preset, made faster still (see the module docstring)
@@ -44,7 +44,8 @@ class DashWorld:
 
 def build(world_uri: str) -> DashWorld:
     """Build the test world at ``world_uri`` (an empty bucket)."""
-    from ladis_core import demo, monitor
+    from ladis_core import demo
+    from ladis_core import monitoring as monitor
 
     options = demo.DemoOptions.tiny(**FAST)
     demo.build_world(world_uri, options=options)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ladis_core import cli, demo, store, trials
-from ladis_core.results import JobResult
+from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration

@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ladis_core import cli, monitor, processing, store
+from ladis_core import cli, store
+from ladis_core import monitoring as monitor
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
-from ladis_core.results import STATUS_INSUFFICIENT, STATUS_OK, JobResult, JobSettings
+from ladis_core.monitoring import processing
+from ladis_core.monitoring.results import STATUS_INSUFFICIENT, STATUS_OK, JobResult, JobSettings
 from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration
@@ -370,8 +372,8 @@ def test_a_crashed_job_leaves_the_bookmark_and_its_steps_are_taken_over(
     upload(local_trials.inference, world.inference, range(30, 60))
     script = f"""
 import os
-from ladis_core import monitor
-from ladis_core.results import JobSettings
+from ladis_core import monitoring as monitor
+from ladis_core.monitoring.results import JobSettings
 def die(p):
     if p.stage == "detection":
         os._exit(3)  # the process dies between claiming its steps and writing its result
@@ -631,7 +633,7 @@ def test_processing_container_mode(
         **config["Environment"],  # SageMaker sets the Environment map as variables too
     }
     done = subprocess.run(
-        [sys.executable, "-m", "ladis_core.processing"],
+        [sys.executable, "-m", "ladis_core.monitoring.processing"],
         cwd=REPO,
         env=env,
         capture_output=True,

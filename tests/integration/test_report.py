@@ -18,8 +18,15 @@ import jsonschema
 import numpy as np
 import pytest
 
-from ladis_core import cli, report, store, triage
-from ladis_core.results import IncidentRule, JobResult, JobSettings, LayerResult, TopSample
+from ladis_core import cli, report, store
+from ladis_core.monitoring import triage
+from ladis_core.monitoring.results import (
+    IncidentRule,
+    JobResult,
+    JobSettings,
+    LayerResult,
+    TopSample,
+)
 from ladis_core.s3server import LocalS3Server, find_free_port
 from ladis_core.store import layout
 
@@ -238,7 +245,7 @@ def _publish_and_monitor(
     world: str, capture: LocalCapture, cache_dir: Path, *, provenance_steps=None
 ) -> list[JobResult]:
     """Put the capture in ``world`` and run the real monitoring job once per hour."""
-    from ladis_core import monitor
+    from ladis_core import monitoring as monitor
 
     buffer = io.BytesIO()
     np.savez(

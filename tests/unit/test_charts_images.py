@@ -13,7 +13,7 @@ from PIL import Image
 
 from ladis_core import charts, images
 from ladis_core.errors import InputError
-from ladis_core.results import (
+from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
     IncidentRule,
     JobResult,

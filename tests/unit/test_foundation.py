@@ -12,7 +12,13 @@ import pytest
 from ladis_core import __version__, store
 from ladis_core.config import redact, world_uri
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
-from ladis_core.results import IncidentRule, JobResult, JobSettings, LayerResult, TopSample
+from ladis_core.monitoring.results import (
+    IncidentRule,
+    JobResult,
+    JobSettings,
+    LayerResult,
+    TopSample,
+)
 from ladis_core.store import layout
 
 

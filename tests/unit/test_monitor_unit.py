@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ladis_core import monitor, processing, store
+from ladis_core import monitoring as monitor
+from ladis_core import store
 from ladis_core.errors import InputError, LadisError
-from ladis_core.metrics import job_metrics, publish_job_metrics
-from ladis_core.results import (
+from ladis_core.monitoring import claims, processing
+from ladis_core.monitoring.metrics import job_metrics, publish_job_metrics
+from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
     IncidentRule,
     JobResult,
@@ -105,13 +107,13 @@ def test_claim_chain_states(tmp_path: Path) -> None:
     """Committed claims move the chain on; a released or expired one frees its node; an
     active one holds it; a lost race returns None."""
     out = str(tmp_path)
-    first = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=9, lease_s=60)
+    first = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=9, lease_s=60)
     assert first is not None
     assert (
-        monitor._try_claim(out, 0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60)
+        claims._try_claim(out, 0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60)
         is None
     )
-    node, _, (state, latest, holder) = monitor._walk(out, 0)
+    node, _, (state, latest, holder) = claims._walk(out, 0)
     assert (node, state, latest, holder.job_id) == (0, "active", 0, first.job_id)
 
     # its result commits it: the chain continues after step 9, which read_bookmark sees
@@ -119,43 +121,43 @@ def test_claim_chain_states(tmp_path: Path) -> None:
     store.write_json(
         layout.results_uri(out, first.job_id), _result(first.job_id, first=0, last=9).to_dict()
     )
-    node, committed, (state, _, _) = monitor._walk(out, 0)
+    node, committed, (state, _, _) = claims._walk(out, 0)
     assert (node, committed.job_id, state) == (10, first.job_id, "free")
     assert monitor.read_bookmark(out).last_step == 9
 
     # a released claim gives its node back; the next attempt takes it
-    second = monitor._try_claim(out, 10, 0, job_id="2026-01-01T02-00-00Z", last_step=20, lease_s=60)
-    monitor._release(out, second, "test")
-    _, _, (state, latest, _) = monitor._walk(out, 0)
+    second = claims._try_claim(out, 10, 0, job_id="2026-01-01T02-00-00Z", last_step=20, lease_s=60)
+    claims._release(out, second, "test")
+    _, _, (state, latest, _) = claims._walk(out, 0)
     assert (state, latest) == ("released", 0)
-    third = monitor._try_claim(
+    third = claims._try_claim(
         out, 10, 1, job_id="2026-01-01T03-00-00Z", last_step=25, lease_s=0.001
     )
     assert third is not None
     time.sleep(0.01)
     # its lease has run out without a result: stale, so the node can be taken again
-    _, _, (state, latest, _) = monitor._walk(out, 10)
+    _, _, (state, latest, _) = claims._walk(out, 10)
     assert (state, latest) == ("stale", 1)
-    assert not monitor._still_owner(out, second)
+    assert not claims._still_owner(out, second)
 
 
 def test_claim_of_a_dead_process_is_stale_at_once(tmp_path: Path) -> None:
     out = str(tmp_path)
-    claim = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
+    claim = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
     data = dict(claim.__dict__, pid=2**22 + 12345)  # no such process on this host
-    store.write_json(monitor._claim_uri(out, 0, 0), data)
-    _, _, (state, _, _) = monitor._walk(out, 0)
+    store.write_json(claims._claim_uri(out, 0, 0), data)
+    _, _, (state, _, _) = claims._walk(out, 0)
     assert state == "stale"
 
 
 def test_insufficient_result_does_not_commit_a_claim(tmp_path: Path) -> None:
     out = str(tmp_path)
-    claim = monitor._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
+    claim = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
     store.write_json(
         layout.results_uri(out, claim.job_id),
         _result(claim.job_id, first=0, last=3, status=STATUS_INSUFFICIENT).to_dict(),
     )
-    _, _, (state, _, _) = monitor._walk(out, 0)
+    _, _, (state, _, _) = claims._walk(out, 0)
     assert state == "released"
 
 
@@ -423,7 +425,7 @@ def test_job_exists_error_is_not_a_failure() -> None:
 
 
 def test_class_names_come_from_the_model_spec_of_the_world(tmp_path):
-    from ladis_core.monitor import class_names_for
+    from ladis_core.monitoring import class_names_for
 
     spec = tmp_path / "models" / "ep" / "model.json"
     spec.parent.mkdir(parents=True)

@@ -15,9 +15,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from ladis_core import cli, report, store, triage
+from ladis_core import cli, report, store
 from ladis_core.errors import DataNotFoundError, InputError
-from ladis_core.results import (
+from ladis_core.monitoring import triage
+from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
     IncidentRule,
     JobResult,

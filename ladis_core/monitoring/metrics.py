@@ -31,7 +31,7 @@ from typing import Any
 
 from ladis_core.config import S3Settings, redact
 from ladis_core.errors import LadisError
-from ladis_core.results import JobResult
+from ladis_core.monitoring.results import JobResult
 
 DEFAULT_NAMESPACE = "LADIS"
 #: CloudWatch accepts at most this many data points per PutMetricData call

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ladis_core import monitor, store
+from ladis_core import store
 from ladis_core.errors import DataNotFoundError, InputError
+from ladis_core.monitoring import jobs as stored_jobs
+from ladis_core.monitoring.results import JobResult
 from ladis_core.progress import ProgressCallback, report
-from ladis_core.results import JobResult
 from ladis_core.store import layout
 
 #: top-level folders of a world that are named after endpoints
@@ -104,7 +105,7 @@ def job_index(world_uri: str, endpoint: str) -> JobIndex:
     """One listing of ``monitoring/<endpoint>/``: the job ids that have a ``results.json``
     and how many verdicts each has (a job folder without results is a job still being
     written, or a crashed one, and is left out; so are folders not named like a job id,
-    as in :func:`ladis_core.monitor.load_jobs`)."""
+    as in :func:`ladis_core.monitoring.load_jobs`)."""
     monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
     base = monitoring.rstrip("/") + "/"
     jobs: set[str] = set()
@@ -141,7 +142,9 @@ def describe_world(world_uri: str) -> WorldInfo:
 
 def load_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
     """One job's result; :class:`DataNotFoundError` when it does not exist."""
-    return monitor.load_job(layout.monitoring_uri(normalize_world_uri(world_uri), endpoint), job_id)
+    return stored_jobs.load_job(
+        layout.monitoring_uri(normalize_world_uri(world_uri), endpoint), job_id
+    )
 
 
 def load_jobs(
@@ -154,7 +157,7 @@ def load_jobs(
 ) -> list[JobResult]:
     """Every job result of ``endpoint``, sorted by scheduled time.
 
-    Without ``job_ids`` this delegates to :func:`ladis_core.monitor.load_jobs` (the
+    Without ``job_ids`` this delegates to :func:`ladis_core.monitoring.load_jobs` (the
     monitoring job owns the result format). With
     ``job_ids`` (e.g. only the jobs not yet cached) the results are read in parallel.
     Unreadable results raise the storage error; a corrupt one raises :class:`InputError`
@@ -163,7 +166,7 @@ def load_jobs(
     world = normalize_world_uri(world_uri)
     monitoring = layout.monitoring_uri(world, endpoint)
     if job_ids is None:
-        jobs = monitor.load_jobs(monitoring)
+        jobs = stored_jobs.load_jobs(monitoring)
         report(progress, "load jobs", len(jobs), len(jobs))
         return sorted(jobs, key=lambda j: (j.scheduled_at, j.job_id))
     ids = list(job_ids)

@@ -1,8 +1,8 @@
 """On-demand tests: the monitoring job's analysis on a window the analyst chooses.
 
 :func:`run_test` tests any step window of any inference trial against any reference
-trial, with any settings, and returns a :class:`~ladis_core.results.JobResult` built by
-the monitoring job's own analysis (:mod:`ladis_core.monitor`), so the numbers and the
+trial, with any settings, and returns a :class:`~ladis_core.monitoring.results.JobResult` built by
+the monitoring job's own analysis (:mod:`ladis_core.monitoring`), so the numbers and the
 format are exactly those of a scheduled job. Nothing is written (no bookmark, no claim);
 :func:`save_job` writes the result next to the scheduled jobs when the analyst wants it
 kept (``source = "on-demand"``).
@@ -18,8 +18,8 @@ import numpy as np
 
 from ladis_core import store
 from ladis_core.errors import LadisError, StorageError, check
+from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
 from ladis_core.progress import ProgressCallback, report
-from ladis_core.results import IncidentRule, JobResult, JobSettings
 from ladis_core.store import layout
 
 SOURCE = "on-demand"
@@ -65,11 +65,15 @@ def run_test(
     ``settings.n_samples`` (nothing to test), or for an unknown layer;
     :class:`~ladis_core.errors.DataNotFoundError` when a trial is missing.
     """
-    from ladis_core import monitor, trials
+    from ladis_core import trials
+    from ladis_core.monitoring.analysis import analyse_window
+    from ladis_core.monitoring.job import derive_endpoint
+    from ladis_core.monitoring.protocol import validate_settings
+    from ladis_core.monitoring.window import Window
 
     settings = settings or JobSettings()
     rule = rule or IncidentRule()
-    monitor.validate_settings(settings)
+    validate_settings(settings)
     if after_step is not None and until_step is not None:
         check(
             until_step > after_step,
@@ -98,7 +102,7 @@ def run_test(
     data = trials.load_trial(
         inference, mode="PREDICT", layers=names, after_step=after_step, until_step=until_step
     )
-    window = monitor.Window(
+    window = Window(
         steps=np.asarray(data.steps, dtype=np.int64),
         layers={n: np.asarray(data.layers[n]) for n in names},
         classes=np.asarray(data.predicted_class, dtype=np.int64),
@@ -121,7 +125,7 @@ def run_test(
     job_id = on_demand_job_id(scheduled)
     common: dict[str, Any] = dict(
         job_id=job_id,
-        endpoint=endpoint or monitor.derive_endpoint(monitoring or "", inference),
+        endpoint=endpoint or derive_endpoint(monitoring or "", inference),
         scheduled=scheduled,
         started=started,
         reference=reference,
@@ -137,14 +141,14 @@ def run_test(
         progress=progress,
     )
     try:
-        result, _scores = monitor.analyse_window(
+        result, _scores = analyse_window(
             output=(monitoring or "").rstrip("/"), baseline_cache=bool(monitoring), **common
         )
     except StorageError:
         if not monitoring:
             raise
         # the baseline cache is only an optimisation: a read-only store must not stop a test
-        result, _scores = monitor.analyse_window(output="", baseline_cache=False, **common)
+        result, _scores = analyse_window(output="", baseline_cache=False, **common)
     return replace(result, source=SOURCE)
 
 
@@ -152,11 +156,11 @@ def resolve_layers(
     reference: str, inference: str, layers: list[str] | tuple[str, ...] | None
 ) -> list[str]:
     """Tensor names for ``layers`` present in both trials; default: the penultimate layer.
-    The monitoring job's own rule (:func:`ladis_core.monitor.resolve_layers`), so a test
+    The monitoring job's own rule (:func:`ladis_core.monitoring.resolve_layers`), so a test
     run here names layers exactly as a scheduled job would."""
-    from ladis_core import monitor
+    from ladis_core.monitoring.window import resolve_layers
 
-    return monitor.resolve_layers(reference, inference, layers)
+    return resolve_layers(reference, inference, layers)
 
 
 def save_job(result: JobResult, monitoring: str) -> str:
