@@ -29,7 +29,7 @@ objects first and rebuilds. Objects of other endpoints or other programs are nev
 deleted.
 
 **Reproducibility.** Every random choice comes from the seed: the split, the weights
-(:func:`ladis_core.training.seeded_model`), batches, PGD's random start, which pool
+(:func:`ladis_core.model.training.seeded_model`), batches, PGD's random start, which pool
 images each hour sends (``np.random.default_rng([seed, hour])``, so a resumed hour sends
 what a full run would) and the statistics. The day is a fixed date
 (:data:`DEMO_START`), so job ids are the same in every build.
@@ -54,14 +54,14 @@ import numpy as np
 
 from ladis_core import store
 from ladis_core._version import __version__
-from ladis_core.data import (
+from ladis_core.errors import DataNotFoundError, InputError, check
+from ladis_core.model.data import (
     DEFAULT_FRACTIONS,
     DatasetSplits,
     ImageDataset,
     load_digits,
     load_image_folder,
 )
-from ladis_core.errors import DataNotFoundError, InputError, check
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
 
@@ -552,7 +552,7 @@ def build_world(
     other options (rebuild it with ``force``), an image folder without images or an
     unavailable device.
     """
-    from ladis_core.training import resolve_device
+    from ladis_core.model.training import resolve_device
 
     options = options or DemoOptions()
     world = world.rstrip("/") + "/"
@@ -793,9 +793,9 @@ def _model_stage(
     progress: ProgressCallback | None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train and store the model, or load the stored one. Returns it with its accuracies."""
-    from ladis_core.models import ModelSpec, load_model, save_model
-    from ladis_core.server import resolve_model_dir
-    from ladis_core.training import TrainingOptions, accuracy, seeded_model, train_model
+    from ladis_core.model.spec import ModelSpec, load_model, save_model
+    from ladis_core.model.store import resolve_model_dir
+    from ladis_core.model.training import TrainingOptions, accuracy, seeded_model, train_model
 
     model_uri = layout.model_uri(world, options.endpoint)
     note_uri = _note_uri(world, options.endpoint, "training")
@@ -920,7 +920,7 @@ def _attack_stage(
     progress: ProgressCallback | None,
 ) -> tuple[dict[tuple[str, float], np.ndarray], list[dict[str, Any]]]:
     """Every (attack, ε) of the story, run once on the whole natural pool."""
-    from ladis_core.attacks import attack
+    from ladis_core.model.attacks import attack
 
     keys = sorted(
         {w.key for w in windows if w.adversarial}, key=lambda k: (k[0] != "pgd", k[1], k[0])
@@ -1011,7 +1011,7 @@ def _traffic_stage(
     ``first_hour`` through it, and run the monitoring job after each hour."""
     from ladis_core.monitoring import run_job
     from ladis_core.monitoring.results import JobSettings
-    from ladis_core.server import invoke, start_server
+    from ladis_core.serving import invoke, start_server
 
     endpoint = options.endpoint
     reference = layout.reference_trial_uri(world, endpoint)

@@ -79,7 +79,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ladis_core.errors import InputError
-    from ladis_core.server import start_server
+    from ladis_core.serving import start_server
 
     if args.max_body_mb <= 0:
         raise InputError(f"--max-body-mb {args.max_body_mb} must be positive")

@@ -50,11 +50,11 @@ from datetime import datetime
 from ladis_core import store
 from ladis_core.errors import LadisError, check
 from ladis_core.monitoring.analysis import analyse_window
-from ladis_core.monitoring.protocol import validate_settings
 from ladis_core.monitoring.bookmark import Bookmark, _read_bookmark_hint, write_bookmark
 from ladis_core.monitoring.claims import _Claim, _release, _still_owner, _try_claim, _walk
 from ladis_core.monitoring.clock import _iso, _now, parse_time
 from ladis_core.monitoring.jobs import SCORES_NAME
+from ladis_core.monitoring.protocol import validate_settings
 from ladis_core.monitoring.results import (
     IncidentRule,
     JobResult,

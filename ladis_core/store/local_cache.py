@@ -2,7 +2,7 @@
 
 Trials read from S3 are mirrored under ``<cache>/trials/<name>`` and served models under
 ``<cache>/models/<fingerprint>`` (:func:`ladis_core.trials.default_cache_dir`,
-:func:`ladis_core.server.default_cache_dir`). Both only grow; a dashboard that stays up
+:func:`ladis_core.model.store.default_cache_dir`). Both only grow; a dashboard that stays up
 mirrors every trial an analyst opens. :func:`prune_cache` removes the least recently
 used folders: everything unused for longer than ``older_than`` and, with ``max_bytes``,
 then the oldest until the rest fits. A trial folder in use (its lock held by a reader) is

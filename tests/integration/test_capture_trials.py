@@ -19,7 +19,7 @@ import torch
 
 from ladis_core import capture, store, trials
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
-from ladis_core.models import ModelSpec, build_model
+from ladis_core.model.spec import ModelSpec, build_model
 from ladis_core.progress import Progress
 
 pytestmark = pytest.mark.integration
@@ -250,7 +250,7 @@ def test_restarted_endpoint_appends_after_the_last_step(model, s3_bucket, tmp_pa
 _KILLED_ENDPOINT = """
 import os, signal, sys, torch
 from ladis_core import capture
-from ladis_core.models import ModelSpec, build_model
+from ladis_core.model.spec import ModelSpec, build_model
 model = build_model(ModelSpec(input_shape=(3, 8, 8))).eval()
 cap = capture.ServingCapture(model, sys.argv[1], include_inputs=True, upload_interval_s=0)
 for i in range(3):

@@ -56,7 +56,7 @@ def _model(size: int):
     """A seeded ResNet18 (random weights: the job needs representations, not accuracy)."""
     import torch
 
-    from ladis_core.models import ModelSpec, build_model
+    from ladis_core.model.spec import ModelSpec, build_model
 
     with torch.random.fork_rng():  # seeds only this block; the global generator is restored
         torch.manual_seed(0)
@@ -97,7 +97,7 @@ def _write_trial(out: Path | str, *, size: int, eval_batches=(), predict=()) -> 
 @pytest.fixture(scope="module")
 def local_trials(tmp_path_factory: pytest.TempPathFactory) -> LocalTrials:
     os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
-    from ladis_core.data import digits_dataset
+    from ladis_core.model.data import digits_dataset
 
     root = tmp_path_factory.mktemp("trials")
     images = digits_dataset(size=8, channels=3).images.astype(np.float32)

@@ -176,9 +176,9 @@ def one_torch_thread():
 def local_capture(tmp_path_factory, one_torch_thread) -> LocalCapture:
     import torch
 
-    from ladis_core import attacks
-    from ladis_core.data import digits_dataset
-    from ladis_core.models import ModelSpec, build_model
+    from ladis_core.model import attacks
+    from ladis_core.model.data import digits_dataset
+    from ladis_core.model.spec import ModelSpec, build_model
 
     os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
     data = digits_dataset(size=SIZE, channels=3)

@@ -25,8 +25,8 @@ from PIL import Image
 
 from ladis_core import serving, store
 from ladis_core.errors import InputError
-from ladis_core.models import ModelSpec, build_model, load_model, save_model
-from ladis_core.server import (
+from ladis_core.model.spec import ModelSpec, build_model, load_model, save_model
+from ladis_core.serving import (
     PROVENANCE_HEADER,
     InvocationError,
     invoke,
@@ -434,7 +434,7 @@ def _read_provenance(uri: str) -> list[dict]:
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, request) -> None:
-    from ladis_core.server import ProvenanceRecorder
+    from ladis_core.serving import ProvenanceRecorder
 
     uri = (
         str(tmp_path / "provenance")
@@ -458,7 +458,7 @@ def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, re
 
 
 def test_model_from_s3_is_cached_by_content(model_dir, s3_bucket, tmp_path) -> None:
-    from ladis_core.server import resolve_model_dir
+    from ladis_core.model.store import resolve_model_dir
 
     uri = s3_bucket + "models/digits"
     store.upload_dir(model_dir, uri)

@@ -14,17 +14,17 @@ import pytest
 import torch
 from PIL import Image
 
-from ladis_core.attacks import attack, fgsm, pgd
-from ladis_core.data import (
+from ladis_core.errors import InputError
+from ladis_core.model.attacks import attack, fgsm, pgd
+from ladis_core.model.data import (
     ImageDataset,
     load_digits,
     load_image_folder,
     resize_images,
     stratified_split,
 )
-from ladis_core.errors import InputError
-from ladis_core.models import ModelSpec
-from ladis_core.training import TrainingOptions, accuracy, predict, seeded_model, train_model
+from ladis_core.model.spec import ModelSpec
+from ladis_core.model.training import TrainingOptions, accuracy, predict, seeded_model, train_model
 
 SIZE = 16  # small images keep the tests quick; the demo uses 32
 

@@ -8,7 +8,7 @@ import pytest
 
 from ladis_core import capture, config, trials
 from ladis_core.errors import InputError
-from ladis_core.models import ModelSpec, build_model
+from ladis_core.model.spec import ModelSpec, build_model
 from ladis_core.trials import records as tensor_records
 
 

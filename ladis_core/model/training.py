@@ -1,4 +1,4 @@
-"""Train and evaluate a classifier from :mod:`ladis_core.models` on CPU or CUDA.
+"""Train and evaluate a classifier from :mod:`ladis_core.model.spec` on CPU or CUDA.
 
 Reproducible without global seeding: the weights are initialised inside
 ``torch.random.fork_rng`` (the global generator is restored afterwards), and batches and
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ladis_core.data import ImageDataset
 from ladis_core.devices import resolve_device
 from ladis_core.errors import check
-from ladis_core.models import ModelSpec, build_model
+from ladis_core.model.data import ImageDataset
+from ladis_core.model.spec import ModelSpec, build_model
 from ladis_core.progress import ProgressCallback, report
 
 
@@ -59,7 +59,7 @@ class TrainingResult:
 
 
 def seeded_model(spec: ModelSpec, *, seed: int) -> nn.Module:
-    """:func:`~ladis_core.models.build_model` with weights drawn from ``seed``.
+    """:func:`~ladis_core.model.spec.build_model` with weights drawn from ``seed``.
 
     torch's layer initialisers use the global generator; ``fork_rng`` saves and restores
     it, so the caller's random state is untouched.

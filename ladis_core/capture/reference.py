@@ -1,0 +1,114 @@
+"""The reference capture (EVAL mode): validation passes during or after training."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ladis_core.capture.hooks import _smdebug
+from ladis_core.capture.serving import _as_tensor
+from ladis_core.capture.staging import CaptureSummary, _StagedCapture
+from ladis_core.errors import InputError
+from ladis_core.progress import ProgressCallback, report
+
+
+class EvalCapture(_StagedCapture):
+    """Reference capture: saves every ``save_every``-th forward pass in EVAL mode.
+
+    ::
+
+        with EvalCapture(model, "s3://ladis/trials/digits/reference", layers=RESIDUAL_BLOCKS) as cap:
+            for epoch in range(epochs):
+                cap.set_mode("TRAIN"); train_one_epoch(model)     # nothing saved
+                cap.set_mode("EVAL");  validate(model)            # saved
+        print(cap.summary)
+
+    The destination must not hold a trial yet (``overwrite=True`` deletes it first).
+    Steps are published on :meth:`flush` and on close.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None,
+        out: str,
+        *,
+        layers: Sequence[str] = (),
+        save_every: int = 1,
+        include_inputs: bool = True,
+        overwrite: bool = False,
+    ) -> None:
+        super().__init__(
+            model,
+            out,
+            mode="EVAL",
+            layers=layers,
+            save_every=save_every,
+            include_inputs=include_inputs,
+            append=False,
+            overwrite=overwrite,
+        )
+
+    def set_mode(self, mode: str) -> None:
+        """``"TRAIN"`` (forward passes not saved) or ``"EVAL"`` (saved)."""
+        _, mode_keys, _ = _smdebug()
+        text = str(mode).upper()
+        if text not in ("TRAIN", "EVAL"):
+            raise InputError(f"mode={mode!r} must be TRAIN or EVAL")
+        self.hook.set_mode(mode_keys[text])
+
+    @property
+    def summary(self) -> CaptureSummary | None:
+        return self._summary
+
+    def __enter__(self) -> EvalCapture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def capture_reference(
+    model: nn.Module,
+    batches: Iterable[Any],
+    out: str,
+    *,
+    layers: Sequence[str] = (),
+    save_every: int = 1,
+    include_inputs: bool = True,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> CaptureSummary:
+    """Run ``batches`` through ``model`` (eval mode, no gradients) under an
+    :class:`EvalCapture` writing to ``out``; one forward pass per batch.
+
+    ``batches``: tensors or arrays of shape (k, C, H, W) (or ``(images, labels)`` pairs),
+    moved to the model's device. Progress stage: ``capture``.
+    """
+    total = len(batches) if hasattr(batches, "__len__") else 0  # type: ignore[arg-type]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with (
+            EvalCapture(
+                model,
+                out,
+                layers=layers,
+                save_every=save_every,
+                include_inputs=include_inputs,
+                overwrite=overwrite,
+            ) as capture,
+            torch.no_grad(),
+        ):
+            report(progress, "capture", 0, total)
+            for position, batch in enumerate(batches, 1):
+                model(_as_tensor(batch, device))
+                report(progress, "capture", position, max(total, position))
+            capture.hook._close_writers()
+    finally:
+        model.train(was_training)
+    assert capture.summary is not None
+    return capture.summary

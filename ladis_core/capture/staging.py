@@ -1,0 +1,223 @@
+"""A capture staged locally: an smdebug hook writing into a fresh folder, published to
+the trial; and the recovery of steps that a killed capture left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ladis_core import store
+from ladis_core._process import pid_alive
+from ladis_core.capture.hooks import (
+    _MODES,
+    _close_smdebug_hook,
+    _detach,
+    _generic_tensor_patterns,
+    _new_hook,
+    _smdebug,
+    capture_tensor_names,
+)
+from ladis_core.capture.publishing import (
+    CaptureConflictError,
+    _check_target,
+    _clear_target,
+    _Publisher,
+    _target_has_objects,
+)
+from ladis_core.errors import InputError, LadisError, StorageError
+from ladis_core.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaptureSummary:
+    """What one capture session published.
+
+    ``steps``: number of steps written to ``uri`` in this session; ``first_step`` /
+    ``last_step``: their mode steps (``None`` if none); ``tensors``: the tensor names
+    each step holds.
+    """
+
+    uri: str
+    mode: str
+    steps: int
+    first_step: int | None
+    last_step: int | None
+    tensors: tuple[str, ...]
+
+
+_STAGING_PREFIX = "ladis-capture-"
+
+
+_OWNER_FILE = "owner.json"
+
+
+def _recover_orphans(uri: str) -> int:
+    """Publish the finished steps that captures into ``uri`` whose process is gone (a
+    killed endpoint) left in their staging folders, then remove those folders.
+
+    A step is finished once smdebug wrote its index file; a half-written step is
+    dropped. Returns the number of steps recovered. Runs before a new capture numbers
+    its steps, so they follow the recovered ones."""
+    recovered = 0
+    for root in sorted(Path(tempfile.gettempdir()).glob(_STAGING_PREFIX + "*")):
+        try:
+            owner = json.loads((root / _OWNER_FILE).read_text(encoding="utf-8"))
+            pid = int(owner["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a capture's staging folder, or one still being created
+        if owner.get("uri") != uri or pid_alive(pid):
+            continue
+        try:
+            steps = _Publisher(root / "trial", uri).publish(final=False)
+        except LadisError as exc:
+            log.warning(
+                "steps left in %s by a stopped capture could not be published: %s", root, exc
+            )
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        if steps:
+            log.warning(
+                "published %d step(s) left in %s by a capture into %s that was stopped "
+                "before uploading them",
+                steps,
+                root,
+                uri,
+            )
+        recovered += steps
+    return recovered
+
+
+class _StagedCapture:
+    """An smdebug hook writing into a staging folder, published to ``out``."""
+
+    def __init__(
+        self,
+        model: nn.Module | None,
+        out: str,
+        *,
+        mode: str,
+        layers: Sequence[str],
+        save_every: int,
+        include_inputs: bool,
+        append: bool,
+        overwrite: bool = False,
+    ) -> None:
+        if mode not in _MODES:
+            raise InputError(f"mode={mode!r} is not one of {_MODES}")
+        if not isinstance(save_every, int) or save_every < 1:
+            raise InputError(f"save_every={save_every!r} must be a positive whole number")
+        self.uri = _check_target(out)
+        self.mode = mode
+        self.model = model
+        if model is not None:
+            self.tensor_names = tuple(
+                capture_tensor_names(model, layers=layers, include_inputs=include_inputs)
+            )
+            include_regex = [f"^{re.escape(name)}$" for name in self.tensor_names]
+        else:
+            # without the model the names cannot be resolved; let smdebug match patterns
+            include_regex = _generic_tensor_patterns(layers, include_inputs)
+            self.tensor_names = tuple(include_regex)
+        start = None
+        if store.is_s3(self.uri):
+            store.check_bucket(self.uri)
+        if append:
+            _recover_orphans(self.uri)
+            start = _continuation(self.uri, mode)
+            if start is not None and start[1] < 0:
+                raise InputError(
+                    f"{self.uri} holds a trial without {mode} steps (a reference trial?); "
+                    f"{mode} capture appends only to a trial of its own mode"
+                )
+        elif _target_has_objects(self.uri):
+            if not overwrite:
+                raise InputError(
+                    f"{self.uri} already holds a trial; choose a new destination or pass overwrite=True "
+                    "(which deletes it first)"
+                )
+            _clear_target(self.uri)
+        self._staging_root = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX))
+        # who stages here: a later capture into the same trial publishes what a killed
+        # process left behind (see _recover_orphans)
+        (self._staging_root / _OWNER_FILE).write_text(
+            json.dumps({"uri": self.uri, "pid": os.getpid(), "mode": mode}), encoding="utf-8"
+        )
+        self.staging = self._staging_root / "trial"
+        self.publisher = _Publisher(self.staging, self.uri)
+        self.closed = False
+        self._summary: CaptureSummary | None = None
+        self.hook = _new_hook(
+            model, self.staging, mode=mode, include_regex=include_regex, save_every=save_every
+        )
+        if start is not None:
+            self._continue_from(*start)
+        self.hook._ladis_capture = self
+
+    def _continue_from(self, global_step: int, mode_step: int) -> None:
+        """Number the next step after the trial's newest (a restarted endpoint)."""
+        _, mode_keys, _ = _smdebug()
+        hook = self.hook
+        hook.init_step = global_step
+        hook.step = global_step
+        hook.mode_steps = {mode_keys.GLOBAL: global_step}
+        hook.set_mode(mode_keys[self.mode])
+        hook.mode_steps[mode_keys[self.mode]] = mode_step
+
+    def flush(self, *, progress: ProgressCallback | None = None) -> int:
+        """Finish the step being written and publish every finished step; returns the
+        number of steps published by this call."""
+        if not self.closed:
+            self.hook._close_writers()
+        return self.publisher.publish(progress=progress)
+
+    def close(self, *, progress: ProgressCallback | None = None) -> CaptureSummary:
+        """Close the hook, detach it from the model and publish everything (idempotent).
+        If publishing fails the staging folder is kept and named in the error."""
+        if self._summary is not None:
+            return self._summary
+        if not self.closed:
+            self.closed = True
+            _close_smdebug_hook(self.hook)
+            _detach(self.hook, self.model)
+        try:
+            self.publisher.publish(final=True, progress=progress)
+        except CaptureConflictError:
+            raise  # retrying cannot help; the message names the staging folder
+        except LadisError as exc:
+            raise StorageError(
+                f"{exc} — the captured steps are kept in {self.staging}; close() again to retry"
+            ) from None
+        shutil.rmtree(self._staging_root, ignore_errors=True)
+        self._summary = CaptureSummary(
+            uri=self.uri,
+            mode=self.mode,
+            steps=self.publisher.steps,
+            first_step=self.publisher.first_step,
+            last_step=self.publisher.last_step,
+            tensors=self.tensor_names,
+        )
+        return self._summary
+
+
+def _continuation(uri: str, mode: str) -> tuple[int, int] | None:
+    """(global step, ``mode`` step) of the newest step already in the trial, if any."""
+
+    from ladis_core.trials.index import _tail_entry
+
+    newest = _tail_entry(uri, mode=None)
+    if newest is None:
+        return None
+    same_mode = newest if newest.mode == mode else _tail_entry(uri, mode=mode)
+    return newest.step, (same_mode.mode_step if same_mode is not None else -1)

@@ -1,0 +1,113 @@
+"""The endpoint behind the HTTP layer: readiness, health, one invocation through the
+SageMaker contract functions, and draining on shutdown.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ladis_core.errors import InputError, LadisError
+from ladis_core.serving.codec import NotAcceptableError, UnsupportedContentTypeError, check_accept
+from ladis_core.serving.contract import input_fn, output_fn, predict_fn
+from ladis_core.serving.model import EndpointClosedError, ServedModel
+from ladis_core.serving.provenance import ProvenanceRecorder, parse_provenance
+
+#: request bodies above this size are refused before they are read (HTTP 413)
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+class InvocationError(LadisError):
+    """The endpoint refused or failed a request (``status`` is the HTTP code, ``None``
+    when it could not be reached)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EndpointApp:
+    """What the HTTP handlers call: the served model, provenance, limits, in-flight count."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        *,
+        provenance: ProvenanceRecorder | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self.served = served
+        self.provenance = provenance
+        self.max_body_bytes = int(max_body_bytes)
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    @property
+    def ready(self) -> bool:
+        return not self.served.closed
+
+    def health(self) -> dict[str, Any]:
+        """The ``/ping`` body: ``status`` and, with capture on, how capture is doing (a
+        failing capture does not stop predictions, so operators read it here)."""
+        body: dict[str, Any] = {"status": "ok"}
+        capture = self.served.capture
+        if capture is not None:
+            publisher = getattr(capture, "publisher", None)
+            body["capture"] = {
+                "uri": self.served.capture_uri,
+                "steps_published": getattr(publisher, "steps", None),
+                "error": getattr(capture, "upload_error", None),
+            }
+        return body
+
+    def invoke(
+        self,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        provenance_header: str | None,
+    ) -> tuple[bytes, str, int | None]:
+        """One invocation through the SageMaker contract: (response body, type, step).
+
+        The provenance header is checked before the model runs, so a refused request is
+        never captured.
+        """
+        fields = parse_provenance(provenance_header)
+        check_accept(accept)  # before the model runs, so a refused request is not captured
+        data = input_fn(body, content_type)
+        prediction = predict_fn(data, self.served)
+        response, response_type = output_fn(prediction, accept)
+        if fields is not None and self.provenance is not None and prediction.step is not None:
+            self.provenance.add(prediction.step, fields)
+        return response, response_type, prediction.step
+
+    def enter(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until no request is running (at most ``timeout_s``); True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Close the capture (flushing it), then write the remaining provenance."""
+        try:
+            self.served.close()
+        finally:
+            if self.provenance is not None:
+                self.provenance.close()
+
+
+def _status_of(exc: BaseException) -> int:
+    if isinstance(exc, UnsupportedContentTypeError | NotAcceptableError | EndpointClosedError):
+        return int(exc.status)
+    if isinstance(exc, InputError):
+        return 400
+    return 500

@@ -1,0 +1,204 @@
+"""The served model: a classifier behind a lock, with its capture, answering
+:class:`Prediction` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ladis_core.errors import LadisError
+
+if TYPE_CHECKING:  # only for annotations: importing this module must stay light
+    import numpy as np
+    import torch
+
+    from ladis_core.model.spec import ModelSpec
+
+from ladis_core.serving.codec import conform_images
+
+log = logging.getLogger("ladis.serving")
+
+
+CAPTURE_URI_ENV = "LADIS_CAPTURE_URI"
+
+
+CAPTURE_LAYERS_ENV = "LADIS_CAPTURE_LAYERS"
+
+
+DEVICE_ENV = "LADIS_DEVICE"
+
+
+class EndpointClosedError(LadisError):
+    """The endpoint was shut down; the request was not run (HTTP 503)."""
+
+    status = 503
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer to one request (one capture step).
+
+    ``probabilities``: float32 ndarray of shape (N, num_classes) (softmax of the logits);
+    ``predicted_class``: int64 ndarray of shape (N,); ``class_names``: the spec's names
+    (may be empty); ``step``: the capture step that recorded the request, or ``None``.
+    """
+
+    probabilities: np.ndarray
+    predicted_class: np.ndarray
+    class_names: tuple[str, ...]
+    step: int | None
+
+    def __len__(self) -> int:
+        return int(self.predicted_class.shape[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON answer: ``{"predictions": [...], "step": int | None}``."""
+        predictions = []
+        for row, cls in zip(self.probabilities, self.predicted_class, strict=True):
+            cls = int(cls)
+            name = self.class_names[cls] if cls < len(self.class_names) else None
+            predictions.append(
+                {
+                    "predicted_class": cls,
+                    "class_name": name,
+                    "probabilities": [float(p) for p in row],
+                }
+            )
+        return {"predictions": predictions, "step": self.step}
+
+
+class ServedModel:
+    """A loaded model, ready to answer requests, optionally recording each one.
+
+    ``predict`` runs one request at a time (a lock around the forward pass), so with
+    capture on, every request is recorded exactly once as its own PREDICT step and the
+    step returned is that request's. ``capture`` is an object with ``predict(batch) ->
+    logits`` (``batch``: float32 tensor (N, C, H, W) on ``device``) and ``close()``,
+    e.g. :class:`ladis_core.capture.ServingCapture`, whose ``record(batch) -> (logits,
+    step)`` is used when present (otherwise the step is read from ``last_step``).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: ModelSpec,
+        *,
+        device: str = "cpu",
+        capture: Any | None = None,
+        capture_uri: str | None = None,
+    ) -> None:
+        self.model = model
+        self.spec = spec
+        self.device = device
+        self.capture = capture
+        self.capture_uri = capture_uri
+        self._lock = threading.Lock()
+        self._closed = False
+        self._requests = 0
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | Path,
+        *,
+        device: str = "cpu",
+        capture_uri: str | None = None,
+        layers: Sequence[str] = (),
+    ) -> ServedModel:
+        """Load ``model_dir`` (``model.pt`` + ``model.json``) on ``device`` and, when
+        ``capture_uri`` is given, attach the PREDICT-mode capture writing there."""
+        from ladis_core.model.spec import load_model
+
+        model, spec = load_model(model_dir, device=device)
+        capture = _open_capture(model, capture_uri, layers=layers) if capture_uri else None
+        return cls(model, spec, device=device, capture=capture, capture_uri=capture_uri)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def requests(self) -> int:
+        """Requests answered so far."""
+        return self._requests
+
+    def predict(self, images: np.ndarray) -> Prediction:
+        """Classify ``images`` (float32 (N, C, H, W) in [0, 1], any size and 1/3/4
+        channels) as one request: one forward pass, one capture step."""
+        import torch
+
+        batch = conform_images(images, self.spec.input_shape)
+        tensor = torch.from_numpy(batch).to(self.device)
+        with self._lock:
+            if self._closed:
+                raise EndpointClosedError(
+                    "the endpoint is shutting down; retry on another instance"
+                )
+            step: int | None = None
+            with torch.no_grad():
+                if self.capture is None:
+                    logits = self.model(tensor)
+                else:
+                    logits, step = _capture_predict(self.capture, tensor)
+            self._requests += 1
+        probabilities = torch.softmax(logits.detach().float(), dim=1).cpu().numpy()
+        return Prediction(
+            probabilities=probabilities.astype("float32", copy=False),
+            predicted_class=probabilities.argmax(axis=1).astype("int64"),
+            class_names=tuple(self.spec.class_names),
+            step=step,
+        )
+
+    def flush(self) -> int:
+        """Publish the captured steps now (they are also published in the background
+        and on close); returns how many were published."""
+        capture = self.capture
+        return int(capture.flush() or 0) if capture is not None and hasattr(capture, "flush") else 0
+
+    def close(self) -> None:
+        """Stop answering and flush/close the capture (idempotent; after a failed
+        capture close, calling it again retries). A request already running finishes
+        first: the lock is taken before the capture closes."""
+        import atexit
+
+        with self._lock:
+            self._closed = True
+            capture = self.capture
+        if capture is None:
+            return
+        capture.close()  # raises (keeping the capture for a retry) if publishing fails
+        self.capture = None
+        atexit.unregister(self.close)  # registered by model_fn; nothing left to do at exit
+        log.info("capture closed after %d requests (%s)", self._requests, self.capture_uri)
+
+
+def _open_capture(model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]) -> Any:
+    """The one place serving capture is created: a
+    :class:`ladis_core.capture.ServingCapture` appending PREDICT steps to ``capture_uri``
+    (after its newest step, so a restarted endpoint goes on numbering)."""
+    from ladis_core.capture import ServingCapture
+
+    return ServingCapture(model, capture_uri, layers=tuple(layers))
+
+
+def _capture_predict(capture: Any, batch: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+    """Run ``batch`` through the capture; return the logits and the step it recorded."""
+    record = getattr(capture, "record", None)
+    if record is not None:  # ServingCapture: logits and step taken under its own lock
+        logits, step = record(batch)
+    else:
+        logits, step = capture.predict(batch), getattr(capture, "last_step", None)
+    return logits, (None if step is None else int(step))
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/``None`` → ``"cuda"`` when available, else ``"cpu"``; ``"cuda"``
+    without a GPU raises :class:`~ladis_core.errors.InputError`."""
+    from ladis_core.devices import resolve_device as _resolve
+
+    return str(_resolve(device or None, default="auto"))
