@@ -16,8 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from app import data, state
-from ladis_core.charts import job_time
 from ladis_core.monitoring.results import STATUS_OK, JobResult
+from ladis_core.viz import job_time
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -274,7 +274,7 @@ PAGE_CSS = """<style>
 def png(image, *, max_px: int = 256) -> bytes:
     """A (C, H, W) image in [0, 1] as PNG bytes (shrunk by block averaging when larger
     than ``max_px``, never enlarged: the browser does that)."""
-    from ladis_core import images
+    from ladis_core.viz import images
 
     return images.png_bytes(images.thumbnail(image, max_size=max_px))
 
@@ -305,7 +305,7 @@ ORIGINAL_CAPTIONS = {
 def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
     """One flagged input (a ``ReportSample``): facts, the input, its original and the
     amplified difference with its L∞ / L2 size."""
-    from ladis_core import images
+    from ladis_core.viz import images
 
     with st.container(border=True):
         facts, col_input, col_original, col_diff = st.columns([3, 2, 2, 2])
@@ -368,7 +368,7 @@ def embedding_panels(view, job: JobResult, *, colour_by: str, classes, suspect_s
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from ladis_core.charts import COLORS, TEMPLATE, plot_text
+    from ladis_core.viz import COLORS, TEMPLATE, plot_text
 
     fig = make_subplots(
         rows=1,

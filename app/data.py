@@ -265,7 +265,7 @@ def compute_tsne(
     found = cached_tsne(key)
     if found is not None:
         return found
-    from ladis_core.embedding import tsne_2d
+    from ladis_core.viz.embedding import tsne_2d
 
     after, until = job_window(job_result)
     reference = trial(job_result.reference, "EVAL", (layer,))
@@ -304,7 +304,7 @@ _THUMB_PX = ((600, 32), (None, 16))
 
 def _point_thumbnails(job_result: JobResult, embedding: Any) -> dict[str, dict[int, str]]:
     """PNG data URIs of the inputs behind the embedded points, per group and row."""
-    from ladis_core import images
+    from ladis_core.viz import images
 
     max_px = next(px for limit, px in _THUMB_PX if limit is None or len(embedding) <= limit)
     thumbnails: dict[str, dict[int, str]] = {}

@@ -135,7 +135,7 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from ladis_core.s3server import LocalS3Server
+    from ladis_core.devtools.s3server import LocalS3Server
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ladis-bench-dash-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladis_core import demo  # noqa: E402
+from ladis_core.devtools.s3server import LocalS3Server, find_free_port  # noqa: E402
 from ladis_core.progress import log_progress  # noqa: E402
-from ladis_core.s3server import LocalS3Server, find_free_port  # noqa: E402
 
 
 def build(name: str, world: str, options: demo.DemoOptions) -> float:

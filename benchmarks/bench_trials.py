@@ -44,7 +44,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ladis_core import capture, store, trials  # noqa: E402
-from ladis_core.s3server import LocalS3Server, find_free_port  # noqa: E402
+from ladis_core.devtools.s3server import LocalS3Server, find_free_port  # noqa: E402
 
 
 class ResNet(nn.Module):

@@ -7,7 +7,7 @@ import streamlit as st
 from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors
-from ladis_core import charts
+from ladis_core import viz
 
 st.title("Monitoring history")
 state.init_page("history")
@@ -92,7 +92,7 @@ def main() -> None:
     )
     timeline_key = f"{state.HISTORY_TIMELINE}.{generation}"
     ui.plot(
-        charts.timeline_figure(jobs, selected_job_id=selected_id),
+        viz.timeline_figure(jobs, selected_job_id=selected_id),
         key=timeline_key,
         on_select=lambda: _on_chart(timeline_key, world_uri, endpoint),
         selection_mode="points",
@@ -101,7 +101,7 @@ def main() -> None:
     if st.toggle("Per-layer heat map", key=state.HISTORY_SHOW_LAYERS):
         heat_key = f"{state.HISTORY_HEATMAP}.{generation}"
         ui.plot(
-            charts.layer_heatmap_figure(jobs),
+            viz.layer_heatmap_figure(jobs),
             key=heat_key,
             on_select=lambda: _on_chart(heat_key, world_uri, endpoint),
             selection_mode="points",

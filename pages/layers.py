@@ -7,7 +7,7 @@ import streamlit as st
 from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors, show_error
-from ladis_core import charts
+from ladis_core import viz
 
 st.title("Layer explorer")
 state.init_page("layers")
@@ -22,7 +22,7 @@ def main() -> None:
         return
 
     st.subheader("Detection rate per layer")
-    ui.plot(charts.layer_bars_figure(job))
+    ui.plot(viz.layer_bars_figure(job))
 
     st.subheader("t-SNE of the layer representations")
     st.caption(

@@ -7,7 +7,7 @@ import streamlit as st
 from app import components as ui
 from app import data, state
 from app.ui_errors import friendly_errors, show_error
-from ladis_core import charts
+from ladis_core import viz
 from ladis_core.monitoring.results import JobSettings
 from ladis_core.store import layout
 
@@ -150,11 +150,11 @@ def _results(world_uri: str, endpoint: str, result) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Detection rate per layer**")
-        ui.plot(charts.layer_bars_figure(result))
+        ui.plot(viz.layer_bars_figure(result))
     with right:
         st.markdown("**p-values of the R tests**")
         ui.plot(
-            charts.pvalue_histogram_figure(
+            viz.pvalue_histogram_figure(
                 {n: r.p_values for n, r in result.layers.items()}, alpha=result.settings.alpha
             ),
         )

@@ -4,7 +4,7 @@ A real local S3 server (SeaweedFS) is started once per test session, lazily, by 
 first test that asks for it, on a free 127.0.0.1 port with its own temporary folder;
 it is stopped (by PID) when the session ends, and gets SIGTERM if pytest itself dies.
 
-- ``s3_server`` (session): the running :class:`ladis_core.s3server.LocalS3Server`
+- ``s3_server`` (session): the running :class:`ladis_core.devtools.s3server.LocalS3Server`
   (``.endpoint_url``, ``.environment()``, ``.client()``, ``.create_bucket(name)``,
   ``.bucket`` = ``"ladis"``, which exists).
 - ``s3_env`` (function): the ``AWS_*`` variables of that server set in ``os.environ``
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from ladis_core.s3server import LocalS3Server, find_free_port
+from ladis_core.devtools.s3server import LocalS3Server, find_free_port
 
 
 @pytest.fixture(scope="session", autouse=True)

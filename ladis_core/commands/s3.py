@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ladis_core.s3server import LocalS3Server
+    from ladis_core.devtools.s3server import LocalS3Server
 
 NAME = "s3"
 HELP = "manage the local S3 server (SeaweedFS on 127.0.0.1): start, stop, status, env"
@@ -92,7 +92,7 @@ def _default_bucket() -> str:
 
 def _server(args: argparse.Namespace) -> LocalS3Server:
     from ladis_core.config import LOCAL_S3_PORT
-    from ladis_core.s3server import LocalS3Server
+    from ladis_core.devtools.s3server import LocalS3Server
 
     return LocalS3Server(
         args.data_dir,

@@ -14,9 +14,9 @@ import numpy as np
 
 from ladis_core._version import __version__
 from ladis_core.errors import InputError
-from ladis_core.images import PerturbationSize, perturbation_size
 from ladis_core.monitoring.results import JobResult
 from ladis_core.monitoring.triage import Verdict
+from ladis_core.viz.images import PerturbationSize, perturbation_size
 
 #: how the original of a flagged input was found
 ORIGINAL_RECORDED = "recorded"
@@ -137,7 +137,7 @@ class ReportEmbedding:
     """Precomputed 2-D coordinates (e.g. t-SNE) of one layer's representations.
 
     ``reference`` has shape (n, 2), ``inference`` shape (m, 2), ``inference_steps`` the
-    step of each inference row, shape (m,). Computed elsewhere (``ladis_core.embedding``);
+    step of each inference row, shape (m,). Computed elsewhere (``ladis_core.viz.embedding``);
     the report only draws it.
     """
 

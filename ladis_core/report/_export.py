@@ -11,9 +11,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ladis_core.charts import job_time
 from ladis_core.config import redact
 from ladis_core.report._data import ReportData
+from ladis_core.viz import job_time
 
 #: version of the report JSON layout (``schemas/report.schema.json``)
 REPORT_SCHEMA_VERSION = 1

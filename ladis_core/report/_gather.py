@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from ladis_core import store
-from ladis_core.charts import job_time, sort_jobs
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
 from ladis_core.monitoring.results import JobResult
 from ladis_core.monitoring.triage import Verdict, list_verdicts
@@ -26,6 +25,7 @@ from ladis_core.report._data import (
 )
 from ladis_core.report._pictures import WorldCache, attach_images, attach_provenance, note
 from ladis_core.store import layout
+from ladis_core.viz import job_time, sort_jobs
 
 DEFAULT_CONTEXT = timedelta(hours=12)
 #: the monitoring job's per-request scores, beside results.json (ladis_core.monitoring.SCORES_NAME)

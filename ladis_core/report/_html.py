@@ -3,7 +3,7 @@
 plotly.js is inlined once from the installed plotly package; each chart's figure JSON
 sits in a ``<script type="application/json">`` block that one small script hands to
 ``Plotly.newPlot``. Images are PNG data URIs. Everything from data is escaped by the
-template engine (Jinja2 with autoescape), chart labels by :func:`ladis_core.charts.plot_text`,
+template engine (Jinja2 with autoescape), chart labels by :func:`ladis_core.viz.plot_text`,
 and a Content-Security-Policy lets only this file's own scripts run and loads nothing
 from the network, as a second line of defence.
 """
@@ -20,12 +20,13 @@ import plotly.graph_objects as go
 from jinja2 import Environment, StrictUndefined, Template
 from markupsafe import Markup
 
-from ladis_core import charts, images
+from ladis_core import viz
 from ladis_core.config import redact
 from ladis_core.monitoring.results import STATUS_OK, JobResult
 from ladis_core.report._data import ORIGINAL_NEAREST, ORIGINAL_RECORDED, ReportData, ReportSample
 from ladis_core.report._export import render_json
 from ladis_core.report._template import TEMPLATE
+from ladis_core.viz import images
 
 #: images larger than this (longer side, pixels) are shrunk, which keeps 100 samples
 #: well under the 10 MB the SPEC allows beside the ~4.8 MB of plotly.js
@@ -162,10 +163,10 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
     by_id = {job.job_id: job for job in jobs}
     selected = jobs[0].job_id if len(jobs) == 1 else None
     timeline = figures.add(
-        charts.timeline_figure(data.timeline_jobs or jobs, selected_job_id=selected)
+        viz.timeline_figure(data.timeline_jobs or jobs, selected_job_id=selected)
     )
     heatmap = (
-        figures.add(charts.layer_heatmap_figure(data.timeline_jobs or jobs))
+        figures.add(viz.layer_heatmap_figure(data.timeline_jobs or jobs))
         if len(data.timeline_jobs or jobs) > 1
         else None
     )
@@ -178,9 +179,9 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
         job_details.append(
             {
                 "job": job,
-                "bars": figures.add(charts.layer_bars_figure(job)),
+                "bars": figures.add(viz.layer_bars_figure(job)),
                 "pvalues": figures.add(
-                    charts.pvalue_histogram_figure(p_values, alpha=job.settings.alpha)
+                    viz.pvalue_histogram_figure(p_values, alpha=job.settings.alpha)
                 )
                 if p_values
                 else None,
@@ -200,7 +201,7 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
         embedding = {
             "data": emb,
             "chart": figures.add(
-                charts.embedding_figure(
+                viz.embedding_figure(
                     emb.reference,
                     emb.inference,
                     suspect=[step in flagged for step in steps],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from world_builder import DashWorld, build
 
-from ladis_core.s3server import LocalS3Server
+from ladis_core.devtools.s3server import LocalS3Server
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The library parts behind the dashboard: t-SNE (``ladis_core.embedding``), world
+"""The library parts behind the dashboard: t-SNE (``ladis_core.viz.embedding``), world
 discovery (``ladis_core.monitoring.world``) and on-demand tests (``ladis_core.monitoring.ondemand``)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from ladis_core import store
-from ladis_core.embedding import subsample_rows, tsne_2d
 from ladis_core.errors import InputError, LadisError
 from ladis_core.monitoring import ondemand, triage, world
 from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
 from ladis_core.store import layout
+from ladis_core.viz.embedding import subsample_rows, tsne_2d
 
 # --------------------------------------------------------------------------- t-SNE
 

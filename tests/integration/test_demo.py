@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ladis_core import cli, demo, store, trials
+from ladis_core.demo import traffic as demo_traffic
 from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 
@@ -263,7 +264,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(
         assert store.list_objects(s3_bucket) == []
 
     # S3 that cannot be reached (nothing listens on the port): a clear message, no secret
-    from ladis_core.s3server import find_free_port
+    from ladis_core.devtools.s3server import find_free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")
     assert cli.main(["demo", "--bucket", "nowhere", "--tiny"]) == 2
@@ -296,16 +297,16 @@ def test_default_story_spreads_the_incidents() -> None:
 
 def test_hour_plans_are_fixed_by_seed_and_hour() -> None:
     options = demo.DemoOptions.full()
-    a_sources, a_mask = demo._hour_plan(options, 10, 450)
-    b_sources, b_mask = demo._hour_plan(options, 10, 450)
+    a_sources, a_mask = demo_traffic._hour_plan(options, 10, 450)
+    b_sources, b_mask = demo_traffic._hour_plan(options, 10, 450)
     assert np.array_equal(a_sources, b_sources) and np.array_equal(a_mask, b_mask)
     assert 200 <= len(a_sources) <= 300
     assert len(set(a_sources.tolist())) == len(a_sources)  # no image twice in one window
     assert a_mask.sum() == round(0.3 * len(a_sources))  # hour 10 is the contaminated one
-    other_sources, _ = demo._hour_plan(demo.DemoOptions.full(seed=1), 10, 450)
+    other_sources, _ = demo_traffic._hour_plan(demo.DemoOptions.full(seed=1), 10, 450)
     assert not np.array_equal(a_sources[:50], other_sources[:50])
     # the count and the mask do not depend on the pool size
-    assert np.array_equal(demo._hour_plan(options, 10, 10_000)[1], a_mask)
+    assert np.array_equal(demo_traffic._hour_plan(options, 10, 10_000)[1], a_mask)
 
 
 def test_options_refuse_what_cannot_work() -> None:

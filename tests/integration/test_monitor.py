@@ -484,7 +484,7 @@ def test_bad_input_wrong_credentials(populated: World, capsys, monkeypatch) -> N
 
 
 def test_bad_input_s3_unreachable(populated: World, capsys, monkeypatch) -> None:
-    from ladis_core.s3server import find_free_port
+    from ladis_core.devtools.s3server import find_free_port
 
     with monkeypatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ladis_core import cli, report, store
+from ladis_core.devtools.s3server import LocalS3Server, find_free_port
 from ladis_core.monitoring import triage
 from ladis_core.monitoring.results import (
     IncidentRule,
@@ -27,7 +28,6 @@ from ladis_core.monitoring.results import (
     LayerResult,
     TopSample,
 )
-from ladis_core.s3server import LocalS3Server, find_free_port
 from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration

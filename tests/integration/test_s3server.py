@@ -13,8 +13,8 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
+from ladis_core.devtools.s3server import LocalS3Server, find_free_port, find_weed_binary
 from ladis_core.errors import ServerError
-from ladis_core.s3server import LocalS3Server, find_free_port, find_weed_binary
 
 pytestmark = pytest.mark.integration
 

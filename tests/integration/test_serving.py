@@ -292,7 +292,7 @@ def test_unexpected_failures_answer_a_generic_500_and_the_server_lives_on(model_
 
 
 def test_unreachable_endpoint_raises_a_clear_error() -> None:
-    from ladis_core.s3server import find_free_port
+    from ladis_core.devtools.s3server import find_free_port
 
     with pytest.raises(InvocationError, match="cannot reach"):
         invoke(f"http://127.0.0.1:{find_free_port()}", _images(1, seed=0), timeout=2)

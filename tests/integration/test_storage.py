@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ladis_core import store
+from ladis_core.devtools.s3server import find_free_port
 from ladis_core.errors import DataNotFoundError, StorageError
-from ladis_core.s3server import find_free_port
 from ladis_core.store import layout
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Unit tests of the shared chart and image helpers (ladis_core.charts, ladis_core.images)."""
+"""Unit tests of the shared chart and image helpers (ladis_core.viz, ladis_core.viz.images)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ladis_core import charts, images
+from ladis_core import viz
 from ladis_core.errors import InputError
 from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
@@ -21,6 +21,7 @@ from ladis_core.monitoring.results import (
     LayerResult,
 )
 from ladis_core.store import layout
+from ladis_core.viz import images
 
 EVIL = "<script>alert(1)</script>"
 
@@ -174,7 +175,7 @@ def test_timeline_marks_incidents_untested_windows_and_the_selected_job():
     jobs = [_job(h, 5.0) for h in range(5)]
     jobs[2] = _job(2, 92.0)
     jobs[3] = _job(3, None, requests=12)
-    fig = charts.timeline_figure(list(reversed(jobs)), selected_job_id=jobs[2].job_id)
+    fig = viz.timeline_figure(list(reversed(jobs)), selected_job_id=jobs[2].job_id)
     traces = _traces(fig)
     assert set(traces) >= {
         "requests",
@@ -199,7 +200,7 @@ def test_timeline_marks_incidents_untested_windows_and_the_selected_job():
 
 
 def test_timeline_of_no_jobs_says_so():
-    fig = charts.timeline_figure([])
+    fig = viz.timeline_figure([])
     assert "No monitoring jobs" in fig.layout.annotations[0].text
 
 
@@ -209,7 +210,7 @@ def test_heatmap_has_a_combined_row_blank_untested_cells_and_escaped_labels():
         _job(1, None, layers={}),
         _job(2, 80.0, layers={EVIL: LayerResult(80.0), "layer4": LayerResult(40.0)}),
     ]
-    fig = charts.layer_heatmap_figure(jobs)
+    fig = viz.layer_heatmap_figure(jobs)
     heat = fig.data[0]
     assert [list(row) for row in heat.z] == [
         [10.0, None, 80.0],
@@ -217,7 +218,7 @@ def test_heatmap_has_a_combined_row_blank_untested_cells_and_escaped_labels():
         [3.0, None, 40.0],
     ]
     labels = list(fig.layout.yaxis.ticktext)
-    assert labels == [charts.COMBINED_LABEL, "&lt;script&gt;alert(1)&lt;/script&gt;", "layer4"]
+    assert labels == [viz.COMBINED_LABEL, "&lt;script&gt;alert(1)&lt;/script&gt;", "layer4"]
     assert EVIL not in fig.to_json().replace("\\u003c", "<").replace("\\u003e", ">").replace(
         "\\u002f", "/"
     )
@@ -233,13 +234,13 @@ def test_layer_bars_colour_layers_above_the_threshold_and_keep_raw_names_for_cli
             "avgpool": LayerResult(None),
         },
     )
-    fig = charts.layer_bars_figure(job)
+    fig = viz.layer_bars_figure(job)
     bars = _traces(fig)["detection rate"]
     assert list(bars.x) == ["layer1", EVIL, "avgpool"]  # raw values: click events give real names
     assert list(fig.layout.xaxis.ticktext)[1] == "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert (
-        bars.marker.color[1] == charts.COLORS["incident"]
-        and bars.marker.color[0] == charts.COLORS["rate"]
+        bars.marker.color[1] == viz.COLORS["incident"]
+        and bars.marker.color[0] == viz.COLORS["rate"]
     )
     assert list(_traces(fig)["baseline rate"].y) == [2.0, 5.0, None]
     hlines = [shape.y0 for shape in fig.layout.shapes]
@@ -250,24 +251,22 @@ def test_pvalue_histogram_counts_every_test_and_reports_the_share_below_alpha():
     rng = np.random.default_rng(3)
     uniform = rng.random(100)
     uniform[:7] = 0.001  # 7 tests (plus the chance ones) below alpha
-    fig = charts.pvalue_histogram_figure({"layer4": uniform, "avgpool": np.ones(50)}, alpha=0.05)
+    fig = viz.pvalue_histogram_figure({"layer4": uniform, "avgpool": np.ones(50)}, alpha=0.05)
     traces = list(fig.data)
     assert sum(traces[0].y) == 100 and sum(traces[1].y) == 50
     assert traces[1].y[-1] == 50  # p = 1 falls in the last bin
     expected = 100 * np.mean(uniform < 0.05)
     assert f"({expected:.0f}% &lt; α)" in traces[0].name
     with pytest.raises(InputError, match="alpha"):
-        charts.pvalue_histogram_figure({"x": uniform}, alpha=1.5)
-    assert (
-        "No p-values" in charts.pvalue_histogram_figure({}, alpha=0.05).layout.annotations[0].text
-    )
+        viz.pvalue_histogram_figure({"x": uniform}, alpha=1.5)
+    assert "No p-values" in viz.pvalue_histogram_figure({}, alpha=0.05).layout.annotations[0].text
 
 
 def test_embedding_figure_splits_flagged_points_and_validates_lengths():
     rng = np.random.default_rng(4)
     suspect = np.zeros(30, dtype=bool)
     suspect[:4] = True
-    fig = charts.embedding_figure(
+    fig = viz.embedding_figure(
         rng.normal(size=(50, 2)),
         rng.normal(size=(30, 2)),
         suspect=suspect,
@@ -277,10 +276,10 @@ def test_embedding_figure_splits_flagged_points_and_validates_lengths():
     assert len(traces["reference (natural)"].x) == 50
     assert len(traces["inference"].x) == 26 and len(traces["flagged"].x) == 4
     with pytest.raises(InputError, match="suspect"):
-        charts.embedding_figure(np.zeros((2, 2)), np.zeros((3, 2)), suspect=[True])
+        viz.embedding_figure(np.zeros((2, 2)), np.zeros((3, 2)), suspect=[True])
 
 
 def test_job_time_falls_back_to_the_job_id():
     job = _job(0, 1.0)
     odd = JobResult(**{**job.__dict__, "scheduled_at": "yesterday"})
-    assert charts.job_time(odd) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert viz.job_time(odd) == datetime(2026, 11, 23, tzinfo=UTC)

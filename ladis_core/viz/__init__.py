@@ -1,0 +1,38 @@
+"""Pictures of results: plotly charts (:mod:`~ladis_core.viz.charts`,
+:mod:`~ladis_core.viz.timeline`, :mod:`~ladis_core.viz.style`), image helpers
+(:mod:`~ladis_core.viz.images`) and the t-SNE embedding (:mod:`~ladis_core.viz.embedding`).
+Pure functions from result objects and arrays to figures and PNGs; nothing here reads
+storage. The dashboard and the incident report draw with the same functions.
+"""
+
+from ladis_core.viz.charts import (
+    embedding_figure,
+    layer_bars_figure,
+    layer_heatmap_figure,
+    pvalue_histogram_figure,
+)
+from ladis_core.viz.style import (
+    COLORS,
+    COMBINED_LABEL,
+    TEMPLATE,
+    job_time,
+    layer_order,
+    plot_text,
+    sort_jobs,
+)
+from ladis_core.viz.timeline import timeline_figure
+
+__all__ = [
+    "COLORS",
+    "COMBINED_LABEL",
+    "TEMPLATE",
+    "embedding_figure",
+    "job_time",
+    "layer_bars_figure",
+    "layer_heatmap_figure",
+    "layer_order",
+    "plot_text",
+    "pvalue_histogram_figure",
+    "sort_jobs",
+    "timeline_figure",
+]
