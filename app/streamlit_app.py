@@ -18,7 +18,7 @@ if _REPO not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import data, state  # noqa: E402
+from app import data, nav, state  # noqa: E402
 from app.components import PAGE_CSS, no_data  # noqa: E402
 from app.ui_errors import show_error  # noqa: E402
 from ladis_core.config import S3Settings  # noqa: E402
@@ -29,16 +29,7 @@ st.set_page_config(page_title="LADIS", page_icon=":material/radar:", layout="wid
 st.html(PAGE_CSS)
 state.init()
 
-PAGES = [
-    st.Page(
-        "../pages/history.py", title="Monitoring history", icon=":material/timeline:", default=True
-    ),
-    st.Page("../pages/flagged.py", title="Flagged inputs", icon=":material/image_search:"),
-    st.Page("../pages/layers.py", title="Layer explorer", icon=":material/scatter_plot:"),
-    st.Page("../pages/on_demand.py", title="On-demand test", icon=":material/science:"),
-    st.Page("../pages/report.py", title="Incident report", icon=":material/description:"),
-]
-pg = st.navigation(PAGES)
+pg = nav.navigation()
 
 
 def _on_refresh() -> None:

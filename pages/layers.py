@@ -6,13 +6,11 @@ import streamlit as st
 
 from app import components as ui
 from app import data, state
-from app.ui_errors import friendly_errors, show_error
+from app.ui_errors import friendly_errors
 from ladis_core import viz
 
 st.title("Layer explorer")
 state.init_page("layers")
-
-COLOUR_CHOICES = ("natural / suspect", "predicted class")
 
 
 def main() -> None:
@@ -33,33 +31,7 @@ def main() -> None:
     if not layers:
         ui.empty_state(f"Job {job.job_id} tested no layers.")
         return
-    chosen_before = st.session_state.get(state.LAYERS_CHOSEN)
-    if chosen_before is None or not set(chosen_before) <= set(layers):
-        # the penultimate layer (avgpool) usually suffices (SPEC section 1)
-        st.session_state[state.LAYERS_CHOSEN] = [n for n in layers if "avgpool" in n][:1] or layers[
-            -1:
-        ]
-    classes = sorted(int(c) for c in job.class_counts) or list(range(len(job.class_names)))
-    with st.container(border=True):
-        top_left, top_right = st.columns([3, 1])
-        chosen = top_left.multiselect("Layers", layers, key=state.LAYERS_CHOSEN)
-        max_points = top_right.select_slider(
-            "Points",
-            [300, 600, 1000, 2000],
-            key=state.LAYERS_MAX_POINTS,
-            help="At most this many rows are embedded (subsampled deterministically); more is slower.",
-        )
-        bottom_left, bottom_right = st.columns([1, 1])
-        colour_by = bottom_left.segmented_control(
-            "Colour by", COLOUR_CHOICES, key=state.LAYERS_COLOUR_BY
-        )
-        class_filter = bottom_right.multiselect(
-            "Classes",
-            classes,
-            key=f"{state.LAYERS_CLASSES}.{job.job_id}",
-            format_func=lambda c: ui.class_label(job, c),
-            placeholder="All classes",
-        )
+    chosen, max_points, colour_by, class_filter = ui.tsne_controls(job, layers)
     if not chosen:
         ui.empty_state("Choose at least one layer.")
         return
@@ -71,39 +43,8 @@ def main() -> None:
         for layer in chosen
     }
     missing = [layer for layer in chosen if data.cached_tsne(keys[layer]) is None]
-    if missing:
-        label = f"Compute t-SNE ({len(missing)} layer{'s' if len(missing) > 1 else ''})"
-        if not st.button(label, type="primary", icon=":material/scatter_plot:"):
-            st.caption(
-                "t-SNE takes a few seconds per layer; it runs only when asked and is kept "
-                "for the next visit."
-            )
-            return
-        bar = st.progress(0.0, text="Starting t-SNE…")
-        failed = False
-        for i, layer in enumerate(missing):
-
-            def report(p, i=i, layer=layer):
-                done = (i + p.fraction) / len(missing)
-                bar.progress(done, text=f"{layer}: {p.message or p.stage}")
-
-            try:
-                data.compute_tsne(
-                    keys[layer],
-                    world_uri,
-                    job,
-                    layer,
-                    max_points=max_points,
-                    seed=seed,
-                    progress=report,
-                )
-            except Exception as exc:  # noqa: BLE001 - one bad layer must not hide the others
-                show_error(exc, action=f"computing the t-SNE of {layer}")
-                failed = True
-        bar.empty()
-        if not failed:
-            st.rerun()  # draw the page again without the button
-
+    if missing and not ui.compute_tsne_views(missing, keys, world_uri, job, max_points=max_points):
+        return
     # suspect: flagged by the job's per-input test (calibrated p-value ≤ α)
     alpha = job.settings.alpha
     suspect_steps = {s.step for s in job.top_samples if s.p_value is None or s.p_value <= alpha}
@@ -116,7 +57,7 @@ def main() -> None:
             ui.embedding_panels(
                 view,
                 job,
-                colour_by=colour_by or COLOUR_CHOICES[0],
+                colour_by=colour_by,
                 classes=class_filter,
                 suspect_steps=suspect_steps,
             ),

@@ -5,10 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import components as ui
-from app import data, state
+from app import state
 from app.ui_errors import friendly_errors, show_error
-from ladis_core import viz
-from ladis_core.monitoring.results import JobSettings
 from ladis_core.store import layout
 
 st.title("On-demand test")
@@ -17,91 +15,6 @@ st.caption(
     "Run the two-sample tests of the monitoring job on any window of traffic, with your own "
     "settings. Nothing is written unless you save the result as a job."
 )
-
-WINDOWS = ("Jobs", "Steps")
-
-
-def _form(world_uri: str, endpoint: str, job) -> dict | None:
-    """The form; returns the chosen options when submitted."""
-    jobs = data.jobs(world_uri, endpoint)
-    window_kind = st.segmented_control("Window", WINDOWS, key=state.ON_DEMAND_WINDOW) or WINDOWS[0]
-    with st.form(f"{state.ON_DEMAND_FORM}.{job.job_id}"):
-        left, right = st.columns(2)
-        reference = left.text_input("Reference trial (natural, EVAL)", value=job.reference)
-        inference = right.text_input("Inference trial (traffic, PREDICT)", value=job.inference)
-        if window_kind == "Jobs":
-            ids = [j.job_id for j in jobs]
-            start, end = st.select_slider(
-                "Jobs (their inference windows)", ids, value=(job.job_id, job.job_id)
-            )
-            picked = [
-                j for j in jobs[ids.index(start) : ids.index(end) + 1] if j.first_step is not None
-            ]
-            first = min((j.first_step for j in picked), default=None)
-            last = max((j.last_step for j in picked if j.last_step is not None), default=None)
-        else:
-            a, b = st.columns(2)
-            first = a.number_input(
-                "First step", min_value=0, value=int(job.first_step or 0), step=1
-            )
-            last = b.number_input("Last step", min_value=0, value=int(job.last_step or 0), step=1)
-        try:
-            available = data.trial_layers(inference, "PREDICT")
-        except Exception:  # noqa: BLE001 - the test itself reports a bad trial clearly
-            available = list(job.layers)
-        defaults = [n for n in data.job_layers(job) if n in available] or available[-1:]
-        layers = st.multiselect("Layers", available, default=defaults)
-        settings = job.settings
-        c1, c2, c3, c4, c5 = st.columns(5)
-        n = c1.number_input(
-            "n (rows per sample)", min_value=2, max_value=5000, value=int(settings.n_samples)
-        )
-        repeats = c2.number_input(
-            "R (repetitions)", min_value=1, max_value=1000, value=int(settings.n_repeats)
-        )
-        alpha = c3.number_input(
-            "α",
-            min_value=0.001,
-            max_value=0.5,
-            value=float(settings.alpha),
-            step=0.01,
-            format="%.3f",
-        )
-        perms = c4.number_input(
-            "Permutations",
-            min_value=1,
-            max_value=100_000,
-            value=int(settings.n_permutations),
-            step=100,
-        )
-        seed = c5.number_input("Seed", min_value=0, value=int(settings.seed or 0), step=1)
-        matched = st.checkbox(
-            "Class-matched reference sampling",
-            value=bool(settings.class_matched),
-            help="Draw reference rows with the predicted-class mix of the window, so a "
-            "benign change in class mix is not taken for an attack.",
-        )
-        if not st.form_submit_button("Run test", type="primary", icon=":material/play_arrow:"):
-            return None
-    return {
-        "reference": reference.strip(),
-        "inference": inference.strip(),
-        "layers": list(layers),
-        "after_step": None if first is None else int(first) - 1,
-        "until_step": None if last is None else int(last),
-        "settings": JobSettings(
-            n_samples=int(n),
-            n_repeats=int(repeats),
-            alpha=float(alpha),
-            n_permutations=int(perms),
-            seed=int(seed),
-            class_matched=matched,
-            kernel=settings.kernel,
-            standardize=settings.standardize,
-            combination=settings.combination,
-        ),
-        "rule": job.incident_rule,
-    }
 
 
 def _run(world_uri: str, endpoint: str, options: dict) -> None:
@@ -132,61 +45,17 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
     state.put(state.ON_DEMAND_SAVED, None)
 
 
-def _save(world_uri: str, endpoint: str, result) -> None:
-    from ladis_core.monitoring import ondemand
-
-    try:
-        uri = ondemand.save_job(result, layout.monitoring_uri(world_uri, endpoint))
-    except Exception as exc:  # noqa: BLE001 - shown as a message
-        state.put(state.ON_DEMAND_SAVED, exc)
-        return
-    data.refresh()
-    state.put(state.ON_DEMAND_SAVED, uri)
-
-
-def _results(world_uri: str, endpoint: str, result) -> None:
-    st.subheader(f"Result · steps {result.first_step}–{result.last_step} · test {result.job_id}")
-    ui.job_kpis(result)
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Detection rate per layer**")
-        ui.plot(viz.layer_bars_figure(result))
-    with right:
-        st.markdown("**p-values of the R tests**")
-        ui.plot(
-            viz.pvalue_histogram_figure(
-                {n: r.p_values for n, r in result.layers.items()}, alpha=result.settings.alpha
-            ),
-        )
-    saved = state.get(state.ON_DEMAND_SAVED)
-    if isinstance(saved, str):
-        st.success(
-            f"Saved as job **{result.job_id}** ({saved}). It is now on the history page.",
-            icon=":material/check_circle:",
-        )
-    else:
-        if saved is not None:
-            show_error(saved, action="saving the job")
-        st.button(
-            "Save as job",
-            icon=":material/save:",
-            on_click=_save,
-            args=(world_uri, endpoint, result),
-            help="Write this result next to the scheduled jobs, in the same format.",
-        )
-
-
 def main() -> None:
     world_uri, endpoint = state.world(), state.endpoint()
     job = ui.current_job(world_uri, endpoint)
     if job is None:
         return
-    options = _form(world_uri, endpoint, job)
+    options = ui.on_demand_form(world_uri, endpoint, job)
     if options is not None:
         _run(world_uri, endpoint, options)
     last = state.get(state.ON_DEMAND_RESULT)
     if last and last[:2] == (world_uri, endpoint):
-        _results(world_uri, endpoint, last[2])
+        ui.on_demand_results(world_uri, endpoint, last[2])
 
 
 with friendly_errors("preparing the on-demand test"):

@@ -2,128 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app import components as ui
 from app import data, state
-from app.ui_errors import friendly_errors, show_error
-from ladis_core.store import layout
+from app.ui_errors import friendly_errors
 
 st.title("Incident report")
 state.init_page("report")
 
 SCOPES = ("This job", "A range of jobs")
-VERDICT_LABELS = {
-    "confirmed": "Confirmed attack",
-    "dismissed": "Dismissed (false alarm)",
-    "needs-review": "Needs review",
-}
-
-
-def _downloads(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tuple | None) -> None:
-    from ladis_core import report
-
-    gathered = data.report_data(world_uri, endpoint, job_ids, tsne)
-    for note in gathered.notes:
-        st.warning(note, icon=":material/warning:")
-    stem = f"ladis-{endpoint}-{job_ids[0]}" + (f"-to-{job_ids[-1]}" if len(job_ids) > 1 else "")
-    columns = st.columns(3)
-    for column, fmt, label, icon in (
-        (columns[0], "html", "HTML report", ":material/html:"),
-        (columns[1], "json", "JSON", ":material/data_object:"),
-        (columns[2], "csv", "CSV (flagged inputs)", ":material/table:"),
-    ):
-        column.download_button(
-            f"Download {label}",
-            # rendered only when clicked: the HTML embeds plotly.js and every image
-            data=lambda fmt=fmt: report.render(gathered, fmt).encode("utf-8"),
-            file_name=f"{stem}.{fmt}",
-            mime=report.MEDIA_TYPES[fmt],
-            on_click="ignore",
-            icon=icon,
-            key=f"{state.REPORT_DOWNLOAD}.{fmt}",
-            type="primary" if fmt == "html" else "secondary",
-            width="stretch",
-        )
-    st.caption(
-        f"{len(gathered.jobs)} job{'s' if len(gathered.jobs) != 1 else ''}, "
-        f"{len(gathered.samples)} flagged inputs ({len(gathered.html_samples)} with images in the "
-        "HTML). The HTML file is self-contained: it opens offline in any browser."
-        + (" It includes the t-SNE computed on the Layer explorer." if gathered.embedding else "")
-    )
-
-
-def _signed_in_user() -> str | None:
-    """The signed-in user's name or e-mail when Streamlit's login is configured, else None."""
-    try:
-        if st.user.is_logged_in:
-            return str(st.user.get("email") or st.user.get("name") or "") or None
-    except Exception:  # noqa: BLE001 - no auth configured: st.user has no is_logged_in
-        return None
-    return None
-
-
-def _verdict_form(world_uri: str, endpoint: str, job) -> None:
-    from ladis_core.monitoring import triage
-
-    history = data.verdicts(world_uri, endpoint).get(job.job_id, [])
-    if history:
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "When": [ui.fmt_time(v.at) for v in history],
-                    "Verdict": [ui.verdict_label(v) for v in history],
-                    "Analyst": [v.analyst for v in history],
-                    "Note": [v.note for v in history],
-                }
-            ),
-            hide_index=True,
-        )
-    else:
-        st.caption("No verdict yet.")
-    with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
-        verdict = st.radio(
-            "Verdict",
-            list(VERDICT_LABELS),
-            format_func=VERDICT_LABELS.get,
-            horizontal=True,
-            index=None,
-        )
-        signed_in = _signed_in_user()
-        if signed_in:
-            # with login configured (st.login / OIDC), the verdict is attributed to the user
-            st.text_input("Analyst", value=signed_in, disabled=True, help="The signed-in user.")
-            analyst = signed_in
-        else:
-            analyst = st.text_input("Analyst", placeholder="Your name")
-        note = st.text_area("Note", placeholder="What you found, what was done")
-        submitted = st.form_submit_button("Record verdict", type="primary", icon=":material/gavel:")
-    if submitted and verdict is None:
-        st.warning("Choose a verdict first.", icon=":material/touch_app:")
-    elif submitted:
-        try:
-            record = triage.add_verdict(
-                layout.monitoring_uri(world_uri, endpoint),
-                job.job_id,
-                verdict=verdict,
-                analyst=analyst,
-                note=note,
-            )
-        except Exception as exc:  # noqa: BLE001 - shown as a message
-            show_error(exc, action="recording the verdict")
-            return
-        data.verdicts.clear()
-        data.report_data.clear()
-        state.put(state.REPORT_VERDICT_SENT, (job.job_id, record.id))
-        st.rerun()
-    sent = state.get(state.REPORT_VERDICT_SENT)
-    if sent and sent[0] == job.job_id:
-        st.success(
-            "Verdict recorded. It is stored next to the job and appears on the history page "
-            "and in the report.",
-            icon=":material/check_circle:",
-        )
 
 
 def main() -> None:
@@ -149,10 +37,10 @@ def main() -> None:
         )
         chosen = tuple(ids[ids.index(start) : ids.index(end) + 1])
     tsne = data.report_embedding_key(world_uri, endpoint, job)
-    _downloads(world_uri, endpoint, chosen, tsne)
+    ui.report_downloads(world_uri, endpoint, chosen, tsne)
 
     st.subheader(f"Verdict on job {job.job_id}")
-    _verdict_form(world_uri, endpoint, job)
+    ui.verdict_form(world_uri, endpoint, job)
 
 
 with friendly_errors("preparing the incident report"):
