@@ -43,13 +43,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "app"))
-
-from dash_helpers import CHROMIUM, CHROMIUM_ARGS, DashboardServer, free_port  # noqa: E402
 
 from ladis_core import store  # noqa: E402
+from ladis_core.devtools.ports import find_free_port  # noqa: E402
 from ladis_core.monitoring.results import JobResult  # noqa: E402
 from ladis_core.store import layout  # noqa: E402
+from tests.support.dashboard import CHROMIUM, CHROMIUM_ARGS, DashboardServer  # noqa: E402
 
 WORLD_OPTIONS = dict(
     image_size=16,
@@ -139,7 +138,7 @@ def main() -> int:
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ladis-bench-dash-"))
     work.mkdir(parents=True, exist_ok=True)
-    server = LocalS3Server(work / "s3", port=free_port())
+    server = LocalS3Server(work / "s3", port=find_free_port())
     server.start(timeout_s=60)
     figures: dict[str, float] = {}
     try:

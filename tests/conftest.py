@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from ladis_core.devtools.s3server import LocalS3Server, find_free_port
+from tests.support.threads import torch_threads
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,12 +36,8 @@ def _one_torch_thread() -> Iterator[None]:
     """Run the suite's torch work on one thread: on a 2-core CI machine that also runs a
     SeaweedFS server, Streamlit and Chromium, torch's second thread only fights them
     (training steps were measured 20x slower with two threads under such load)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 _AWS_VARIABLES_TO_CLEAR = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION")

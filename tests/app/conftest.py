@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from world_builder import DashWorld, build
 
 from ladis_core.devtools.s3server import LocalS3Server
+from tests.support.dash_world import DashWorld, build
 
 
 @pytest.fixture(scope="session")

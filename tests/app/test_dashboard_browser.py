@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dash_helpers import (
+
+from tests.support.dashboard import (
     CHROMIUM,
     CHROMIUM_ARGS,
     REPO,

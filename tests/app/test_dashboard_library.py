@@ -13,9 +13,10 @@ import pytest
 from ladis_core import store
 from ladis_core.errors import InputError, LadisError
 from ladis_core.monitoring import ondemand, triage, world
-from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
+from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 from ladis_core.viz.embedding import subsample_rows, tsne_2d
+from tests.support.factories import make_job
 
 # --------------------------------------------------------------------------- t-SNE
 
@@ -78,24 +79,17 @@ def test_tsne_rejects_groups_of_different_width() -> None:
 
 
 def _job(job_id: str, endpoint: str = "cats") -> JobResult:
-    moment = layout.parse_job_id(job_id)
-    return JobResult(
+    return make_job(
         job_id=job_id,
         endpoint=endpoint,
-        scheduled_at=moment.isoformat(),
-        started_at="",
-        finished_at="",
-        reference="r",
-        inference="i",
-        first_step=0,
-        last_step=9,
+        rate=50.0,
+        baseline=5.0,
         requests=10,
-        detection_rate=50.0,
-        baseline_detection_rate=5.0,
+        first_step=0,
         layers={},
         incident=True,
-        incident_rule=IncidentRule(),
-        settings=JobSettings(),
+        reference="r",
+        inference="i",
     )
 
 

@@ -5,15 +5,15 @@ the history page to the others, and errors rendered as friendly messages."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
-from dash_helpers import all_text, by_label, open_app
 
 from ladis_core import store
+from ladis_core.devtools.ports import find_free_port
 from ladis_core.monitoring import triage
 from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
+from tests.support.dashboard import all_text, by_label, open_app
 
 pytestmark = pytest.mark.app
 
@@ -191,14 +191,8 @@ def test_missing_bucket_is_the_first_run_case(s3_env, monkeypatch: pytest.Monkey
     assert any("No monitoring data found" in t for t in _texts(at.info))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_unreachable_s3_is_a_friendly_error(s3_env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{find_free_port()}")
     monkeypatch.setenv("LADIS_S3_URI", "s3://ladis/")
     at = open_app()
     _no_exception(at)

@@ -22,16 +22,6 @@ from ladis_core.store import layout
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine torch's spinning OpenMP threads
-    made training and attacks many times slower than with one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_world(s3_server, tmp_path_factory):
     """A tiny world in its own bucket, built once for the module."""

@@ -71,27 +71,20 @@ def _write_trial(out: Path | str, *, size: int, eval_batches=(), predict=()) -> 
     from ladis_core.capture import ServingCapture, capture_reference
 
     model = _model(size)
-    # one intra-op thread: on a busy 2-core machine torch's thread pool spins against
-    # other processes and single-image forward passes get 5× slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        if len(eval_batches):
-            capture_reference(
-                model,
-                [torch.from_numpy(b) for b in eval_batches],
-                str(out),
-                layers=["layer3.1"],
-                include_inputs=False,
-            )
-        if len(predict):
-            with ServingCapture(
-                model, str(out), layers=["layer3.1"], include_inputs=False, upload_interval_s=0
-            ) as capture:
-                for image in predict:
-                    capture.record(torch.from_numpy(image[None]))
-    finally:
-        torch.set_num_threads(threads)
+    if len(eval_batches):
+        capture_reference(
+            model,
+            [torch.from_numpy(b) for b in eval_batches],
+            str(out),
+            layers=["layer3.1"],
+            include_inputs=False,
+        )
+    if len(predict):
+        with ServingCapture(
+            model, str(out), layers=["layer3.1"], include_inputs=False, upload_interval_s=0
+        ) as capture:
+            for image in predict:
+                capture.record(torch.from_numpy(image[None]))
 
 
 @pytest.fixture(scope="module")

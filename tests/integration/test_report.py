@@ -22,13 +22,13 @@ from ladis_core import cli, report, store
 from ladis_core.devtools.s3server import LocalS3Server, find_free_port
 from ladis_core.monitoring import triage
 from ladis_core.monitoring.results import (
-    IncidentRule,
     JobResult,
     JobSettings,
     LayerResult,
     TopSample,
 )
 from ladis_core.store import layout
+from tests.support.factories import make_job
 
 pytestmark = pytest.mark.integration
 
@@ -50,28 +50,19 @@ CHROMIUM_ARGS = [
 def _job(world: str, hour: int, rate: float, *, n_top: int = 30) -> JobResult:
     """A job as the monitoring job writes it; names from data are hostile on purpose."""
     rng = np.random.default_rng(hour)
-    moment = T0 + timedelta(hours=hour)
-    rule = IncidentRule()
     first = hour * 200
-    return JobResult(
-        job_id=layout.job_id_for(moment),
+    return make_job(
+        hour,
+        rate,
+        baseline=3.0,
         endpoint=EVIL,
-        scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(),
-        finished_at=(moment + timedelta(seconds=30)).isoformat(),
         reference=layout.reference_trial_uri(world, "digits"),
         inference=layout.inference_trial_uri(world, "digits"),
-        first_step=first,
-        last_step=first + 199,
         requests=200,
-        detection_rate=rate,
-        baseline_detection_rate=3.0,
         layers={
             EVIL_ATTR: LayerResult(rate, 3.0, 0.2, rng.random(50).tolist(), 512),
             "layer3": LayerResult(rate / 3, 2.0, 0.5, rng.random(50).tolist(), 256),
         },
-        incident=rule.is_incident(rate, 3.0),
-        incident_rule=rule,
         settings=JobSettings(seed=77, n_repeats=50),
         top_samples=[
             TopSample(
@@ -158,22 +149,7 @@ def _write_trial(model, out_dir: Path, *, eval_batches=(), predict=()) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_torch_thread():
-    """One torch thread while this module's tests run: on a busy 2-core machine torch's
-    thread pool spins against other processes (a 16x16 forward pass took 0.7 s with two
-    threads, 0.13 s with one). Restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def local_capture(tmp_path_factory, one_torch_thread) -> LocalCapture:
+def local_capture(tmp_path_factory) -> LocalCapture:
     import torch
 
     from ladis_core.model import attacks
@@ -302,7 +278,7 @@ class RealWorld:
 
 
 @pytest.fixture(scope="module")
-def real_world(s3_server, local_capture, tmp_path_factory, one_torch_thread) -> RealWorld:
+def real_world(s3_server, local_capture, tmp_path_factory) -> RealWorld:
     """The capture published in a bucket of its own, and the real monitoring job run on
     each of its two hours (once per module: tests only read it)."""
     with pytest.MonkeyPatch.context() as patch:

@@ -20,6 +20,7 @@ from ladis_core.monitoring.results import (
     TopSample,
 )
 from ladis_core.store import layout
+from tests.support.factories import make_job
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -78,25 +79,19 @@ def test_layout_uris_and_job_ids():
 def _job(**overrides) -> JobResult:
     values = dict(
         job_id="2026-11-23T17-00-00Z",
+        rate=97.0,
         endpoint="ep",
-        scheduled_at="2026-11-23T17:00:00+00:00",
+        world="s3://b",
         started_at="2026-11-23T17:00:01+00:00",
         finished_at="2026-11-23T17:00:02+00:00",
-        reference="s3://b/trials/ep/reference",
-        inference="s3://b/trials/ep/inference",
         first_step=0,
-        last_step=249,
-        requests=250,
-        detection_rate=97.0,
-        baseline_detection_rate=4.0,
         layers={"avgpool_output_0": LayerResult(detection_rate=97.0, p_values=[0.001, 0.2])},
         incident=True,
-        incident_rule=IncidentRule(),
         settings=JobSettings(layers=["avgpool_output_0"]),
         top_samples=[TopSample(step=3, score=4.2, predicted_class=7, p_value=0.001)],
     )
     values.update(overrides)
-    return JobResult(**values)
+    return make_job(**values)
 
 
 def test_job_result_round_trip():

@@ -19,12 +19,11 @@ from ladis_core.monitoring import claims, processing
 from ladis_core.monitoring.metrics import job_metrics, publish_job_metrics
 from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
-    IncidentRule,
     JobResult,
-    JobSettings,
     LayerResult,
 )
 from ladis_core.store import layout
+from tests.support.factories import make_job
 
 # --------------------------------------------------------------------------- parsing
 
@@ -72,23 +71,15 @@ def test_derive_endpoint() -> None:
 
 
 def _result(job_id: str, *, first: int | None, last: int | None, status: str = "ok") -> JobResult:
-    return JobResult(
+    return make_job(
         job_id=job_id,
-        endpoint="e",
-        scheduled_at=monitor.parse_time(job_id).isoformat(),
-        started_at="",
-        finished_at="",
-        reference="r",
-        inference="i",
+        rate=None if status != "ok" else 5.0,
+        baseline=None,
         first_step=first,
         last_step=last,
         requests=0 if last is None else last - first + 1,
-        detection_rate=None if status != "ok" else 5.0,
-        baseline_detection_rate=None,
         layers={},
         incident=False,
-        incident_rule=IncidentRule(),
-        settings=JobSettings(),
         status=status,
     )
 
@@ -243,23 +234,14 @@ def test_run_every_rejects_bad_bounds() -> None:
 
 
 def _rated(rate: float | None, *, incident: bool = False) -> JobResult:
-    return JobResult(
+    return make_job(
         job_id="2026-11-23T17-00-00Z",
+        rate=rate,
         endpoint="shop",
-        scheduled_at="2026-11-23T17:00:00+00:00",
-        started_at="",
-        finished_at="",
-        reference="r",
-        inference="i",
-        first_step=0,
-        last_step=9,
         requests=10,
-        detection_rate=rate,
-        baseline_detection_rate=None if rate is None else 4.0,
+        first_step=0,
         layers={"avgpool_output_0": LayerResult(detection_rate=rate)},
         incident=incident,
-        incident_rule=IncidentRule(),
-        settings=JobSettings(),
     )
 
 

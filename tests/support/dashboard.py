@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ladis_core.devtools.ports import find_free_port
+
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = REPO / "app" / "streamlit_app.py"
 APP_TIMEOUT_S = 120
@@ -70,14 +72,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class DashboardServer:
     """``streamlit run app/streamlit_app.py`` as a subprocess on a free loopback port,
     stopped by its PID."""
@@ -85,7 +79,7 @@ class DashboardServer:
     def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None) -> None:
         import os
 
-        self.port = port or free_port()
+        self.port = port or find_free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._env = {**os.environ, **env}

@@ -6,16 +6,15 @@ import pytest
 import torch
 
 from ladis_core.stats import _threads
+from tests.support.threads import torch_threads
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 def test_small_work_runs_on_one_thread_and_restores(two_threads, monkeypatch):

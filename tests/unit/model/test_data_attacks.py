@@ -29,16 +29,6 @@ from ladis_core.model.training import TrainingOptions, accuracy, predict, seeded
 SIZE = 16  # small images keep the tests quick; the demo uses 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine torch's spinning OpenMP threads
-    made a training step 20× slower than with one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits() -> object:
     return load_digits(size=SIZE, seed=3)

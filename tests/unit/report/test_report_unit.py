@@ -19,14 +19,12 @@ from ladis_core import cli, report, store
 from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.monitoring import triage
 from ladis_core.monitoring.results import (
-    STATUS_INSUFFICIENT,
-    IncidentRule,
     JobResult,
     JobSettings,
     LayerResult,
-    TopSample,
 )
 from ladis_core.store import layout
+from tests.support import factories
 
 EVIL = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -45,43 +43,24 @@ def make_job(
     """A job scheduled ``hour`` hours after T0 with two layers (one with a hostile name)."""
     rng = np.random.default_rng(seed + hour)
     moment = T0 + timedelta(hours=hour)
-    rule = IncidentRule()
     baseline = 4.0
-    layers = {
-        EVIL: LayerResult(rate, baseline, 0.3, rng.random(100).tolist(), 512),
-        "layer4.1": LayerResult(
-            None if rate is None else rate / 2, 3.0, 0.4, rng.random(100).tolist(), 256
-        ),
-    }
-    first = hour * 250
-    top = [
-        TopSample(
-            step=first + i,
-            score=float(10 - 0.05 * i),
-            predicted_class=i % 3,
-            p_value=0.001 * (i + 1),
-        )
-        for i in range(n_top)
-    ]
-    return JobResult(
-        job_id=layout.job_id_for(moment),
+    return factories.make_job(
+        hour,
+        rate,
+        baseline=baseline,
         endpoint=endpoint,
-        scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(),
-        finished_at=(moment + timedelta(seconds=40)).isoformat(),
         reference=f"{world}/trials/digits/reference",
         inference=f"{world}/trials/digits/inference",
-        first_step=first,
-        last_step=first + 249,
-        requests=250,
-        detection_rate=rate,
+        finished_at=(moment + timedelta(seconds=40)).isoformat(),
         baseline_detection_rate=baseline,
-        layers=layers,
-        incident=rule.is_incident(rate, baseline),
-        incident_rule=rule,
+        layers={
+            EVIL: LayerResult(rate, baseline, 0.3, rng.random(100).tolist(), 512),
+            "layer4.1": LayerResult(
+                None if rate is None else rate / 2, 3.0, 0.4, rng.random(100).tolist(), 256
+            ),
+        },
         settings=JobSettings(seed=1234, layers=[EVIL, "layer4.1"]),
-        top_samples=top,
-        status="ok" if rate is not None else STATUS_INSUFFICIENT,
+        top_samples=factories.top_samples(hour * 250, n_top, classes=3),
         reason=None if rate is not None else f"only 40 requests {EVIL}",
         class_counts={"0": 100, "1": 100, "2": 50},
         class_names={"0": EVIL, "1": "one", "2": '=HYPERLINK("http://x")'},

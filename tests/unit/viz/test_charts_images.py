@@ -14,14 +14,11 @@ from PIL import Image
 from ladis_core import viz
 from ladis_core.errors import InputError
 from ladis_core.monitoring.results import (
-    STATUS_INSUFFICIENT,
-    IncidentRule,
     JobResult,
-    JobSettings,
     LayerResult,
 )
-from ladis_core.store import layout
 from ladis_core.viz import images
+from tests.support.factories import make_job
 
 EVIL = "<script>alert(1)</script>"
 
@@ -35,27 +32,17 @@ def _job(
     baseline: float | None = 4.0,
 ) -> JobResult:
     moment = datetime(2026, 11, 23, tzinfo=UTC) + timedelta(hours=hour)
-    rule = IncidentRule()
-    return JobResult(
-        job_id=layout.job_id_for(moment),
-        endpoint="digits",
-        scheduled_at=moment.isoformat(),
-        started_at=moment.isoformat(),
-        finished_at=moment.isoformat(),
-        reference="s3://w/trials/digits/reference",
-        inference="s3://w/trials/digits/inference",
-        first_step=hour * 240,
-        last_step=hour * 240 + requests - 1,
+    return make_job(
+        hour,
+        rate,
+        baseline=baseline,
         requests=requests,
-        detection_rate=rate,
+        first_step=hour * 240,
+        finished_at=moment.isoformat(),
         baseline_detection_rate=baseline,
         layers=layers
         if layers is not None
         else {"avgpool": LayerResult(rate, baseline, 0.2, [0.01, 0.5], 512)},
-        incident=rule.is_incident(rate, baseline),
-        incident_rule=rule,
-        settings=JobSettings(),
-        status="ok" if rate is not None else STATUS_INSUFFICIENT,
         reason=None if rate is not None else "only 12 requests (need 100)",
     )
 
