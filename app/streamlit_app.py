@@ -22,7 +22,7 @@ from app import data, nav, state  # noqa: E402
 from app.components import PAGE_CSS, no_data  # noqa: E402
 from app.ui_errors import show_error  # noqa: E402
 from ladis_core.config import S3Settings  # noqa: E402
-from ladis_core.errors import DataNotFoundError, StorageError  # noqa: E402
+from ladis_core.errors import BucketNotFoundError, DataNotFoundError  # noqa: E402
 from ladis_core.monitoring import world  # noqa: E402
 
 st.set_page_config(page_title="LADIS", page_icon=":material/radar:", layout="wide")
@@ -81,9 +81,7 @@ error = state.get(state.WORLD_ERROR)
 if error is not None:
     st.title(pg.title)
     source = str(state.get(state.WORLD_URI, ""))
-    if isinstance(error, DataNotFoundError) or (
-        isinstance(error, StorageError) and "does not exist" in str(error)
-    ):
+    if isinstance(error, DataNotFoundError | BucketNotFoundError):
         # a missing bucket or folder is the first-run case, not a failure
         no_data(source, detail=str(error).rstrip(".") + ".")
     else:

@@ -18,7 +18,15 @@ from typing import ParamSpec, TypeVar
 import streamlit as st
 
 from ladis_core.config import S3Settings, redact
-from ladis_core.errors import DataNotFoundError, InputError, LadisError, StorageError
+from ladis_core.errors import (
+    BucketNotFoundError,
+    DataNotFoundError,
+    InputError,
+    LadisError,
+    StorageAccessDeniedError,
+    StorageError,
+    StorageUnreachableError,
+)
 
 log = logging.getLogger("ladis.dashboard")
 
@@ -29,22 +37,20 @@ R = TypeVar("R")
 def explain(exc: BaseException) -> tuple[str, str]:
     """``(message, what to do)`` for an exception, both safe to show."""
     message = redact(str(exc)).strip() or exc.__class__.__name__
+    if isinstance(exc, StorageUnreachableError):
+        return message, (
+            "Start the local S3 server (`python -m ladis_core s3 start`, or `make demo`), "
+            "or point AWS_ENDPOINT_URL_S3 at a reachable store, then press Refresh."
+        )
+    if isinstance(exc, StorageAccessDeniedError):
+        return message, "Check the AWS credentials this dashboard runs with and the bucket policy."
+    if isinstance(exc, BucketNotFoundError):
+        return message, (
+            "Check the Data source in the sidebar, or run `make demo` to build the demo world."
+        )
     if isinstance(exc, StorageError):
-        lower = message.lower()
-        if "cannot reach" in lower or "could not connect" in lower:
-            hint = (
-                "Start the local S3 server (`python -m ladis_core s3 start`, or `make demo`), "
-                "or point AWS_ENDPOINT_URL_S3 at a reachable store, then press Refresh."
-            )
-        elif "access denied" in lower or "credentials" in lower:
-            hint = "Check the AWS credentials this dashboard runs with and the bucket policy."
-        elif "does not exist" in lower:
-            hint = (
-                "Check the Data source in the sidebar, or run `make demo` to build the demo world."
-            )
-        else:
-            hint = f"The store is {S3Settings.from_environment().describe()}; check it and press Refresh."
-        return message, hint
+        where = S3Settings.from_environment().describe()
+        return message, f"The store is {where}; check it and press Refresh."
     if isinstance(exc, DataNotFoundError):
         return (
             message,

@@ -1,34 +1,149 @@
-"""Exceptions that carry a message meant for the analyst.
+"""Every LADIS error, each with a machine-readable ``kind``.
 
 Every error that a user can cause (bad input, missing data, S3 trouble) is raised as a
 :class:`LadisError` subclass whose ``str()`` is one clear sentence naming the problem and
-what to do. The CLI prints it and exits with code 2; the dashboard shows it as a message.
-Messages never contain credentials: build them with :func:`ladis_core.config.redact`.
+what to do. The CLI prints it and exits with code 2; the dashboard and the HTTP endpoint
+decide what to show or answer from the class (or its ``kind``), never from the message
+text. Messages never contain credentials: build them with :func:`ladis_core.config.redact`.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class LadisError(Exception):
     """Base class: an error whose message is safe and useful to show to a user."""
 
-    exit_code = 2
+    #: a stable name of what went wrong, for programs (logs, JSON answers, the dashboard)
+    kind: ClassVar[str] = "error"
+    #: the CLI's exit status for this error
+    exit_code: ClassVar[int] = 2
+
+
+# --------------------------------------------------------------------------- input and data
 
 
 class InputError(LadisError, ValueError):
     """An argument, file or array is not what is expected (names the input and value)."""
 
+    kind = "input"
+
 
 class DataNotFoundError(LadisError):
     """A trial, job, layer or object that was asked for does not exist."""
 
+    kind = "not-found"
+
+
+# --------------------------------------------------------------------------- storage
+
 
 class StorageError(LadisError):
-    """S3 or the local store failed: unreachable endpoint, denied access, missing bucket."""
+    """S3 or the local store failed (the subclasses say how when it is known)."""
+
+    kind = "storage"
+
+
+class StorageUnreachableError(StorageError):
+    """The S3 endpoint cannot be reached (down, wrong address, network)."""
+
+    kind = "storage-unreachable"
+
+
+class StorageAccessDeniedError(StorageError):
+    """The store refused the credentials, or there are none."""
+
+    kind = "storage-denied"
+
+
+class BucketNotFoundError(StorageError):
+    """The bucket (or local folder) a URI points into does not exist."""
+
+    kind = "bucket-not-found"
 
 
 class ServerError(LadisError):
     """The managed local S3 server could not be started, reached or stopped."""
+
+    kind = "s3-server"
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class JobExistsError(LadisError):
+    """The job id already has a result, so nothing was done.
+
+    Not a failure of the job: whoever runs jobs (``monitor``, the schedule, a fleet)
+    treats it as "already done" and carries on; the CLI says so and exits 0."""
+
+    kind = "job-exists"
+
+    def __init__(self, job_id: str, uri: str, *, detail: str = "") -> None:
+        self.job_id = job_id
+        self.uri = uri
+        super().__init__(f"job {job_id} already exists at {uri}{detail}; nothing done")
+
+
+class ClaimTimeoutError(LadisError):
+    """Another job still holds the claim on the next steps after waiting ``wait_s``."""
+
+    kind = "claim-timeout"
+
+
+class MetricsError(LadisError):
+    """CloudWatch refused or could not be reached; the message names the namespace."""
+
+    kind = "metrics"
+
+
+# --------------------------------------------------------------------------- capture and serving
+
+
+class CaptureClosedError(LadisError):
+    """A request reached a capture that has been closed."""
+
+    kind = "capture-closed"
+
+
+class CaptureConflictError(LadisError):
+    """Another writer published a different step under the same name in the trial (two
+    endpoints capturing to one URI): publishing stops so neither trial is corrupted."""
+
+    kind = "capture-conflict"
+
+
+class UnsupportedContentTypeError(InputError):
+    """The request's ``Content-Type`` is not one the endpoint decodes (HTTP 415)."""
+
+    kind = "unsupported-content-type"
+    status = 415
+
+
+class NotAcceptableError(InputError):
+    """The request's ``Accept`` asks for a response type the endpoint cannot write (406)."""
+
+    kind = "not-acceptable"
+    status = 406
+
+
+class EndpointClosedError(LadisError):
+    """The endpoint was shut down; the request was not run (HTTP 503)."""
+
+    kind = "endpoint-closed"
+    status = 503
+
+
+class InvocationError(LadisError):
+    """The endpoint refused or failed a request (``status`` is the HTTP code, ``None``
+    when it could not be reached)."""
+
+    kind = "invocation"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def check(condition: bool, message: str) -> None:

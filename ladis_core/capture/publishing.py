@@ -14,17 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ladis_core import store
-from ladis_core.errors import InputError, LadisError
+from ladis_core.errors import CaptureConflictError, InputError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
 
 #: the staged upload of event files uses this many threads
 UPLOAD_WORKERS = 16
-
-
-class CaptureConflictError(LadisError):
-    """Another writer published a different step under the same name in the trial (two
-    endpoints capturing to one URI): publishing stops so neither trial is corrupted."""
 
 
 class _Publisher:

@@ -16,16 +16,11 @@ import torch
 from torch import nn
 
 from ladis_core.capture.hooks import _smdebug
-from ladis_core.capture.publishing import CaptureConflictError
 from ladis_core.capture.staging import CaptureSummary, _StagedCapture
-from ladis_core.errors import InputError, LadisError
+from ladis_core.errors import CaptureClosedError, CaptureConflictError, InputError
 from ladis_core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
-
-
-class CaptureClosedError(LadisError):
-    """A request reached a capture that has been closed."""
 
 
 def _as_tensor(batch: Any, device: torch.device) -> torch.Tensor:

@@ -28,13 +28,12 @@ from ladis_core.capture.hooks import (
     capture_tensor_names,
 )
 from ladis_core.capture.publishing import (
-    CaptureConflictError,
     _check_target,
     _clear_target,
     _Publisher,
     _target_has_objects,
 )
-from ladis_core.errors import InputError, LadisError, StorageError
+from ladis_core.errors import CaptureConflictError, InputError, LadisError, StorageError
 from ladis_core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,12 @@
   :mod:`~ladis_core.monitoring.world`: what a world holds (for the dashboard).
 """
 
+from ladis_core.errors import ClaimTimeoutError, JobExistsError
 from ladis_core.monitoring.analysis import TOP_K, analyse_window, class_names_for
 from ladis_core.monitoring.bookmark import Bookmark, read_bookmark, write_bookmark
 from ladis_core.monitoring.claims import STATE_DIR
 from ladis_core.monitoring.clock import parse_time
-from ladis_core.monitoring.job import (
-    DEFAULT_LEASE_S,
-    ClaimTimeoutError,
-    JobExistsError,
-    derive_endpoint,
-    run_job,
-)
+from ladis_core.monitoring.job import DEFAULT_LEASE_S, derive_endpoint, run_job
 from ladis_core.monitoring.jobs import SCORES_NAME, load_job, load_jobs, load_scores
 from ladis_core.monitoring.protocol import validate_settings
 from ladis_core.monitoring.schedule import ScheduleSummary, parse_interval, run_every

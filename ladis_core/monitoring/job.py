@@ -48,7 +48,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ladis_core import store
-from ladis_core.errors import LadisError, check
+from ladis_core.errors import ClaimTimeoutError, JobExistsError, LadisError, check
 from ladis_core.monitoring.analysis import analyse_window
 from ladis_core.monitoring.bookmark import Bookmark, _read_bookmark_hint, write_bookmark
 from ladis_core.monitoring.claims import _Claim, _release, _still_owner, _try_claim, _walk
@@ -71,21 +71,6 @@ DEFAULT_LEASE_S = 900.0
 
 
 _POLL_S = 1.0
-
-
-class JobExistsError(LadisError):
-    """The job id already has a result; nothing was done (the CLI exits 0)."""
-
-    exit_code = 0
-
-    def __init__(self, job_id: str, uri: str, *, detail: str = "") -> None:
-        self.job_id = job_id
-        self.uri = uri
-        super().__init__(f"job {job_id} already exists at {uri}{detail}; nothing done")
-
-
-class ClaimTimeoutError(LadisError):
-    """Another job still holds the claim on the next steps after waiting ``wait_s``."""
 
 
 def derive_endpoint(output: str, inference: str) -> str:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ladis_core.config import S3Settings, redact
-from ladis_core.errors import LadisError
+from ladis_core.errors import MetricsError
 from ladis_core.monitoring.results import JobResult
 
 DEFAULT_NAMESPACE = "LADIS"
@@ -38,10 +38,6 @@ DEFAULT_NAMESPACE = "LADIS"
 _MAX_PER_CALL = 1000
 
 log = logging.getLogger("ladis.metrics")
-
-
-class MetricsError(LadisError):
-    """CloudWatch refused or could not be reached; the message names the namespace."""
 
 
 @dataclass(frozen=True)

@@ -254,8 +254,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     except LadisError as exc:
         message = redact(str(exc))
         print(f"error: {message}", file=sys.stderr)
-        if exc.exit_code:
-            _write_exit_message(message, environ)
+        _write_exit_message(message, environ)
         return exc.exit_code
 
 

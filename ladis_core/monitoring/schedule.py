@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ladis_core.errors import InputError, LadisError, check
+from ladis_core.errors import InputError, JobExistsError, LadisError, check
 from ladis_core.monitoring.clock import _iso, _now
-from ladis_core.monitoring.job import JobExistsError
 
 log = logging.getLogger("ladis.monitor")
 

@@ -14,7 +14,13 @@
 Importing this package loads neither torch nor smdebug; they are imported on first use.
 """
 
-from ladis_core.serving.app import EndpointApp, InvocationError
+from ladis_core.errors import (
+    EndpointClosedError,
+    InvocationError,
+    NotAcceptableError,
+    UnsupportedContentTypeError,
+)
+from ladis_core.serving.app import EndpointApp
 from ladis_core.serving.client import invoke, ping
 from ladis_core.serving.codec import (
     JPEG_TYPE,
@@ -24,8 +30,6 @@ from ladis_core.serving.codec import (
     NPY_TYPE,
     PNG_TYPE,
     SUPPORTED_CONTENT_TYPES,
-    NotAcceptableError,
-    UnsupportedContentTypeError,
     check_accept,
     conform_images,
     decode_request,
@@ -37,7 +41,6 @@ from ladis_core.serving.model import (
     CAPTURE_LAYERS_ENV,
     CAPTURE_URI_ENV,
     DEVICE_ENV,
-    EndpointClosedError,
     Prediction,
     ServedModel,
 )

@@ -7,23 +7,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ladis_core.errors import InputError, LadisError
-from ladis_core.serving.codec import NotAcceptableError, UnsupportedContentTypeError, check_accept
+from ladis_core.errors import (
+    EndpointClosedError,
+    InputError,
+    NotAcceptableError,
+    UnsupportedContentTypeError,
+)
+from ladis_core.serving.codec import check_accept
 from ladis_core.serving.contract import input_fn, output_fn, predict_fn
-from ladis_core.serving.model import EndpointClosedError, ServedModel
+from ladis_core.serving.model import ServedModel
 from ladis_core.serving.provenance import ProvenanceRecorder, parse_provenance
 
 #: request bodies above this size are refused before they are read (HTTP 413)
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
-
-
-class InvocationError(LadisError):
-    """The endpoint refused or failed a request (``status`` is the HTTP code, ``None``
-    when it could not be reached)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class EndpointApp:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ladis_core.serving.app import InvocationError
+from ladis_core.errors import InvocationError
 from ladis_core.serving.provenance import PROVENANCE_HEADER
 
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ladis_core.errors import InputError
+from ladis_core.errors import InputError, NotAcceptableError, UnsupportedContentTypeError
 
 if TYPE_CHECKING:  # only for annotations: importing this module must stay light
     import numpy as np
@@ -61,18 +61,6 @@ MAX_BATCH = 512
 
 #: values this far outside [0, 1] are rounding noise from a client's conversion, not errors
 _RANGE_TOLERANCE = 1e-4
-
-
-class UnsupportedContentTypeError(InputError):
-    """The request's ``Content-Type`` is not one the endpoint decodes (HTTP 415)."""
-
-    status = 415
-
-
-class NotAcceptableError(InputError):
-    """The request's ``Accept`` asks for a response type the endpoint cannot write (406)."""
-
-    status = 406
 
 
 def normalize_content_type(content_type: str | None) -> str:

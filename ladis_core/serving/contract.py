@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import os
 
-from ladis_core.errors import InputError
+from ladis_core.errors import EndpointClosedError, InputError
 from ladis_core.serving.codec import decode_request, encode_response
 from ladis_core.serving.model import (
     CAPTURE_LAYERS_ENV,
     CAPTURE_URI_ENV,
     DEVICE_ENV,
-    EndpointClosedError,
     ServedModel,
     resolve_device,
 )

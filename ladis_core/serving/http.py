@@ -37,9 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ladis_core.config import redact
-from ladis_core.errors import LadisError
+from ladis_core.errors import EndpointClosedError, LadisError
 from ladis_core.serving.app import EndpointApp, _status_of
-from ladis_core.serving.model import EndpointClosedError
 from ladis_core.serving.provenance import (
     PROVENANCE_HEADER,
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ladis_core.errors import LadisError
+from ladis_core.errors import EndpointClosedError
 
 if TYPE_CHECKING:  # only for annotations: importing this module must stay light
     import numpy as np
@@ -31,12 +31,6 @@ CAPTURE_LAYERS_ENV = "LADIS_CAPTURE_LAYERS"
 
 
 DEVICE_ENV = "LADIS_DEVICE"
-
-
-class EndpointClosedError(LadisError):
-    """The endpoint was shut down; the request was not run (HTTP 503)."""
-
-    status = 503
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from ladis_core.config import S3Settings, redact
-from ladis_core.errors import DataNotFoundError, StorageError
+from ladis_core.errors import (
+    BucketNotFoundError,
+    DataNotFoundError,
+    StorageAccessDeniedError,
+    StorageError,
+    StorageUnreachableError,
+)
 
 DEFAULT_WORKERS = 32
 
@@ -83,12 +89,12 @@ def _storage_error(exc: BaseException, uri: str, action: str) -> Exception:
 
     where = S3Settings.from_environment().describe()
     if isinstance(exc, EndpointConnectionError | ConnectionError):
-        return StorageError(
+        return StorageUnreachableError(
             f"cannot reach S3 at {where} while trying to {action} {uri}; is the server running "
             "(python -m ladis_core s3 start) and AWS_ENDPOINT_URL_S3 right?"
         )
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return StorageError(
+        return StorageAccessDeniedError(
             f"no AWS credentials to {action} {uri}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
         )
     if isinstance(exc, ClientError):
@@ -98,7 +104,7 @@ def _storage_error(exc: BaseException, uri: str, action: str) -> Exception:
             return DataNotFoundError(f"{uri} does not exist")
         if code == "NoSuchBucket":
             bucket = split_s3(uri)[0]
-            return StorageError(
+            return BucketNotFoundError(
                 f"bucket {bucket!r} does not exist at {where} (needed to {action} {uri})"
             )
         if (
@@ -106,7 +112,7 @@ def _storage_error(exc: BaseException, uri: str, action: str) -> Exception:
             in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "Forbidden"}
             or status == 403
         ):
-            return StorageError(
+            return StorageAccessDeniedError(
                 f"access denied by {where} to {action} {uri} ({code or status}); "
                 "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
             )

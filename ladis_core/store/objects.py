@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ladis_core.config import S3Settings
-from ladis_core.errors import DataNotFoundError, StorageError
+from ladis_core.errors import BucketNotFoundError, DataNotFoundError, StorageError
 from ladis_core.store.client import _s3_call, _storage_error, is_s3, local_path, s3_client, split_s3
 
 
@@ -209,7 +209,7 @@ def check_bucket(uri: str) -> None:
             _s3_call(uri, "open", s3_client().head_bucket, Bucket=bucket)
         except DataNotFoundError:
             where = S3Settings.from_environment().describe()
-            raise StorageError(
+            raise BucketNotFoundError(
                 f"bucket {bucket!r} does not exist at {where} (needed for {uri})"
             ) from None
         return

@@ -398,11 +398,12 @@ def test_processing_bad_value_exits_2_and_writes_the_message(tmp_path: Path, cap
     assert "LADIS_PERMUTATIONS" in message.read_text()
 
 
-def test_job_exists_error_is_not_a_failure() -> None:
+def test_job_exists_error_says_already_done_by_its_kind() -> None:
     exc = monitor.JobExistsError(
         "2026-11-23T17-00-00Z", "s3://b/m/2026-11-23T17-00-00Z/results.json"
     )
-    assert isinstance(exc, LadisError) and exc.exit_code == 0
+    # what it means is in its class and kind, not in an exit code of 0 on an error
+    assert isinstance(exc, LadisError) and exc.kind == "job-exists" and exc.exit_code == 2
     assert "job 2026-11-23T17-00-00Z already exists" in str(exc)
 
 
