@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from ladis_core.model.labels import epsilon_label
 from ladis_core.monitoring.results import STATUS_OK, JobResult
+from ladis_core.store import layout
 
 #: colours used consistently across pages (colour-blind safe Okabe–Ito hues)
 COLOURS = {
@@ -34,8 +34,8 @@ def fmt_p(value: float | None) -> str:
 def fmt_time(iso: str) -> str:
     """``2026-11-23T17:00:00+00:00`` → ``23 Nov 2026, 17:00 UTC`` (unchanged if unparsable)."""
     try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        moment = layout.parse_time(iso)
+    except (ValueError, AttributeError, TypeError):
         return str(iso)
     return moment.strftime("%d %b %Y, %H:%M UTC")
 
@@ -72,7 +72,4 @@ def attack_label(sample) -> str:
     eps = record.get("epsilon")
     if not eps:
         return str(attack)
-    levels = float(eps) * 255
-    # ε is usually a whole number of grey levels (8/255): say so, it is how attacks are set
-    shown = f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-3 else f"{float(eps):.3g}"
-    return f"{attack} ε={shown}"
+    return f"{attack} ε={epsilon_label(float(eps))}"

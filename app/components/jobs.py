@@ -11,8 +11,8 @@ import streamlit as st
 from app import data, state
 from app.components.format import fmt_rate, fmt_time, job_status, verdict_label
 from app.components.messages import no_data
+from ladis_core.monitoring.jobs import job_time
 from ladis_core.monitoring.results import JobResult
-from ladis_core.viz import job_time
 
 
 def _naive_utc(moment) -> pd.Timestamp | None:

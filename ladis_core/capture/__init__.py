@@ -52,11 +52,12 @@ for scripts that manage one themselves).
 """
 
 from ladis_core.capture.contract import close_hook, serving_hook, training_hook
-from ladis_core.capture.hooks import PENULTIMATE_MODULE, RESIDUAL_BLOCKS, capture_tensor_names
+from ladis_core.capture.hooks import PENULTIMATE_MODULE, capture_tensor_names
 from ladis_core.capture.reference import EvalCapture, capture_reference
 from ladis_core.capture.serving import ServingCapture
 from ladis_core.capture.staging import CaptureSummary
 from ladis_core.errors import CaptureClosedError, CaptureConflictError
+from ladis_core.trials.names import RESIDUAL_BLOCKS
 
 __all__ = [
     "PENULTIMATE_MODULE",

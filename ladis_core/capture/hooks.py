@@ -23,10 +23,6 @@ from torch import nn
 
 from ladis_core.errors import InputError
 
-#: the outputs of every residual block of a ResNet18 (8 layers)
-RESIDUAL_BLOCKS: tuple[str, ...] = (r"layer[1-4]\.[01]",)
-
-
 #: the module whose output is the penultimate layer (``avgpool_output_0``)
 PENULTIMATE_MODULE = "avgpool"
 

@@ -109,6 +109,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="standardise features with statistics of the reference",
     )
     test.add_argument(
+        "--kernel",
+        choices=("multi_rbf", "rbf"),
+        default="multi_rbf",
+        help="MMD kernel: a sum of five Gaussians around the median bandwidth (multi_rbf, "
+        "the default) or one Gaussian (rbf)",
+    )
+    test.add_argument(
         "--no-standardize", dest="standardize", action="store_false", help=argparse.SUPPRESS
     )
 
@@ -156,6 +163,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ladis_core import monitoring
     from ladis_core.errors import InputError
+    from ladis_core.monitoring import metrics
     from ladis_core.monitoring.results import IncidentRule, JobSettings
     from ladis_core.progress import log_progress
 
@@ -167,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         class_matched=args.class_matched,
         standardize=args.standardize,
+        kernel=args.kernel,
     )
     rule = IncidentRule(margin_points=args.margin, min_rate=args.min_rate)
     lease = monitoring.parse_interval(args.lease).total_seconds()
@@ -177,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             "--at names a single job; with --every the jobs are named by their scheduled times"
         )
     progress = log_progress(log) if args.verbose else None
+    publishers = [metrics.cloudwatch_publisher(args.namespace)] if args.cloudwatch else []
 
     def one(at):
         try:
@@ -190,12 +200,11 @@ def run(args: argparse.Namespace) -> int:
                 settings=settings,
                 rule=rule,
                 endpoint=args.endpoint,
-                cloudwatch=args.cloudwatch,
-                namespace=args.namespace,
-                progress=progress,
+                publishers=publishers,
+                claim_policy=monitoring.ClaimPolicy(lease_s=lease),
                 cache_dir=args.cache_dir,
-                lease_s=lease,
                 device=args.device,
+                progress=progress,
             )
         except monitoring.JobExistsError as exc:
             print(str(exc))

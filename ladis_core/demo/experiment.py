@@ -8,9 +8,10 @@ import logging
 
 import numpy as np
 
-from ladis_core.demo.options import ATTACK_NONE, DemoOptions, _eps_text
+from ladis_core.demo.options import ATTACK_NONE, DemoOptions
 from ladis_core.demo.summary import LayerExperiment
 from ladis_core.errors import check
+from ladis_core.model.labels import epsilon_label
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
 
@@ -55,7 +56,7 @@ def _experiment_stage(
         column = (
             "natural"
             if attack == ATTACK_NONE
-            else f"{attack.upper()} ε={_eps_text(float(record['epsilon']))}"
+            else f"{attack.upper()} ε={epsilon_label(float(record['epsilon']))}"
         )
         groups.setdefault(column, [])
         seen.setdefault(column, set())

@@ -12,17 +12,15 @@ from ladis_core.errors import check
 from ladis_core.model.data import (
     DEFAULT_FRACTIONS,
 )
+from ladis_core.model.labels import epsilon_label
 from ladis_core.store import layout
+from ladis_core.trials.names import RESIDUAL_BLOCKS
 
 #: the simulated day starts here (UTC); job ids are derived from it, so worlds are stable
 DEMO_START = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 
 
 DEFAULT_ENDPOINT = "digits-resnet18"
-
-
-#: the residual block outputs of a ResNet18 (capture regex, see ladis_core.capture)
-RESIDUAL_BLOCKS = (r"layer[1-4]\.[01]",)
 
 
 ATTACK_NONE = "none"
@@ -64,14 +62,8 @@ class TrafficWindow:
     def describe(self) -> str:
         if not self.adversarial:
             return "natural"
-        what = f"{self.attack.upper()} ε={_eps_text(self.epsilon)}"
+        what = f"{self.attack.upper()} ε={epsilon_label(self.epsilon)}"
         return what if self.share >= 1.0 else f"{self.share:.0%} {what}"
-
-
-def _eps_text(epsilon: float) -> str:
-    """``8/255`` when ε is a whole number of grey levels, else the number."""
-    levels = epsilon * 255
-    return f"{round(levels)}/255" if abs(levels - round(levels)) < 1e-6 else f"{epsilon:.4g}"
 
 
 def default_story(

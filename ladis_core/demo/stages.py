@@ -15,7 +15,7 @@ import numpy as np
 
 from ladis_core import store
 from ladis_core.demo.locations import _delete_prefix, _note_uri
-from ladis_core.demo.options import DemoOptions, TrafficWindow, _eps_text
+from ladis_core.demo.options import DemoOptions, TrafficWindow
 from ladis_core.errors import DataNotFoundError, check
 from ladis_core.model.data import (
     DatasetSplits,
@@ -23,6 +23,7 @@ from ladis_core.model.data import (
     load_digits,
     load_image_folder,
 )
+from ladis_core.model.labels import epsilon_label
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
 
@@ -237,5 +238,7 @@ def _attack_stage(
         )
         images[(method, epsilon)] = result.images
         summaries.append(result.summary())
-        log.info("%s ε=%s: success rate %.1f%%", method, _eps_text(epsilon), result.success_rate)
+        log.info(
+            "%s ε=%s: success rate %.1f%%", method, epsilon_label(epsilon), result.success_rate
+        )
     return images, summaries

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ladis_core._version import __version__
-from ladis_core.demo.options import _eps_text
+from ladis_core.model.labels import epsilon_label
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class WorldSummary:
         ]
         for a in self.attacks:
             lines.append(
-                f"  {a['attack'].upper():4} ε={_eps_text(a['epsilon']):>7}: success {a['success_rate']:5.1f}%, "
+                f"  {a['attack'].upper():4} ε={epsilon_label(a['epsilon']):>7}: success {a['success_rate']:5.1f}%, "
                 f"accuracy {a['clean_accuracy']:.1f}% → {a['adversarial_accuracy']:.1f}%"
             )
         lines.append("hourly monitoring jobs (detection rate vs baseline; * = incident):")

@@ -22,6 +22,7 @@ from ladis_core.devtools.ports import (
 from ladis_core.devtools.processes import _die_with_parent
 from ladis_core.devtools.weed import _volume_ids_known, _volume_ids_on_disk
 from ladis_core.errors import ServerError
+from ladis_core.store.client import new_s3_client
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +174,14 @@ def wait_volumes_known(
 
 def server_client(host: str, port: int, *, access_key: str, secret_key: str) -> Any:
     """A boto3 S3 client for the server at ``host:port`` (short timeouts, no retries)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
+    return new_s3_client(
         endpoint_url=f"http://{host}:{port}",
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=LOCAL_REGION,
-        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}),
+        region=LOCAL_REGION,
+        access_key=access_key,
+        secret_key=secret_key,
+        max_attempts=1,
+        connect_timeout=2,
+        read_timeout=10,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ladis_core import store
 from ladis_core.errors import DataNotFoundError, StorageError
-from ladis_core.monitoring.claims import _walk
+from ladis_core.monitoring.claims import Claims
 from ladis_core.store import layout
 
 
@@ -52,7 +52,7 @@ class Bookmark:
             ) from None
 
 
-def _read_bookmark_hint(output: str) -> Bookmark:
+def read_bookmark_hint(output: str) -> Bookmark:
     uri = layout.bookmark_uri(output)
     try:
         return Bookmark.from_dict(store.read_json(uri), source=uri)
@@ -64,17 +64,18 @@ def read_bookmark(output: str) -> Bookmark:
     """The committed position of the monitoring under ``output``: ``bookmark.json``,
     followed forward along committed claims (so a bookmark write lost to a crash or a
     race does not matter)."""
-    hint = _read_bookmark_hint(output)
-    node, last_claim, _ = _walk(output, hint.next_step)
-    if last_claim is None or node == hint.next_step:
+    hint = read_bookmark_hint(output)
+    end = Claims(output).walk(hint.next_step)
+    last = end.last_committed
+    if last is None or end.node == hint.next_step:
         return hint
-    return Bookmark(last_step=node - 1, job_id=last_claim.job_id, updated_at=last_claim.claimed_at)
+    return Bookmark(last_step=end.node - 1, job_id=last.job_id, updated_at=last.claimed_at)
 
 
 def write_bookmark(output: str, bookmark: Bookmark) -> bool:
     """Store ``bookmark`` unless the stored one is already at or past it (the bookmark
     never moves back). Returns whether it was written."""
-    current = _read_bookmark_hint(output)
+    current = read_bookmark_hint(output)
     if bookmark.last_step is None or (
         current.last_step is not None and current.last_step >= bookmark.last_step
     ):

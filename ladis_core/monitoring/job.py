@@ -43,34 +43,64 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ladis_core import store
 from ladis_core.errors import ClaimTimeoutError, JobExistsError, LadisError, check
 from ladis_core.monitoring.analysis import analyse_window
-from ladis_core.monitoring.bookmark import Bookmark, _read_bookmark_hint, write_bookmark
-from ladis_core.monitoring.claims import _Claim, _release, _still_owner, _try_claim, _walk
-from ladis_core.monitoring.clock import _iso, _now, parse_time
-from ladis_core.monitoring.jobs import SCORES_NAME
-from ladis_core.monitoring.protocol import validate_settings
-from ladis_core.monitoring.results import (
-    IncidentRule,
-    JobResult,
-    JobSettings,
+from ladis_core.monitoring.assembly import (
+    JobIdentity,
+    class_names_for,
+    tested_result,
+    untested_reason,
+    untested_result,
 )
-from ladis_core.monitoring.window import _load_window, _trial_cache, resolve_layers
+from ladis_core.monitoring.baseline import BaselineCache
+from ladis_core.monitoring.bookmark import Bookmark, read_bookmark_hint, write_bookmark
+from ladis_core.monitoring.claims import ACTIVE, Claim, Claims
+from ladis_core.monitoring.clock import _iso, _now, parse_time
+from ladis_core.monitoring.protocol import validate_settings
+from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
+from ladis_core.monitoring.scores import WindowScores, write_scores
+from ladis_core.monitoring.window import Window, load_reference, load_window, resolve_layers
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
+from ladis_core.trials import TrialData
 
 log = logging.getLogger("ladis.monitor")
 
-
 DEFAULT_LEASE_S = 900.0
-
-
 _POLL_S = 1.0
+
+#: something told about every committed result (CloudWatch, Prometheus, alerts)
+ResultPublisher = Callable[[JobResult], None]
+
+
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """How long a claim protects the steps of a job that may have crashed (``lease_s``)
+    and how long a job waits for another one holding the next steps (``wait_s``,
+    default ``lease_s``)."""
+
+    lease_s: float = DEFAULT_LEASE_S
+    wait_s: float | None = None
+
+    @property
+    def wait(self) -> float:
+        return self.lease_s if self.wait_s is None else self.wait_s
+
+
+@dataclass(frozen=True)
+class _Picked:
+    """The window a job will process: its rows, the claim on them (``None`` when it
+    does not advance the chain), the first step it could hold and the chain's node."""
+
+    window: Window
+    claim: Claim | None
+    first_step: int
+    node: int
 
 
 def derive_endpoint(output: str, inference: str) -> str:
@@ -97,14 +127,11 @@ def run_job(
     settings: JobSettings | None = None,
     rule: IncidentRule | None = None,
     endpoint: str | None = None,
-    cloudwatch: bool = False,
-    namespace: str | None = None,
-    progress: ProgressCallback | None = None,
+    publishers: Sequence[ResultPublisher] = (),
+    claim_policy: ClaimPolicy | None = None,
     cache_dir: str | None = None,
-    baseline_cache: bool = True,
-    lease_s: float = DEFAULT_LEASE_S,
-    wait_s: float | None = None,
     device: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> JobResult:
     """Run one monitoring job and return its result (also written to
     ``<output>/<job-id>/results.json``).
@@ -114,142 +141,202 @@ def run_job(
     ``at``: the scheduled time, which names the job (default now). ``layers``: layer
     names (default: the penultimate layer). ``all_steps``: test every inference step,
     not only those after the bookmark (the bookmark still advances to the last one).
-    ``settings``: n, R, α, B, seed, class matching (``settings.layers`` is ignored).
-    ``lease_s``: how long a claim protects the steps of a job that may have crashed;
-    ``wait_s``: how long to wait for another job holding the next steps (default
-    ``lease_s``). ``cache_dir``: root of the local caches of ``s3://`` trials (default
-    ``$LADIS_CACHE_DIR`` or ``.cache``). ``device``: where the statistics run
-    (``"cuda"`` on a GPU machine; default CPU).
+    ``settings``: n, R, α, B, seed, kernel, class matching (``settings.layers`` is
+    ignored). ``publishers``: told about the result once it is committed (a failing one
+    is logged; the result stays). ``claim_policy``: lease and wait of the claims.
+    ``cache_dir``: root of the local caches of ``s3://`` trials (default
+    ``$LADIS_CACHE_DIR`` or ``.cache``). ``device``: where the statistics run (``"cuda"``
+    on a GPU machine; default CPU).
 
     Raises :class:`JobExistsError` if the job id already has a result,
     :class:`~ladis_core.errors.InputError` / :class:`~ladis_core.errors.DataNotFoundError`
     / :class:`~ladis_core.errors.StorageError` for bad input, before anything is written.
     """
     settings = settings or JobSettings()
-    rule = rule or IncidentRule()
+    policy = claim_policy or ClaimPolicy()
     validate_settings(settings)
-    check(lease_s > 0, f"lease_s={lease_s!r} must be positive")
-    wait_s = lease_s if wait_s is None else wait_s
+    check(policy.lease_s > 0, f"lease_s={policy.lease_s!r} must be positive")
     output = output.rstrip("/")
     started = _now()
     scheduled = parse_time(at) if at is not None else started.replace(microsecond=0)
     job_id = layout.job_id_for(scheduled)
-    endpoint = endpoint or derive_endpoint(output, inference)
     result_uri = layout.results_uri(output, job_id)
     if store.is_s3(output):
         store.check_bucket(output)  # a missing bucket or bad credentials, said up front
     if store.exists(result_uri):
         raise JobExistsError(job_id, result_uri)
 
-    # ---- validate everything that the user chose before anything is written
-    from ladis_core import trials
-
+    # everything the user chose is validated before anything is written
     report(progress, "reference", 0, 1, reference)
     names = resolve_layers(reference, inference, layers)
-    ref = trials.load_trial(
-        reference, mode="EVAL", layers=names, cache_dir=_trial_cache(trials, reference, cache_dir)
-    )
-    need = 2 * settings.n_samples
-    check(
-        len(ref) >= need,
-        f"the reference trial {reference} has {len(ref)} rows; n_samples={settings.n_samples} needs "
-        f"at least {need} (two halves for the baseline): capture more validation data or lower n",
-    )
+    ref = load_reference(reference, names, settings=settings, cache_dir=cache_dir)
     report(progress, "reference", 1, 1, f"{len(ref)} rows")
-    settings = replace(settings, layers=list(names))
+    identity = JobIdentity(
+        job_id=job_id,
+        endpoint=endpoint or derive_endpoint(output, inference),
+        scheduled=scheduled,
+        started=started,
+        reference=reference,
+        inference=inference,
+        rule=rule or IncidentRule(),
+        settings=replace(settings, layers=list(names)),
+        class_names=class_names_for(reference),
+    )
+    claims = Claims(output)
+    picked = _pick_window(
+        claims,
+        identity,
+        ref,
+        names,
+        all_steps=all_steps,
+        policy=policy,
+        output=output,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    try:
+        result, scores = _analyse(
+            identity, ref, picked, names, output=output, device=device, progress=progress
+        )
+        _commit(claims, result, scores, picked, output=output, policy=policy, progress=progress)
+    except BaseException as exc:
+        if picked.claim is not None:
+            claims.release(picked.claim, f"{type(exc).__name__}: {exc}")
+        raise
+    if picked.claim is not None:
+        last = picked.claim.last_step
+        written = write_bookmark(
+            output, Bookmark(last_step=last, job_id=job_id, updated_at=_iso(_now()))
+        )
+        log.info("bookmark of %s %s at step %d", output, "advanced" if written else "already", last)
+    report(progress, "write", 1, 1, result_uri)
+    for publish in publishers:
+        try:
+            publish(result)
+        except LadisError as exc:
+            # the result is written and the bookmark moved: report, do not undo
+            log.error("job %s: %s", job_id, exc)
+    return result
 
-    # ---- find the steps to process and claim them
-    deadline = time.monotonic() + wait_s
-    claim: _Claim | None = None
+
+def _pick_window(
+    claims: Claims,
+    identity: JobIdentity,
+    ref: TrialData,
+    names: Sequence[str],
+    *,
+    all_steps: bool,
+    policy: ClaimPolicy,
+    output: str,
+    cache_dir: str | None,
+    progress: ProgressCallback | None,
+) -> _Picked:
+    """Find the steps after the committed chain and claim them, waiting for a job that
+    holds them (up to ``policy.wait``). A window too small to test is not claimed."""
+    result_uri = layout.results_uri(output, identity.job_id)
+    deadline = time.monotonic() + policy.wait
     while True:
-        hint = _read_bookmark_hint(output)
-        node, _, (state, latest, holder) = _walk(output, hint.next_step)
-        if state == "active":
+        end = claims.walk(read_bookmark_hint(output).next_step)
+        if end.state == ACTIVE:
+            holder = end.holder
             assert holder is not None
             if time.monotonic() >= deadline:
                 raise ClaimTimeoutError(
-                    f"job {holder.job_id} (host {holder.host}, pid {holder.pid}, since {holder.claimed_at}) "
-                    f"is still processing the inference steps from {node} of {output}; waited "
-                    f"{wait_s:.0f} s. Run this job again later (its claim expires at {holder.expires_at})"
+                    f"job {holder.job_id} (host {holder.host}, pid {holder.pid}, since "
+                    f"{holder.claimed_at}) is still processing the inference steps from "
+                    f"{end.node} of {output}; waited {policy.wait:.0f} s. Run this job again "
+                    f"later (its claim expires at {holder.expires_at})"
                 )
             log.info(
                 "job %s waits for job %s, which holds the steps from %d",
-                job_id,
+                identity.job_id,
                 holder.job_id,
-                node,
+                end.node,
             )
             time.sleep(_POLL_S)
             continue
         if store.exists(result_uri):
             # the same job id was run meanwhile by another process (we waited for it)
-            raise JobExistsError(job_id, result_uri, detail=" (written by a concurrent run)")
-        first = 0 if all_steps else node
-        window = _load_window(trials, inference, first, names, ref, cache_dir, progress)
-        tested = len(window) >= settings.n_samples
-        advances = tested and len(window) > 0 and int(window.steps.max()) >= node
-        if not advances:
-            break
-        last = int(window.steps.max())
-        claim = _try_claim(output, node, latest + 1, job_id=job_id, last_step=last, lease_s=lease_s)
-        if claim is not None:
-            break
-        log.info("job %s lost the claim on step %d to another job; looking again", job_id, node)
-
-    try:
-        result, scores = analyse_window(
-            job_id=job_id,
-            endpoint=endpoint,
-            scheduled=scheduled,
-            started=started,
-            reference=reference,
-            inference=inference,
-            output=output,
-            ref=ref,
-            window=window,
-            names=names,
-            settings=settings,
-            rule=rule,
-            first_step=first,
-            node=node,
-            tested=tested,
-            baseline_cache=baseline_cache,
-            progress=progress,
-            device=device,
-        )
-        report(progress, "write", 0, 1, result_uri)
-        if claim is not None and not _still_owner(output, claim):
-            raise ClaimTimeoutError(
-                f"job {job_id} ran longer than its lease ({lease_s:.0f} s) and another job took over "
-                f"the inference steps from {node}; its result was not written"
+            raise JobExistsError(
+                identity.job_id, result_uri, detail=" (written by a concurrent run)"
             )
-        if scores is not None:
-            # before results.json, so a committed job always has its scores
-            store.write_json(layout.join(output, job_id, SCORES_NAME), scores)
-        if not store.write_json(result_uri, result.to_dict(), if_absent=True):
-            raise JobExistsError(job_id, result_uri, detail=" (written by a concurrent run)")
-    except BaseException as exc:
-        if claim is not None:
-            _release(output, claim, f"{type(exc).__name__}: {exc}")
-        raise
-    if claim is not None:
-        written = write_bookmark(
-            output, Bookmark(last_step=claim.last_step, job_id=job_id, updated_at=_iso(_now()))
+        first = 0 if all_steps else end.node
+        window = load_window(
+            identity.inference, first, names, ref, cache_dir=cache_dir, progress=progress
         )
+        tested = len(window) >= identity.settings.n_samples
+        if not (tested and int(window.steps.max()) >= end.node):
+            return _Picked(window, None, first, end.node)
+        claim = claims.try_claim(
+            end.node,
+            end.next_attempt,
+            job_id=identity.job_id,
+            last_step=int(window.steps.max()),
+            lease_s=policy.lease_s,
+        )
+        if claim is not None:
+            return _Picked(window, claim, first, end.node)
         log.info(
-            "bookmark of %s %s at step %d",
-            output,
-            "advanced" if written else "already",
-            claim.last_step,
+            "job %s lost the claim on step %d to another job; looking again",
+            identity.job_id,
+            end.node,
         )
-    report(progress, "write", 1, 1, result_uri)
-    if cloudwatch:
-        from ladis_core.monitoring import metrics
 
-        try:
-            metrics.publish_job_metrics(
-                result, enabled=True, namespace=namespace or metrics.DEFAULT_NAMESPACE
-            )
-        except LadisError as exc:
-            # the result is written and the bookmark moved: report, do not undo
-            log.error("job %s: %s", job_id, exc)
-    return result
+
+def _analyse(
+    identity: JobIdentity,
+    ref: TrialData,
+    picked: _Picked,
+    names: Sequence[str],
+    *,
+    output: str,
+    device: str | None,
+    progress: ProgressCallback | None,
+) -> tuple[JobResult, WindowScores | None]:
+    """The job's result and, when the window was tested, every row's scores."""
+    window, settings = picked.window, identity.settings
+    if len(window) < settings.n_samples:
+        reason = untested_reason(
+            window, n_samples=settings.n_samples, first_step=picked.first_step, node=picked.node
+        )
+        log.info("job %s: %s", identity.job_id, reason)
+        dims = {n: int(ref.layers[n].shape[1]) for n in names}
+        return untested_result(identity, window, reason=reason, dimensions=dims), None
+    analysis = analyse_window(
+        ref,
+        window,
+        layers=names,
+        settings=settings,
+        baseline_cache=BaselineCache(output),
+        device=device,
+        progress=progress,
+    )
+    for warning in analysis.warnings:
+        log.warning("job %s: %s", identity.job_id, warning)
+    scores = replace(analysis.scores, job_id=identity.job_id)
+    return tested_result(identity, window, analysis), scores
+
+
+def _commit(
+    claims: Claims,
+    result: JobResult,
+    scores: WindowScores | None,
+    picked: _Picked,
+    *,
+    output: str,
+    policy: ClaimPolicy,
+    progress: ProgressCallback | None,
+) -> None:
+    """Write the scores, then results.json once; a job whose lease was taken over writes
+    nothing."""
+    result_uri = layout.results_uri(output, result.job_id)
+    report(progress, "write", 0, 1, result_uri)
+    if picked.claim is not None and not claims.still_owner(picked.claim):
+        raise ClaimTimeoutError(
+            f"job {result.job_id} ran longer than its lease ({policy.lease_s:.0f} s) and another "
+            f"job took over the inference steps from {picked.node}; its result was not written"
+        )
+    if scores is not None:
+        write_scores(output, scores)  # before results.json: a committed job has its scores
+    if not store.write_json(result_uri, result.to_dict(), if_absent=True):
+        raise JobExistsError(result.job_id, result_uri, detail=" (written by a concurrent run)")

@@ -25,12 +25,14 @@ CloudWatch-compatible endpoint).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ladis_core.config import S3Settings, redact
 from ladis_core.errors import MetricsError
+from ladis_core.monitoring.jobs import job_time
 from ladis_core.monitoring.results import JobResult
 
 DEFAULT_NAMESPACE = "LADIS"
@@ -63,12 +65,9 @@ class MetricDatum:
 
 def job_metrics(result: JobResult) -> list[MetricDatum]:
     """The data points describing ``result`` (pure; nothing is sent)."""
-    try:
-        when = datetime.fromisoformat(result.scheduled_at)
-    except ValueError:
+    when = job_time(result)
+    if not isinstance(when, datetime):
         when = datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     endpoint = (("Endpoint", result.endpoint or "unknown"),)
     points = [MetricDatum("Requests", float(result.requests), "Count", endpoint, when)]
     if result.detection_rate is not None:
@@ -148,3 +147,13 @@ def publish_job_metrics(
         namespace,
     )
     return len(points)
+
+
+def cloudwatch_publisher(namespace: str = DEFAULT_NAMESPACE) -> Callable[[JobResult], int]:
+    """A result publisher for :func:`~ladis_core.monitoring.job.run_job` that sends each
+    committed job's metrics to CloudWatch under ``namespace``."""
+
+    def publish(result: JobResult) -> int:
+        return publish_job_metrics(result, enabled=True, namespace=namespace)
+
+    return publish

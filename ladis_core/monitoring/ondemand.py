@@ -14,8 +14,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from ladis_core import store
 from ladis_core.errors import LadisError, StorageError, check
 from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
@@ -67,12 +65,13 @@ def run_test(
     """
     from ladis_core import trials
     from ladis_core.monitoring.analysis import analyse_window
+    from ladis_core.monitoring.assembly import JobIdentity, class_names_for, tested_result
+    from ladis_core.monitoring.baseline import BaselineCache
     from ladis_core.monitoring.job import derive_endpoint
     from ladis_core.monitoring.protocol import validate_settings
-    from ladis_core.monitoring.window import Window
+    from ladis_core.monitoring.window import Window, check_shapes
 
     settings = settings or JobSettings()
-    rule = rule or IncidentRule()
     validate_settings(settings)
     if after_step is not None and until_step is not None:
         check(
@@ -102,54 +101,38 @@ def run_test(
     data = trials.load_trial(
         inference, mode="PREDICT", layers=names, after_step=after_step, until_step=until_step
     )
-    window = Window(
-        steps=np.asarray(data.steps, dtype=np.int64),
-        layers={n: np.asarray(data.layers[n]) for n in names},
-        classes=np.asarray(data.predicted_class, dtype=np.int64),
-    )
+    window = Window.from_trial(data, names)
     span = _describe_window(after_step, until_step)
     check(
         len(window) >= settings.n_samples,
-        f"the window {span} of {inference} has {len(window)} rows; n={settings.n_samples} needs at least "
-        f"that many: widen the window or lower n",
+        f"the window {span} of {inference} has {len(window)} rows; n={settings.n_samples} needs "
+        "at least that many: widen the window or lower n",
     )
-    for name in names:
-        ref_shape, inf_shape = ref.layers[name].shape[1:], window.layers[name].shape[1:]
-        check(
-            ref_shape == inf_shape,
-            f"layer {name!r} has shape {tuple(ref_shape)} in the reference but "
-            f"{tuple(inf_shape)} in the inference trial; both must come from the same model",
-        )
+    check_shapes(ref, data, names)
     report(progress, "inference", 1, 1, f"{len(window)} rows")
 
-    job_id = on_demand_job_id(scheduled)
-    common: dict[str, Any] = dict(
-        job_id=job_id,
+    identity = JobIdentity(
+        job_id=on_demand_job_id(scheduled),
         endpoint=endpoint or derive_endpoint(monitoring or "", inference),
         scheduled=scheduled,
         started=started,
         reference=reference,
         inference=inference,
-        ref=ref,
-        window=window,
-        names=names,
+        rule=rule or IncidentRule(),
         settings=replace(settings, layers=list(names)),
-        rule=rule,
-        first_step=0 if after_step is None else after_step + 1,
-        node=0,
-        tested=True,
-        progress=progress,
+        class_names=class_names_for(reference),
+        source=SOURCE,
     )
+    options = dict(layers=names, settings=identity.settings, progress=progress)
     try:
-        result, _scores = analyse_window(
-            output=(monitoring or "").rstrip("/"), baseline_cache=bool(monitoring), **common
-        )
+        cache = BaselineCache(monitoring) if monitoring else None
+        analysis = analyse_window(ref, window, baseline_cache=cache, **options)
     except StorageError:
         if not monitoring:
             raise
         # the baseline cache is only an optimisation: a read-only store must not stop a test
-        result, _scores = analyse_window(output="", baseline_cache=False, **common)
-    return replace(result, source=SOURCE)
+        analysis = analyse_window(ref, window, baseline_cache=None, **options)
+    return tested_result(identity, window, analysis)
 
 
 def resolve_layers(

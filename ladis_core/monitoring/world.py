@@ -8,14 +8,13 @@ dashboard asks this module what is there; it reads only through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ladis_core import store
 from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.monitoring import jobs as stored_jobs
 from ladis_core.monitoring.results import JobResult
-from ladis_core.progress import ProgressCallback, report
+from ladis_core.progress import ProgressCallback
 from ladis_core.store import layout
 
 #: top-level folders of a world that are named after endpoints
@@ -152,39 +151,12 @@ def load_jobs(
     endpoint: str,
     *,
     job_ids: Sequence[str] | None = None,
-    workers: int = 16,
     progress: ProgressCallback | None = None,
 ) -> list[JobResult]:
-    """Every job result of ``endpoint``, sorted by scheduled time.
-
-    Without ``job_ids`` this delegates to :func:`ladis_core.monitoring.load_jobs` (the
-    monitoring job owns the result format). With
-    ``job_ids`` (e.g. only the jobs not yet cached) the results are read in parallel.
-    Unreadable results raise the storage error; a corrupt one raises :class:`InputError`
-    naming it.
-    """
-    world = normalize_world_uri(world_uri)
-    monitoring = layout.monitoring_uri(world, endpoint)
-    if job_ids is None:
-        jobs = stored_jobs.load_jobs(monitoring)
-        report(progress, "load jobs", len(jobs), len(jobs))
-        return sorted(jobs, key=lambda j: (j.scheduled_at, j.job_id))
-    ids = list(job_ids)
-    total = len(ids)
-    report(progress, "load jobs", 0, total)
-    if not ids:
-        return []
-
-    def _one(job_id: str) -> JobResult:
-        return load_job(world, endpoint, job_id)
-
-    out: list[JobResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
-        for done, job in enumerate(pool.map(_one, ids), start=1):
-            out.append(job)
-            if done % max(1, total // 20) == 0 or done == total:
-                report(progress, "load jobs", done, total)
-    return sorted(out, key=lambda j: (j.scheduled_at, j.job_id))
+    """Every job result of ``endpoint`` (or only ``job_ids``), through the one reader
+    :func:`ladis_core.monitoring.jobs.load_jobs` and in its order."""
+    monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
+    return stored_jobs.load_jobs(monitoring, ids=job_ids, progress=progress)
 
 
 def _is_job_id(name: str) -> bool:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ladis_core._version import __version__
-from ladis_core.errors import InputError
 from ladis_core.monitoring.results import JobResult
+from ladis_core.monitoring.scores import WindowScores
 from ladis_core.monitoring.triage import Verdict
 from ladis_core.viz.images import PerturbationSize, perturbation_size
 
@@ -81,54 +81,6 @@ class ReportSample:
                 "class": self.original_class,
             },
             "perturbation": None if size is None else {"linf": size.linf, "l2": size.l2},
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class WindowScores:
-    """Per-input scores of every row of a job's window (the monitoring job's
-    ``<job-id>/scores.json``); all arrays have shape (n,), one entry per request."""
-
-    steps: np.ndarray
-    predicted_class: np.ndarray
-    score: np.ndarray
-    p_value: np.ndarray
-    score_method: str = ""
-    #: per layer: {"score": (n,), "p_value": (n,)}
-    layers: Mapping[str, Mapping[str, np.ndarray]] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str) -> WindowScores:
-        try:
-            steps = np.asarray(data["steps"], dtype=np.int64)
-            out = cls(
-                steps=steps,
-                predicted_class=np.asarray(data.get("predicted_class", []), dtype=np.int64),
-                score=np.asarray(data["score"], dtype=np.float64),
-                p_value=np.asarray(data.get("p_value", []), dtype=np.float64),
-                score_method=str(data.get("score_method", "")),
-                layers={
-                    str(name): {k: np.asarray(v, dtype=np.float64) for k, v in dict(values).items()}
-                    for name, values in dict(data.get("layers") or {}).items()
-                },
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"{source} is not a scores document ({exc})") from None
-        if out.score.shape != steps.shape:
-            raise InputError(f"{source}: {out.score.size} scores for {steps.size} steps")
-        return out
-
-    def export_dict(self) -> dict[str, Any]:
-        return {
-            "score_method": self.score_method,
-            "steps": [int(v) for v in self.steps],
-            "predicted_class": [int(v) for v in self.predicted_class],
-            "score": [_finite_or_none(float(v)) for v in self.score],
-            "p_value": [_finite_or_none(float(v)) for v in self.p_value],
-            "layers": {
-                name: {k: [_finite_or_none(float(x)) for x in v] for k, v in values.items()}
-                for name, values in self.layers.items()
-            },
         }
 
 

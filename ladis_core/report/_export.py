@@ -12,8 +12,8 @@ from importlib import resources
 from typing import Any
 
 from ladis_core.config import redact
+from ladis_core.monitoring.jobs import job_time
 from ladis_core.report._data import ReportData
-from ladis_core.viz import job_time
 
 #: version of the report JSON layout (``schemas/report.schema.json``)
 REPORT_SCHEMA_VERSION = 1
@@ -80,7 +80,7 @@ def report_dict(data: ReportData) -> dict[str, Any]:
                 "verdicts": [v.to_dict() for v in data.verdicts.get(job.job_id, [])],
                 "latest_verdict": latest.verdict if latest else None,
                 "samples": samples_by_job.get(job.job_id, []),
-                "window_scores": window.export_dict()
+                "window_scores": window.to_dict()
                 if (window := data.window_scores.get(job.job_id))
                 else None,
             }

@@ -8,12 +8,13 @@ and originals.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from ladis_core import store
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
+from ladis_core.monitoring import jobs as stored_jobs
+from ladis_core.monitoring.jobs import job_time, sort_jobs
 from ladis_core.monitoring.results import JobResult
+from ladis_core.monitoring.scores import load_scores
 from ladis_core.monitoring.triage import Verdict, list_verdicts
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.report._data import (
@@ -25,11 +26,8 @@ from ladis_core.report._data import (
 )
 from ladis_core.report._pictures import WorldCache, attach_images, attach_provenance, note
 from ladis_core.store import layout
-from ladis_core.viz import job_time, sort_jobs
 
 DEFAULT_CONTEXT = timedelta(hours=12)
-#: the monitoring job's per-request scores, beside results.json (ladis_core.monitoring.SCORES_NAME)
-SCORES_NAME = "scores.json"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -60,48 +58,24 @@ def results_location(job_uri: str) -> tuple[str, str, str]:
 
 def load_job(job_uri: str) -> JobResult:
     """Read one job's ``results.json`` (job folder or file URI)."""
-    results, _, _ = results_location(job_uri)
+    results, job_id, monitoring = results_location(job_uri)
     try:
-        data = store.read_bytes(results)
+        return stored_jobs.load_job(monitoring, job_id)
     except DataNotFoundError:
         raise DataNotFoundError(
             f"no monitoring job at {job_uri} ({results} does not exist); give a job folder "
             "such as s3://ladis/monitoring/<endpoint>/<job-id>"
         ) from None
-    return JobResult.from_json(data, source=results)
 
 
 def jobs_between(
     monitoring: str, start: datetime | None, end: datetime | None, *, notes: list[str] | None = None
 ) -> list[JobResult]:
     """Jobs under ``monitoring`` scheduled in ``[start, end]`` (either bound optional),
-    by time. Folders without a readable ``results.json`` are skipped (with a note when
-    the file is corrupt)."""
-    start, end = _utc(start), _utc(end)
-    wanted = []
-    for name in store.list_children(monitoring):
-        try:
-            moment = layout.parse_job_id(name)
-        except ValueError:
-            continue
-        if (start is None or moment >= start) and (end is None or moment <= end):
-            wanted.append(name)
-
-    def read(job_id: str) -> JobResult | None:
-        try:
-            return load_job(layout.job_uri(monitoring, job_id))
-        except DataNotFoundError:
-            return None  # a job still running has a folder but no results yet
-        except LadisError as exc:
-            if notes is not None:
-                note(notes, f"job {job_id} was skipped: {exc}")
-            return None
-
-    if not wanted:
-        return []
-    with ThreadPoolExecutor(max_workers=min(16, len(wanted))) as pool:
-        found = [job for job in pool.map(read, wanted) if job is not None]
-    return sort_jobs(found)
+    by time, through the one job reader; a corrupt ``results.json`` is skipped with a
+    note."""
+    on_skip = None if notes is None else (lambda text: note(notes, text))
+    return stored_jobs.load_jobs(monitoring, start=start, end=end, on_skip=on_skip)
 
 
 def samples_of(job: JobResult) -> list[ReportSample]:
@@ -243,9 +217,8 @@ def gather_report_data(
         folder = monitoring_of.get(job.job_id)
         if folder is None:
             continue
-        uri = layout.join(folder, job.job_id, SCORES_NAME)
         try:
-            window_scores[job.job_id] = WindowScores.from_dict(store.read_json(uri), source=uri)
+            window_scores[job.job_id] = load_scores(folder, job.job_id)
         except DataNotFoundError:
             continue  # untested windows and older jobs have none
         except LadisError as exc:

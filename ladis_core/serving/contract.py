@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 
+from ladis_core.devices import resolve_device
 from ladis_core.errors import EndpointClosedError, InputError
 from ladis_core.serving.codec import decode_request, encode_response
 from ladis_core.serving.model import (
@@ -42,7 +43,6 @@ from ladis_core.serving.model import (
     CAPTURE_URI_ENV,
     DEVICE_ENV,
     ServedModel,
-    resolve_device,
 )
 
 
@@ -61,7 +61,7 @@ def model_fn(model_dir):
     )
     served = ServedModel.load(
         model_dir,
-        device=resolve_device(os.environ.get(DEVICE_ENV)),
+        device=str(resolve_device(os.environ.get(DEVICE_ENV) or None, default="auto")),
         capture_uri=capture_uri,
         layers=layers,
     )

@@ -188,11 +188,3 @@ def _capture_predict(capture: Any, batch: torch.Tensor) -> tuple[torch.Tensor, i
     else:
         logits, step = capture.predict(batch), getattr(capture, "last_step", None)
     return logits, (None if step is None else int(step))
-
-
-def resolve_device(device: str | None) -> str:
-    """``"auto"``/``None`` → ``"cuda"`` when available, else ``"cpu"``; ``"cuda"``
-    without a GPU raises :class:`~ladis_core.errors.InputError`."""
-    from ladis_core.devices import resolve_device as _resolve
-
-    return str(_resolve(device or None, default="auto"))

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ladis_core.devices import resolve_device
 from ladis_core.errors import InputError, check
 from ladis_core.model.store import resolve_model_dir
 from ladis_core.serving.app import DEFAULT_MAX_BODY_BYTES, EndpointApp
 from ladis_core.serving.http import _Handler, _HTTPServer
-from ladis_core.serving.model import ServedModel, resolve_device
+from ladis_core.serving.model import ServedModel
 from ladis_core.serving.provenance import (
     DEFAULT_PROVENANCE_EVERY,
     ProvenanceRecorder,
@@ -113,7 +114,10 @@ def start_server(
     else:
         model_dir = resolve_model_dir(model, cache_dir=cache_dir)
         served = ServedModel.load(
-            model_dir, device=resolve_device(device), capture_uri=capture_uri, layers=layers
+            model_dir,
+            device=str(resolve_device(device or None, default="auto")),
+            capture_uri=capture_uri,
+            layers=layers,
         )
     try:
         recorder = (

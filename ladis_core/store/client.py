@@ -61,21 +61,46 @@ def s3_client() -> Any:
     with _client_lock:
         client = _clients.get(cache_key)
         if client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                max_pool_connections=DEFAULT_WORKERS + 8,
-                retries={"max_attempts": 3, "mode": "standard"},
+            client = new_s3_client(
+                endpoint_url=settings.endpoint_url,
+                region=settings.region,
+                max_attempts=3,
                 connect_timeout=5,
                 read_timeout=60,
-            )
-            session = boto3.session.Session()
-            client = session.client(
-                "s3", endpoint_url=settings.endpoint_url, region_name=settings.region, config=config
+                pool=DEFAULT_WORKERS + 8,
             )
             _clients[cache_key] = client
         return client
+
+
+def new_s3_client(
+    *,
+    endpoint_url: str | None,
+    region: str,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    max_attempts: int,
+    connect_timeout: float,
+    read_timeout: float,
+    pool: int = 10,
+) -> Any:
+    """A new boto3 S3 client: credentials from the arguments when given, else from boto3's
+    usual sources (environment, profiles, roles)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        max_pool_connections=pool,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+    keys = {}
+    if access_key is not None:
+        keys = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url, region_name=region, config=config, **keys
+    )
 
 
 def _storage_error(exc: BaseException, uri: str, action: str) -> Exception:

@@ -8,12 +8,14 @@ smdebug names a tensor after the module that produced it (``avgpool_output_0``,
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ladis_core.errors import InputError
 
 PENULTIMATE_PATTERN = re.compile(r"avgpool_output_\d+$")
+#: module-name pattern of the outputs of every residual block of a ResNet18 (8 layers)
+RESIDUAL_BLOCKS: tuple[str, ...] = (r"layer[1-4]\.[01]",)
 
 
 def penultimate_layer(names: Sequence[str]) -> str:
@@ -32,6 +34,48 @@ def _is_input(name: str) -> bool:
     return "_input_" in name
 
 
+def tensor_name(layer: str, available: Iterable[str]) -> str | None:
+    """The tensor that ``layer`` names among ``available``: itself when it is a tensor
+    name (``avgpool_output_0``), the output of the module it names otherwise
+    (``layer4.1`` → ``layer4.1_output_0``); ``None`` when it names neither. Model inputs
+    are not layers."""
+    names = set(available)
+    if layer in names and not _is_input(layer):
+        return layer
+    if f"{layer}_output_0" in names:
+        return f"{layer}_output_0"
+    return None
+
+
+def resolve_common_layers(
+    requested: Sequence[str], trials: Sequence[tuple[str, str, Sequence[str]]]
+) -> list[str]:
+    """Tensor names for ``requested`` layer names, each present (and naming the same
+    tensor) in every one of ``trials`` (``(uri, mode, available layer names)``).
+    :class:`InputError` for an empty or repeated name, or one a trial lacks (listing
+    that trial's layers)."""
+    names: list[str] = []
+    for layer in requested:
+        layer = layer.strip()
+        if not layer:
+            raise InputError("an empty layer name was given; separate layer names with commas")
+        resolved = None
+        for uri, mode, available in trials:
+            candidate = tensor_name(layer, available)
+            if candidate is None:
+                raise InputError(
+                    f"layer {layer!r} is not in the {mode} trial {uri}; available layers: "
+                    f"{', '.join(available) or 'none'}"
+                )
+            if resolved not in (None, candidate):
+                raise InputError(f"layer {layer!r} names different tensors in the two trials")
+            resolved = candidate
+        if resolved in names:
+            raise InputError(f"layer {layer!r} is given twice")
+        names.append(resolved)
+    return names
+
+
 def _resolve_layers(
     requested: Sequence[str] | None, available: dict[str, Any], uri: str
 ) -> list[str]:
@@ -42,10 +86,9 @@ def _resolve_layers(
         requested = [requested]
     resolved = []
     for layer in requested:
-        if layer in available and not _is_input(layer):
-            resolved.append(layer)
-        elif f"{layer}_output_0" in available:
-            resolved.append(f"{layer}_output_0")
+        found = tensor_name(layer, available)
+        if found is not None:
+            resolved.append(found)
         else:
             raise InputError(
                 f"layer {layer!r} is not in the trial at {uri}; available layers: {', '.join(names)}"

@@ -15,10 +15,8 @@ from ladis_core.viz.style import (
     COLORS,
     COMBINED_LABEL,
     TEMPLATE,
-    job_time,
     layer_order,
     plot_text,
-    sort_jobs,
 )
 from ladis_core.viz.timeline import timeline_figure
 
@@ -27,12 +25,10 @@ __all__ = [
     "COMBINED_LABEL",
     "TEMPLATE",
     "embedding_figure",
-    "job_time",
     "layer_bars_figure",
     "layer_heatmap_figure",
     "layer_order",
     "plot_text",
     "pvalue_histogram_figure",
-    "sort_jobs",
     "timeline_figure",
 ]

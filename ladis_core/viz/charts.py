@@ -26,16 +26,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ladis_core.errors import InputError
+from ladis_core.monitoring.jobs import job_time, sort_jobs
 from ladis_core.monitoring.results import JobResult
 from ladis_core.viz.style import (
     COLORS,
     COMBINED_LABEL,
     TEMPLATE,
     _empty_figure,
-    job_time,
     layer_order,
     plot_text,
-    sort_jobs,
 )
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import datetime
 
 import plotly.graph_objects as go
 
 from ladis_core.monitoring.results import JobResult
-from ladis_core.store import layout
 
 #: colours shared by all charts (and usable by the dashboard for matching legends)
 COLORS = {
@@ -40,32 +38,6 @@ COMBINED_LABEL = "(combined)"
 def plot_text(value: object) -> str:
     """``value`` as text safe for plotly labels and hover text (HTML-escaped)."""
     return html.escape(str(value), quote=False)
-
-
-def job_time(job: JobResult) -> datetime | str:
-    """When a job was scheduled, as a datetime (from ``scheduled_at``, else the job id),
-    or the raw ``scheduled_at`` string when neither parses."""
-    for text, parse in (
-        (job.scheduled_at, datetime.fromisoformat),
-        (job.job_id, layout.parse_job_id),
-    ):
-        try:
-            return parse(text)
-        except (TypeError, ValueError):
-            continue
-    return job.scheduled_at or job.job_id
-
-
-def sort_jobs(jobs: Sequence[JobResult]) -> list[JobResult]:
-    """Jobs ordered by scheduled time (unparseable times last, by job id)."""
-
-    def key(job: JobResult) -> tuple:
-        moment = job_time(job)
-        if isinstance(moment, datetime):
-            return (0, moment.timestamp(), job.job_id)
-        return (1, 0.0, job.job_id)
-
-    return sorted(jobs, key=key)
 
 
 def _pct(value: float | None) -> str:

@@ -11,15 +11,14 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ladis_core.monitoring.jobs import job_time, sort_jobs
 from ladis_core.monitoring.results import STATUS_OK, JobResult
 from ladis_core.viz.style import (
     COLORS,
     TEMPLATE,
     _empty_figure,
     _pct,
-    job_time,
     plot_text,
-    sort_jobs,
 )
 
 

@@ -27,6 +27,7 @@ from ladis_core import cli, store
 from ladis_core import monitoring as monitor
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
 from ladis_core.monitoring import processing
+from ladis_core.monitoring.metrics import cloudwatch_publisher
 from ladis_core.monitoring.results import STATUS_INSUFFICIENT, STATUS_OK, JobResult, JobSettings
 from ladis_core.store import layout
 
@@ -217,10 +218,10 @@ def test_clean_then_shifted_traffic_and_the_bookmark(
     assert [s.p_value for s in top] == sorted(s.p_value for s in top)
     assert sum(second.class_counts.values()) == 40
     scores = monitor.load_scores(world.output, second.job_id)
-    assert scores["steps"] == list(range(40, 80)) and len(scores["p_value"]) == 40
+    assert scores.steps.tolist() == list(range(40, 80)) and len(scores.p_value) == 40
     # shifted rows look less like the reference than clean ones
     clean_scores = monitor.load_scores(world.output, first.job_id)
-    assert np.median(scores["p_value"]) < np.median(clean_scores["p_value"])
+    assert np.median(scores.p_value) < np.median(clean_scores.p_value)
 
     # the stored document is the returned result, and it is valid JSON of the schema
     stored = store.read_json(layout.results_uri(world.output, second.job_id))
@@ -554,7 +555,7 @@ def test_metrics_go_to_cloudwatch_only_when_asked(
     world.run(at=T1)
     assert cloudwatch == []  # nothing sent without --cloudwatch
     upload(local_trials.inference, world.inference, SHIFTED)
-    result = world.run(at=T2, cloudwatch=True, endpoint="digits")
+    result = world.run(at=T2, publishers=[cloudwatch_publisher()], endpoint="digits")
     assert len(cloudwatch) == 1
     target, body = cloudwatch[0]
     assert target.endswith("PutMetricData")
@@ -568,7 +569,7 @@ def test_metrics_go_to_cloudwatch_only_when_asked(
         m["Dimensions"][0] == {"Name": "Endpoint", "Value": "digits"} for m in sent["MetricData"]
     )
     # a window too small to test sends its request count but no rate (no false 0 %)
-    world.run(at=T3, cloudwatch=True)
+    world.run(at=T3, publishers=[cloudwatch_publisher()])
     names = {m["MetricName"] for m in json.loads(cloudwatch[1][1])["MetricData"]}
     assert names == {"Requests"}
 

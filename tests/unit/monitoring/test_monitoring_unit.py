@@ -15,7 +15,8 @@ import pytest
 from ladis_core import monitoring as monitor
 from ladis_core import store
 from ladis_core.errors import InputError, LadisError
-from ladis_core.monitoring import claims, processing
+from ladis_core.monitoring import processing
+from ladis_core.monitoring.claims import ACTIVE, FREE, RELEASED, STALE, Claims
 from ladis_core.monitoring.metrics import job_metrics, publish_job_metrics
 from ladis_core.monitoring.results import (
     STATUS_INSUFFICIENT,
@@ -98,57 +99,52 @@ def test_claim_chain_states(tmp_path: Path) -> None:
     """Committed claims move the chain on; a released or expired one frees its node; an
     active one holds it; a lost race returns None."""
     out = str(tmp_path)
-    first = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=9, lease_s=60)
+    ledger = Claims(out)
+    first = ledger.try_claim(0, 0, job_id="2026-01-01T00-00-00Z", last_step=9, lease_s=60)
     assert first is not None
-    assert (
-        claims._try_claim(out, 0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60)
-        is None
-    )
-    node, _, (state, latest, holder) = claims._walk(out, 0)
-    assert (node, state, latest, holder.job_id) == (0, "active", 0, first.job_id)
+    assert ledger.try_claim(0, 0, job_id="2026-01-01T01-00-00Z", last_step=12, lease_s=60) is None
+    end = ledger.walk(0)
+    assert (end.node, end.state, end.attempt, end.holder.job_id) == (0, ACTIVE, 0, first.job_id)
 
     # its result commits it: the chain continues after step 9, which read_bookmark sees
     # even though bookmark.json was never written
     store.write_json(
         layout.results_uri(out, first.job_id), _result(first.job_id, first=0, last=9).to_dict()
     )
-    node, committed, (state, _, _) = claims._walk(out, 0)
-    assert (node, committed.job_id, state) == (10, first.job_id, "free")
+    end = ledger.walk(0)
+    assert (end.node, end.last_committed.job_id, end.state) == (10, first.job_id, FREE)
     assert monitor.read_bookmark(out).last_step == 9
 
     # a released claim gives its node back; the next attempt takes it
-    second = claims._try_claim(out, 10, 0, job_id="2026-01-01T02-00-00Z", last_step=20, lease_s=60)
-    claims._release(out, second, "test")
-    _, _, (state, latest, _) = claims._walk(out, 0)
-    assert (state, latest) == ("released", 0)
-    third = claims._try_claim(
-        out, 10, 1, job_id="2026-01-01T03-00-00Z", last_step=25, lease_s=0.001
-    )
+    second = ledger.try_claim(10, 0, job_id="2026-01-01T02-00-00Z", last_step=20, lease_s=60)
+    ledger.release(second, "test")
+    end = ledger.walk(0)
+    assert (end.state, end.attempt, end.next_attempt) == (RELEASED, 0, 1)
+    third = ledger.try_claim(10, 1, job_id="2026-01-01T03-00-00Z", last_step=25, lease_s=0.001)
     assert third is not None
     time.sleep(0.01)
     # its lease has run out without a result: stale, so the node can be taken again
-    _, _, (state, latest, _) = claims._walk(out, 10)
-    assert (state, latest) == ("stale", 1)
-    assert not claims._still_owner(out, second)
+    end = ledger.walk(10)
+    assert (end.state, end.attempt) == (STALE, 1)
+    assert not ledger.still_owner(second)
 
 
 def test_claim_of_a_dead_process_is_stale_at_once(tmp_path: Path) -> None:
-    out = str(tmp_path)
-    claim = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
+    ledger = Claims(str(tmp_path))
+    claim = ledger.try_claim(0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
     data = dict(claim.__dict__, pid=2**22 + 12345)  # no such process on this host
-    store.write_json(claims._claim_uri(out, 0, 0), data)
-    _, _, (state, _, _) = claims._walk(out, 0)
-    assert state == "stale"
+    store.write_json(ledger.claim_uri(0, 0), data)
+    assert ledger.walk(0).state == STALE
 
 
 def test_insufficient_result_does_not_commit_a_claim(tmp_path: Path) -> None:
     out = str(tmp_path)
-    claim = claims._try_claim(out, 0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
+    claim = Claims(out).try_claim(0, 0, job_id="2026-01-01T00-00-00Z", last_step=3, lease_s=3600)
     store.write_json(
         layout.results_uri(out, claim.job_id),
         _result(claim.job_id, first=0, last=3, status=STATUS_INSUFFICIENT).to_dict(),
     )
-    _, _, (state, _, _) = claims._walk(out, 0)
+    state = Claims(out).walk(0).state
     assert state == "released"
 
 

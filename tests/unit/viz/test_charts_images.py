@@ -13,6 +13,7 @@ from PIL import Image
 
 from ladis_core import viz
 from ladis_core.errors import InputError
+from ladis_core.monitoring.jobs import job_time
 from ladis_core.monitoring.results import (
     JobResult,
     LayerResult,
@@ -269,4 +270,4 @@ def test_embedding_figure_splits_flagged_points_and_validates_lengths():
 def test_job_time_falls_back_to_the_job_id():
     job = _job(0, 1.0)
     odd = JobResult(**{**job.__dict__, "scheduled_at": "yesterday"})
-    assert viz.job_time(odd) == datetime(2026, 11, 23, tzinfo=UTC)
+    assert job_time(odd) == datetime(2026, 11, 23, tzinfo=UTC)
