@@ -7,7 +7,7 @@
 set -euo pipefail
 cd /opt/ladis
 if [[ "$(basename "$0")" == "ladis-processing" ]]; then
-  exec python -m ladis_core.monitoring.processing "$@"
+  exec python -m ladis_core.processing "$@"
 fi
 case "${1:-dashboard}" in
   dashboard)
@@ -16,7 +16,7 @@ case "${1:-dashboard}" in
   monitor|report|demo|serve|s3)
     exec python -m ladis_core "$@" ;;
   processing)
-    shift; exec python -m ladis_core.monitoring.processing "$@" ;;
+    shift; exec python -m ladis_core.processing "$@" ;;
   *)
     exec "$@" ;;
 esac

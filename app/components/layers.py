@@ -18,7 +18,7 @@ def tsne_controls(job: JobResult, layers: Sequence[str]) -> tuple[list[str], int
     """Layers, number of points, colouring and class filter chosen for the t-SNE."""
     chosen_before = st.session_state.get(state.LAYERS_CHOSEN)
     if chosen_before is None or not set(chosen_before) <= set(layers):
-        # the penultimate layer (avgpool) usually suffices (SPEC section 1)
+        # the penultimate layer (avgpool) usually suffices (docs/product.md, "Why layers")
         st.session_state[state.LAYERS_CHOSEN] = [n for n in layers if "avgpool" in n][:1] or layers[
             -1:
         ]

@@ -1,7 +1,7 @@
 """The embedded demo world: a trained model, real attacks, a day of traffic, hourly jobs.
 
 :func:`build_world` builds, in an S3 prefix or a local folder, everything the dashboard
-shows, with the real pipeline (SPEC section 5)::
+shows, with the real pipeline (docs/product.md, "The embedded demo world")::
 
     data      scikit-learn digits (or an image folder), fixed seeded split
     train     torchvision ResNet18, weights → models/<endpoint>/
@@ -13,7 +13,7 @@ shows, with the real pipeline (SPEC section 5)::
               trials/<endpoint>/provenance
     monitor   after every hour, a monitoring job scheduled at the end of that hour
               → monitoring/<endpoint>/<job-id>/results.json
-    layers    the layer experiment (SPEC section 1): detection rate per captured layer,
+    layers    the layer experiment (docs/product.md, "Why layers"): detection rate per captured layer,
               natural and attacked traffic against the reference, plus the clean baseline
               → experiments/<endpoint>/layers.json
     marker    demo/<endpoint>/world.json, written LAST: what was built, seeds, accuracy,

@@ -1,23 +1,4 @@
-"""The embedded demo world: a trained model, real attacks, a day of traffic, hourly jobs.
-
-:func:`build_world` builds, in an S3 prefix or a local folder, everything the dashboard
-shows, with the real pipeline (SPEC section 5)::
-
-    data      scikit-learn digits (or an image folder), fixed seeded split
-    train     torchvision ResNet18, weights → models/<endpoint>/
-    dataset   the natural pool the traffic is drawn from → datasets/<endpoint>/natural.npz
-    reference validation pass under the Debugger hook (EVAL) → trials/<endpoint>/reference
-    attacks   PGD (L∞, random start) at a small and a larger ε, FGSM, on the natural pool
-    traffic   simulated hours of requests through the real HTTP endpoint with capture on,
-              each with provenance (X-Ladis-Provenance) → trials/<endpoint>/inference,
-              trials/<endpoint>/provenance
-    monitor   after every hour, a monitoring job scheduled at the end of that hour
-              → monitoring/<endpoint>/<job-id>/results.json
-    layers    the layer experiment (SPEC section 1): detection rate per captured layer,
-              natural and attacked traffic against the reference, plus the clean baseline
-              → experiments/<endpoint>/layers.json
-    marker    demo/<endpoint>/world.json, written LAST: what was built, seeds, accuracy,
-              attack success rates, per-hour and per-layer rates, timings
+"""Building a demo world: the order of the stages, and what a re-run keeps.
 
 **Re-runs.** Each stage looks in the world first and skips what is there: a model →
 no training, a reference trial with its stage note → no capture, an hour whose job result
@@ -26,13 +7,7 @@ A world without the marker is incomplete: it is resumed where it stopped, or, if
 traffic is inconsistent (requests captured after the last job, i.e. an hour cut short),
 its traffic and jobs are replayed from the first hour. ``force`` deletes this endpoint's
 objects first and rebuilds. Objects of other endpoints or other programs are never
-deleted.
-
-**Reproducibility.** Every random choice comes from the seed: the split, the weights
-(:func:`ladis_core.model.training.seeded_model`), batches, PGD's random start, which pool
-images each hour sends (``np.random.default_rng([seed, hour])``, so a resumed hour sends
-what a full run would) and the statistics. The day is a fixed date
-(:data:`DEMO_START`), so job ids are the same in every build.
+deleted. The stages themselves are described in :mod:`ladis_core.demo`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class HourSummary:
 
 @dataclass(frozen=True)
 class LayerExperiment:
-    """Detection rate per captured layer (SPEC section 1), in percent.
+    """Detection rate per captured layer (docs/product.md, "Why layers"), in percent.
 
     ``columns``: ``"baseline"`` (reference halves), ``"natural"`` (natural traffic vs the
     reference), then one per attack in the traffic (``"PGD ε=8/255"``, …), each against

@@ -16,7 +16,6 @@
   :mod:`~ladis_core.monitoring.ondemand`: the dashboard's on-demand test;
   :mod:`~ladis_core.monitoring.triage`: analyst verdicts;
   :mod:`~ladis_core.monitoring.metrics`: CloudWatch;
-  :mod:`~ladis_core.monitoring.processing`: the SageMaker Processing entry point;
   :mod:`~ladis_core.monitoring.world`: what a world holds (for the dashboard).
 """
 

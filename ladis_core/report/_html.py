@@ -29,7 +29,7 @@ from ladis_core.report._template import TEMPLATE
 from ladis_core.viz import images
 
 #: images larger than this (longer side, pixels) are shrunk, which keeps 100 samples
-#: well under the 10 MB the SPEC allows beside the ~4.8 MB of plotly.js
+#: well under 10 MB for the whole report, beside the ~4.8 MB of plotly.js
 DEFAULT_IMAGE_MAX_PX = 64
 #: per-job chart blocks (layer bars + p-values) drawn at most
 MAX_JOB_DETAILS = 6

@@ -1,4 +1,4 @@
-"""Detection rate and baseline detection rate of one layer (SPEC section 2)."""
+"""Detection rate and baseline detection rate of one layer (docs/statistics.md)."""
 
 from __future__ import annotations
 

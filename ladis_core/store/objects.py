@@ -1,4 +1,4 @@
-"""The only module that talks to S3: one small API over ``s3://`` URIs and local paths.
+"""Reading, writing and listing objects: one small API over ``s3://`` URIs and local paths.
 
 Every function accepts either an ``s3://bucket/key`` URI or a local path (plain or
 ``file://``), so a whole LADIS world can live in a folder as well as in a bucket. S3 is

@@ -14,7 +14,7 @@ so a mode step is never larger than its global step.
 
 **Why not smdebug's reader.** smdebug's S3 reader finds nothing on SeaweedFS (it lists
 with ``StartAfter`` equal to the prefix) and on any S3 lists the events prefix again for
-every ``tensor.value()`` (quadratic: 1,000 steps took 394 s, SPEC section 6). Its local
+every ``tensor.value()`` (quadratic: 1,000 steps took 394 s, docs/environment.md). Its local
 reader is correct but slower than needed (0.34 s for 2,000 steps). So:
 
 **S3 trials are mirrored into a local cache** (``$LADIS_CACHE_DIR/trials/<name>``) with

@@ -6,7 +6,7 @@ storage or keeps state.
 
 - :func:`png_bytes` / :func:`data_uri` / :func:`image_data_uri`: encode for HTML and
   Streamlit. The PNG encoder is a few lines of ``zlib`` (no imaging library needed) and
-  picks the smallest of three PNG row filters, because report size matters (SPEC: a
+  picks the smallest of three PNG row filters, because report size matters (a
   report of 100 samples stays under 10 MB).
 - :func:`perturbation_size`: L∞ and L2 size of ``adversarial - original``.
 - :func:`amplified_difference` / :func:`difference_png`: the perturbation, amplified and

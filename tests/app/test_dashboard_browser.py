@@ -3,7 +3,7 @@
 
 Open the history, select the incident by clicking its point on the timeline, check that
 the flagged inputs' images really load (``naturalWidth > 0``: AppTest cannot see broken
-image serving, SPEC section 6), run a small on-demand test, compute a t-SNE on the layer
+image serving, docs/environment.md), run a small on-demand test, compute a t-SNE on the layer
 explorer and download the reports. Screenshots go to ``test-artifacts/dashboard/``.
 """
 
@@ -98,7 +98,7 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     page.get_by_text("#1 · step").first.wait_for(timeout=60_000)
     page.get_by_text(incident.job_id).first.wait_for()
     # every image must have settled, and none may have failed (a broken image, e.g. under
-    # Starlette >= 1.8, SPEC section 6, is complete with naturalWidth 0)
+    # Starlette >= 1.8, docs/environment.md, is complete with naturalWidth 0)
     widths = wait_for_images(page)
     broken = [src for width, src in widths if not width]
     assert len(widths) >= 3 and not broken, broken

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ladis_core import cli, store
+from ladis_core import cli, processing, store
 from ladis_core import monitoring as monitor
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
-from ladis_core.monitoring import processing
 from ladis_core.monitoring.metrics import cloudwatch_publisher
 from ladis_core.monitoring.results import STATUS_INSUFFICIENT, STATUS_OK, JobResult, JobSettings
 from ladis_core.store import layout
@@ -627,7 +626,7 @@ def test_processing_container_mode(
         **config["Environment"],  # SageMaker sets the Environment map as variables too
     }
     done = subprocess.run(
-        [sys.executable, "-m", "ladis_core.monitoring.processing"],
+        [sys.executable, "-m", "ladis_core.processing"],
         cwd=REPO,
         env=env,
         capture_output=True,

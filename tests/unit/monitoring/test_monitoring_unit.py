@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from ladis_core import monitoring as monitor
-from ladis_core import store
+from ladis_core import processing, store
 from ladis_core.errors import InputError, LadisError
-from ladis_core.monitoring import processing
 from ladis_core.monitoring.claims import ACTIVE, FREE, RELEASED, STALE, Claims
 from ladis_core.monitoring.metrics import job_metrics, publish_job_metrics
 from ladis_core.monitoring.results import (

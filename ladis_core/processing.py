@@ -1,4 +1,4 @@
-"""The monitoring job as a SageMaker Processing container: ``python -m ladis_core.monitoring.processing``.
+"""The monitoring job as a SageMaker Processing container: ``python -m ladis_core.processing``.
 
 SageMaker Processing starts the container with a job description in
 ``/opt/ml/config/processingjobconfig.json`` and the job's ``Environment`` as environment
