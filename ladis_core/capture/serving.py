@@ -129,6 +129,11 @@ class ServingCapture(_StagedCapture):
         requests run concurrently, or use :meth:`record`)."""
         return self.record(batch)[0]
 
+    def health(self) -> dict[str, Any]:
+        """How publishing is doing: steps published in this session and the last upload
+        error (``None`` once an upload succeeds again)."""
+        return {"steps_published": self.publisher.steps, "error": self.upload_error}
+
     def flush(self, *, progress: ProgressCallback | None = None) -> int:
         """Upload every finished step now; returns how many were uploaded."""
         return self._publish(progress=progress)

@@ -48,12 +48,7 @@ class EndpointApp:
         body: dict[str, Any] = {"status": "ok"}
         capture = self.served.capture
         if capture is not None:
-            publisher = getattr(capture, "publisher", None)
-            body["capture"] = {
-                "uri": self.served.capture_uri,
-                "steps_published": getattr(publisher, "steps", None),
-                "error": getattr(capture, "upload_error", None),
-            }
+            body["capture"] = {"uri": self.served.capture_uri, **capture.health()}
         return body
 
     def invoke(

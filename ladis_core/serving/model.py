@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ladis_core.errors import EndpointClosedError
 
@@ -66,15 +66,33 @@ class Prediction:
         return {"predictions": predictions, "step": self.step}
 
 
+class RequestCapture(Protocol):
+    """What the endpoint needs of a capture (e.g. :class:`ladis_core.capture.ServingCapture`)."""
+
+    def record(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Run ``batch`` (float32 (N, C, H, W) on the model's device) through the model,
+        recording it as one PREDICT step; the logits and that step's number."""
+        ...
+
+    def flush(self) -> int:
+        """Publish what was recorded; how many steps were published."""
+        ...
+
+    def close(self) -> object:
+        """Publish the rest and stop; raises (and can be retried) if publishing fails."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """``{"steps_published": int, "error": str | None}`` for ``/ping``."""
+        ...
+
+
 class ServedModel:
     """A loaded model, ready to answer requests, optionally recording each one.
 
     ``predict`` runs one request at a time (a lock around the forward pass), so with
     capture on, every request is recorded exactly once as its own PREDICT step and the
-    step returned is that request's. ``capture`` is an object with ``predict(batch) ->
-    logits`` (``batch``: float32 tensor (N, C, H, W) on ``device``) and ``close()``,
-    e.g. :class:`ladis_core.capture.ServingCapture`, whose ``record(batch) -> (logits,
-    step)`` is used when present (otherwise the step is read from ``last_step``).
+    step returned is that request's.
     """
 
     def __init__(
@@ -83,7 +101,7 @@ class ServedModel:
         spec: ModelSpec,
         *,
         device: str = "cpu",
-        capture: Any | None = None,
+        capture: RequestCapture | None = None,
         capture_uri: str | None = None,
     ) -> None:
         self.model = model
@@ -138,7 +156,7 @@ class ServedModel:
                 if self.capture is None:
                     logits = self.model(tensor)
                 else:
-                    logits, step = _capture_predict(self.capture, tensor)
+                    logits, step = self.capture.record(tensor)
             self._requests += 1
         probabilities = torch.softmax(logits.detach().float(), dim=1).cpu().numpy()
         return Prediction(
@@ -151,8 +169,7 @@ class ServedModel:
     def flush(self) -> int:
         """Publish the captured steps now (they are also published in the background
         and on close); returns how many were published."""
-        capture = self.capture
-        return int(capture.flush() or 0) if capture is not None and hasattr(capture, "flush") else 0
+        return 0 if self.capture is None else int(self.capture.flush())
 
     def close(self) -> None:
         """Stop answering and flush/close the capture (idempotent; after a failed
@@ -171,20 +188,12 @@ class ServedModel:
         log.info("capture closed after %d requests (%s)", self._requests, self.capture_uri)
 
 
-def _open_capture(model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]) -> Any:
+def _open_capture(
+    model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]
+) -> RequestCapture:
     """The one place serving capture is created: a
     :class:`ladis_core.capture.ServingCapture` appending PREDICT steps to ``capture_uri``
     (after its newest step, so a restarted endpoint goes on numbering)."""
     from ladis_core.capture import ServingCapture
 
     return ServingCapture(model, capture_uri, layers=tuple(layers))
-
-
-def _capture_predict(capture: Any, batch: torch.Tensor) -> tuple[torch.Tensor, int | None]:
-    """Run ``batch`` through the capture; return the logits and the step it recorded."""
-    record = getattr(capture, "record", None)
-    if record is not None:  # ServingCapture: logits and step taken under its own lock
-        logits, step = record(batch)
-    else:
-        logits, step = capture.predict(batch), getattr(capture, "last_step", None)
-    return logits, (None if step is None else int(step))
