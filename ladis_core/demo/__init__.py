@@ -19,14 +19,8 @@ shows, with the real pipeline (docs/product.md, "The embedded demo world")::
     marker    demo/<endpoint>/world.json, written LAST: what was built, seeds, accuracy,
               attack success rates, per-hour and per-layer rates, timings
 
-**Re-runs.** Each stage looks in the world first and skips what is there: a model →
-no training, a reference trial with its stage note → no capture, an hour whose job result
-exists → no traffic for it. A complete world (marker present, same options) is left alone.
-A world without the marker is incomplete: it is resumed where it stopped, or, if its
-traffic is inconsistent (requests captured after the last job, i.e. an hour cut short),
-its traffic and jobs are replayed from the first hour. ``force`` deletes this endpoint's
-objects first and rebuilds. Objects of other endpoints or other programs are never
-deleted.
+**Re-runs.** Each stage skips what the world already holds, so a build can be resumed;
+see :mod:`ladis_core.demo.build`.
 
 **Reproducibility.** Every random choice comes from the seed: the split, the weights
 (:func:`ladis_core.model.training.seeded_model`), batches, PGD's random start, which pool

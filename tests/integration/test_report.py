@@ -28,6 +28,7 @@ from ladis_core.monitoring.results import (
     TopSample,
 )
 from ladis_core.store import layout
+from tests.support.dashboard import CHROMIUM, CHROMIUM_ARGS
 from tests.support.factories import make_job
 
 pytestmark = pytest.mark.integration
@@ -35,16 +36,6 @@ pytestmark = pytest.mark.integration
 EVIL = "<script>alert(1)</script>"
 EVIL_ATTR = '"><img src=x onerror="window.__pwned=1">'
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _job(world: str, hour: int, rate: float, *, n_top: int = 30) -> JobResult:
