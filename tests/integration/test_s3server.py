@@ -96,10 +96,12 @@ def test_two_servers_side_by_side(s3_server: LocalS3Server, tmp_path: Path) -> N
 
 
 def test_port_taken_gives_clear_error(tmp_path: Path) -> None:
-    port = find_free_port()
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", port))
+        # a port the OS hands out is taken at once; a "free" one could be taken by another
+        # process between the check and the bind
+        blocker.bind(("127.0.0.1", 0))
         blocker.listen()
+        port = blocker.getsockname()[1]
         server = LocalS3Server(tmp_path / "s3", port=port)
         with pytest.raises(
             ServerError, match=rf"port {port} on 127.0.0.1 is already in use.*--port"
@@ -218,10 +220,12 @@ def test_cli_start_status_env_stop(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    port = find_free_port()
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", port))
+        # a port the OS hands out is taken at once; a "free" one could be taken by another
+        # process between the check and the bind
+        blocker.bind(("127.0.0.1", 0))
         blocker.listen()
+        port = blocker.getsockname()[1]
         taken = _cli("start", "--data-dir", str(tmp_path / "s3"), "--port", str(port))
     assert taken.returncode == 2
     assert taken.stderr.strip().count("\n") == 0
