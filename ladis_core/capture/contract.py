@@ -20,6 +20,8 @@ def training_hook(
     save_every: int = 1,
     include_inputs: bool = True,
     overwrite: bool = False,
+    penultimate: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> Any:
     """An smdebug hook saving EVAL-mode steps (every ``save_every``-th forward pass in
     EVAL mode) into the trial ``out``; registered on ``model`` when given (otherwise call
@@ -35,6 +37,8 @@ def training_hook(
         save_every=save_every,
         include_inputs=include_inputs,
         overwrite=overwrite,
+        penultimate=penultimate,
+        input_shape=input_shape,
     )
     return capture.hook
 
@@ -45,6 +49,8 @@ def serving_hook(
     model: nn.Module | None = None,
     layers: Sequence[str] = (),
     include_inputs: bool = True,
+    penultimate: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> Any:
     """An smdebug hook saving every forward pass as a PREDICT step, appended to the trial
     ``out``; finish with :func:`close_hook`. Not thread-safe by itself: serve through
@@ -57,6 +63,8 @@ def serving_hook(
         save_every=1,
         include_inputs=include_inputs,
         append=True,
+        penultimate=penultimate,
+        input_shape=input_shape,
     )
     return capture.hook
 

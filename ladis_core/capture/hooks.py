@@ -5,7 +5,9 @@
 ``layer3.1``), or smdebug-style tensor regexes containing ``_output``
 (``.*avgpool_output``). They are resolved against the model when the hook is attached,
 so a pattern that matches nothing is an :class:`~ladis_core.errors.InputError` listing
-the modules, and the hook then includes exactly those tensor names.
+the modules, and the hook then includes exactly those tensor names. The penultimate
+layer is always saved: found by a forward pass (:mod:`ladis_core.capture.penultimate`)
+or named with ``penultimate=``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 
 from torch import nn
 
-from ladis_core.errors import InputError
+from ladis_core.capture.plan import plan_capture
 
-#: the module whose output is the penultimate layer (``avgpool_output_0``)
+#: the module whose output is the penultimate layer of the demo's ResNet
+#: (``avgpool_output_0``); other models' is found by a forward pass (capture/penultimate.py)
 PENULTIMATE_MODULE = "avgpool"
 
 
@@ -76,36 +79,22 @@ def capture_tensor_names(
     *,
     layers: Sequence[str] = (),
     include_inputs: bool = True,
-    penultimate: str = PENULTIMATE_MODULE,
+    penultimate: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> list[str]:
     """The tensor names a capture of ``model`` saves in every step (see the module
-    docstring), in forward order as far as module order tells it."""
-    top = model._get_name()
-    module_names = [name for name, _ in model.named_modules() if name]
-    chosen: list[str] = []
-    for pattern in [penultimate, *layers]:
-        try:
-            regex = re.compile(pattern)
-        except re.error as exc:
-            raise InputError(
-                f"layer pattern {pattern!r} is not a regular expression ({exc})"
-            ) from None
-        if "_output" in pattern or "_input" in pattern:
-            hits = [n for n in module_names if regex.search(f"{n}_output_0")]
-        else:
-            hits = [n for n in module_names if regex.fullmatch(n)]
-        if not hits:
-            shown = ", ".join(module_names[:60]) + (" …" if len(module_names) > 60 else "")
-            what = "the penultimate layer module" if pattern == penultimate else "layer pattern"
-            raise InputError(
-                f"{what} {pattern!r} matches no module of {top}; module names: {shown}"
-            )
-        chosen.extend(hits)
-    ordered = [n for n in module_names if n in set(chosen)]
-    names = [f"{n}_output_0" for n in ordered] + [f"{top}_output_0"]
-    if include_inputs:
-        names.insert(0, f"{top}_input_0")
-    return names
+    docstring), in forward order as far as module order tells it. The penultimate
+    layer is found by a dry forward pass of an input of ``input_shape`` (C, H, W;
+    guessed when ``None``) unless ``penultimate`` names its module
+    (:func:`ladis_core.capture.plan.plan_capture`)."""
+    plan = plan_capture(
+        model,
+        layers=layers,
+        include_inputs=include_inputs,
+        penultimate=penultimate,
+        input_shape=input_shape,
+    )
+    return list(plan.tensor_names)
 
 
 def _new_hook(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from ladis_core.capture.serving import _as_tensor
 from ladis_core.capture.staging import CaptureSummary, _StagedCapture
 from ladis_core.errors import InputError
 from ladis_core.progress import ProgressCallback, report
+from ladis_core.trials.meta import Preprocessing
 
 
 class EvalCapture(_StagedCapture):
@@ -28,6 +30,10 @@ class EvalCapture(_StagedCapture):
 
     The destination must not hold a trial yet (``overwrite=True`` deletes it first).
     Steps are published on :meth:`flush` and on close.
+
+    The penultimate layer is found by a dry forward pass of an input of ``input_shape``
+    (C, H, W; guessed when ``None``), or named with ``penultimate`` (a module name); it is
+    recorded with ``preprocessing`` and ``class_names`` in the trial's ``ladis.json``.
     """
 
     def __init__(
@@ -39,6 +45,10 @@ class EvalCapture(_StagedCapture):
         save_every: int = 1,
         include_inputs: bool = True,
         overwrite: bool = False,
+        penultimate: str | None = None,
+        input_shape: Sequence[int] | None = None,
+        preprocessing: Preprocessing | None = None,
+        class_names: Sequence[str] = (),
     ) -> None:
         super().__init__(
             model,
@@ -49,6 +59,10 @@ class EvalCapture(_StagedCapture):
             include_inputs=include_inputs,
             append=False,
             overwrite=overwrite,
+            penultimate=penultimate,
+            input_shape=input_shape,
+            preprocessing=preprocessing,
+            class_names=class_names,
         )
 
     def set_mode(self, mode: str) -> None:
@@ -79,16 +93,26 @@ def capture_reference(
     save_every: int = 1,
     include_inputs: bool = True,
     overwrite: bool = False,
+    penultimate: str | None = None,
+    preprocessing: Preprocessing | None = None,
+    class_names: Sequence[str] = (),
     progress: ProgressCallback | None = None,
 ) -> CaptureSummary:
     """Run ``batches`` through ``model`` (eval mode, no gradients) under an
     :class:`EvalCapture` writing to ``out``; one forward pass per batch.
 
     ``batches``: tensors or arrays of shape (k, C, H, W) (or ``(images, labels)`` pairs),
-    moved to the model's device. Progress stage: ``capture``.
+    moved to the model's device. The penultimate layer is found by a forward pass at the
+    first batch's image size unless ``penultimate`` names its module. Progress stage:
+    ``capture``.
     """
     total = len(batches) if hasattr(batches, "__len__") else 0  # type: ignore[arg-type]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        raise InputError("no batches to capture: the reference needs natural validation images")
+    input_shape = tuple(_as_tensor(first, device).shape[1:])
     was_training = model.training
     model.eval()
     try:
@@ -100,11 +124,15 @@ def capture_reference(
                 save_every=save_every,
                 include_inputs=include_inputs,
                 overwrite=overwrite,
+                penultimate=penultimate,
+                input_shape=input_shape,
+                preprocessing=preprocessing,
+                class_names=class_names,
             ) as capture,
             torch.no_grad(),
         ):
             report(progress, "capture", 0, total)
-            for position, batch in enumerate(batches, 1):
+            for position, batch in enumerate(itertools.chain([first], iterator), 1):
                 model(_as_tensor(batch, device))
                 report(progress, "capture", position, max(total, position))
             capture.hook._close_writers()

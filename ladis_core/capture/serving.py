@@ -19,6 +19,7 @@ from ladis_core.capture.hooks import _smdebug
 from ladis_core.capture.staging import CaptureSummary, _StagedCapture
 from ladis_core.errors import CaptureClosedError, CaptureConflictError, InputError
 from ladis_core.progress import ProgressCallback
+from ladis_core.trials.meta import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ class ServingCapture(_StagedCapture):
     background thread every ``upload_interval_s`` seconds (0: only on :meth:`flush`),
     and on :meth:`close`. One process per trial: two endpoints must not append to the
     same ``out``.
+
+    The penultimate layer is found by a dry forward pass of an input of ``input_shape``
+    (C, H, W; guessed when ``None``), or named with ``penultimate`` (a module name), and
+    recorded in the trial's ``ladis.json``; pass the reference's choice to be sure both
+    trials hold the same layer.
     """
 
     def __init__(
@@ -55,6 +61,10 @@ class ServingCapture(_StagedCapture):
         layers: Sequence[str] = (),
         include_inputs: bool = True,
         upload_interval_s: float = 2.0,
+        penultimate: str | None = None,
+        input_shape: Sequence[int] | None = None,
+        preprocessing: Preprocessing | None = None,
+        class_names: Sequence[str] = (),
     ) -> None:
         super().__init__(
             model,
@@ -64,6 +74,10 @@ class ServingCapture(_StagedCapture):
             save_every=1,
             include_inputs=include_inputs,
             append=True,
+            penultimate=penultimate,
+            input_shape=input_shape,
+            preprocessing=preprocessing,
+            class_names=class_names,
         )
         model.eval()
         self.hook.ladis_gated = True  # only forward passes made by record() are steps

@@ -25,8 +25,8 @@ from ladis_core.capture.hooks import (
     _generic_tensor_patterns,
     _new_hook,
     _smdebug,
-    capture_tensor_names,
 )
+from ladis_core.capture.plan import CapturePlan, plan_capture
 from ladis_core.capture.publishing import (
     _check_target,
     _clear_target,
@@ -35,6 +35,7 @@ from ladis_core.capture.publishing import (
 )
 from ladis_core.errors import CaptureConflictError, InputError, LadisError, StorageError
 from ladis_core.progress import ProgressCallback
+from ladis_core.trials.meta import Preprocessing, TrialMeta, write_trial_meta
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class CaptureSummary:
 
     ``steps``: number of steps written to ``uri`` in this session; ``first_step`` /
     ``last_step``: their mode steps (``None`` if none); ``tensors``: the tensor names
-    each step holds.
+    each step holds; ``penultimate``: the penultimate layer's tensor (recorded in the
+    trial's ``ladis.json``; empty for a hook made without the model).
     """
 
     uri: str
@@ -54,6 +56,7 @@ class CaptureSummary:
     first_step: int | None
     last_step: int | None
     tensors: tuple[str, ...]
+    penultimate: str = ""
 
 
 _STAGING_PREFIX = "ladis-capture-"
@@ -112,6 +115,10 @@ class _StagedCapture:
         include_inputs: bool,
         append: bool,
         overwrite: bool = False,
+        penultimate: str | None = None,
+        input_shape: Sequence[int] | None = None,
+        preprocessing: Preprocessing | None = None,
+        class_names: Sequence[str] = (),
     ) -> None:
         if mode not in _MODES:
             raise InputError(f"mode={mode!r} is not one of {_MODES}")
@@ -120,10 +127,18 @@ class _StagedCapture:
         self.uri = _check_target(out)
         self.mode = mode
         self.model = model
+        self.plan: CapturePlan | None = None
+        self.meta: TrialMeta | None = None
         if model is not None:
-            self.tensor_names = tuple(
-                capture_tensor_names(model, layers=layers, include_inputs=include_inputs)
+            self.plan = plan_capture(
+                model,
+                layers=layers,
+                include_inputs=include_inputs,
+                penultimate=penultimate,
+                input_shape=input_shape,
             )
+            self.meta = self.plan.meta(model, preprocessing=preprocessing, class_names=class_names)
+            self.tensor_names = self.plan.tensor_names
             include_regex = [f"^{re.escape(name)}$" for name in self.tensor_names]
         else:
             # without the model the names cannot be resolved; let smdebug match patterns
@@ -147,6 +162,9 @@ class _StagedCapture:
                     "(which deletes it first)"
                 )
             _clear_target(self.uri)
+        if self.meta is not None:
+            # what readers and the monitoring job use instead of guessing from names
+            write_trial_meta(self.uri, self.meta)
         self._staging_root = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX))
         # who stages here: a later capture into the same trial publishes what a killed
         # process left behind (see _recover_orphans)
@@ -206,6 +224,7 @@ class _StagedCapture:
             first_step=self.publisher.first_step,
             last_step=self.publisher.last_step,
             tensors=self.tensor_names,
+            penultimate=self.meta.penultimate if self.meta is not None else "",
         )
         return self._summary
 

@@ -18,11 +18,15 @@ from ladis_core.trials.names import resolve_common_layers
 
 def resolve_layers(reference: str, inference: str, layers: Sequence[str] | None) -> list[str]:
     """Tensor names for ``layers`` present in both trials (default: the penultimate
-    layer); an unknown name raises :class:`InputError` listing the layers that are there."""
+    layer the captures recorded, the reference's record first); an unknown name raises
+    :class:`InputError` listing the layers that are there."""
     ref_names = trials.list_layers(reference, mode="EVAL")
     inf_names = trials.list_layers(inference, mode="PREDICT")
+    if not layers:
+        meta = trials.trial_meta(reference) or trials.trial_meta(inference)
+        layers = [trials.penultimate_layer(inf_names, meta)]
     return resolve_common_layers(
-        list(layers) if layers else [trials.penultimate_layer(inf_names)],
+        list(layers),
         ((inference, "PREDICT", inf_names), (reference, "EVAL", ref_names)),
     )
 

@@ -127,7 +127,11 @@ class ServedModel:
         from ladis_core.model.spec import load_model
 
         model, spec = load_model(model_dir, device=device)
-        capture = _open_capture(model, capture_uri, layers=layers) if capture_uri else None
+        capture = (
+            _open_capture(model, capture_uri, layers=layers, input_shape=spec.input_shape)
+            if capture_uri
+            else None
+        )
         return cls(model, spec, device=device, capture=capture, capture_uri=capture_uri)
 
     @property
@@ -189,11 +193,26 @@ class ServedModel:
 
 
 def _open_capture(
-    model: torch.nn.Module, capture_uri: str, *, layers: Sequence[str]
+    model: torch.nn.Module,
+    capture_uri: str,
+    *,
+    layers: Sequence[str],
+    input_shape: Sequence[int] | None = None,
+    penultimate: str | None = None,
+    preprocessing: Any = None,
+    class_names: Sequence[str] = (),
 ) -> RequestCapture:
     """The one place serving capture is created: a
     :class:`ladis_core.capture.ServingCapture` appending PREDICT steps to ``capture_uri``
     (after its newest step, so a restarted endpoint goes on numbering)."""
     from ladis_core.capture import ServingCapture
 
-    return ServingCapture(model, capture_uri, layers=tuple(layers))
+    return ServingCapture(
+        model,
+        capture_uri,
+        layers=tuple(layers),
+        input_shape=input_shape,
+        penultimate=penultimate,
+        preprocessing=preprocessing,
+        class_names=class_names,
+    )

@@ -7,6 +7,8 @@ A trial is the folder layout SageMaker Debugger (``smdebug``) writes, in S3 or l
     <trial>/events/000000000042/000000000042_worker_0.tfevents   the tensors (TFRecord)
     <trial>/collections/000000000/worker_0_collections.json
     <trial>/training_job_end.ts
+    <trial>/ladis.json          what LADIS's capture recorded: the penultimate layer, the
+                                model's input and output, preprocessing, class names
 
 Index files are grouped 1,000 global steps per folder (``index/<step // 1000>/``). The
 global step counts every forward pass in any mode, the mode step only those of its mode,
@@ -45,7 +47,8 @@ on the last returned step never skips a request that is still arriving.
 
 Modules: :mod:`~ladis_core.trials.reader` (the public API re-exported here),
 :mod:`~ladis_core.trials.data` (:class:`TrialData`), :mod:`~ladis_core.trials.names`
-(the layer-name rule), :mod:`~ladis_core.trials.index` (index files),
+(the layer-name rule), :mod:`~ladis_core.trials.meta` (``ladis.json``),
+:mod:`~ladis_core.trials.index` (index files),
 :mod:`~ladis_core.trials.mirror` (the S3 cache), :mod:`~ladis_core.trials.steps` and
 :mod:`~ladis_core.trials.packs` (reading tensors), :mod:`~ladis_core.trials.assembly`
 (rows out of steps), :mod:`~ladis_core.trials.records` (the TFRecord decoder).
@@ -53,19 +56,32 @@ Modules: :mod:`~ladis_core.trials.reader` (the public API re-exported here),
 
 from ladis_core.trials.data import MODES, TrialData
 from ladis_core.trials.index import INDEX_GROUP_SIZE
+from ladis_core.trials.meta import META_NAME, Preprocessing, TrialMeta
 from ladis_core.trials.mirror import default_cache_dir
 from ladis_core.trials.names import PENULTIMATE_PATTERN, penultimate_layer
-from ladis_core.trials.reader import last_step, list_layers, load_provenance, load_trial
+from ladis_core.trials.reader import (
+    default_layer,
+    last_step,
+    list_layers,
+    load_provenance,
+    load_trial,
+    trial_meta,
+)
 
 __all__ = [
     "INDEX_GROUP_SIZE",
+    "META_NAME",
     "MODES",
     "PENULTIMATE_PATTERN",
+    "Preprocessing",
     "TrialData",
+    "TrialMeta",
     "default_cache_dir",
+    "default_layer",
     "last_step",
     "list_layers",
     "load_provenance",
     "load_trial",
     "penultimate_layer",
+    "trial_meta",
 ]

@@ -13,6 +13,7 @@ from ladis_core.errors import DataNotFoundError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.trials.data import TrialData
 from ladis_core.trials.index import _group_of, _StepEntry
+from ladis_core.trials.meta import TrialMeta
 from ladis_core.trials.names import _input_name, _output_name, _resolve_layers
 from ladis_core.trials.packs import _Pack
 from ladis_core.trials.records import RecordDecoder
@@ -20,10 +21,14 @@ from ladis_core.trials.steps import _as_rows, _read_step, _rows
 
 
 def _empty(
-    uri: str, mode: str, layers: Sequence[str] | None, available: dict[str, Any]
+    uri: str,
+    mode: str,
+    layers: Sequence[str] | None,
+    available: dict[str, Any],
+    meta: TrialMeta | None = None,
 ) -> TrialData:
     """A result without rows (the range holds no step yet); the layer names are checked."""
-    names = _resolve_layers(layers, available, uri)
+    names = _resolve_layers(layers, available, uri, meta)
     return TrialData(
         uri=uri,
         mode=mode,
@@ -31,7 +36,7 @@ def _empty(
         layers={name: np.zeros((0, 0), dtype=np.float32) for name in names},
         predicted_class=np.zeros(0, dtype=np.int64),
         inputs=None,
-        output_name=_output_name(available) or "",
+        output_name=_output_name(available, meta) or "",
         layer_names=tuple(names),
     )
 
@@ -45,17 +50,19 @@ def _read_entries(
     include_inputs: bool,
     progress: ProgressCallback | None,
     packs: dict[int, _Pack],
+    meta: TrialMeta | None = None,
 ) -> TrialData:
-    """Decode ``entries`` (sorted, complete) into a :class:`TrialData`."""
+    """Decode ``entries`` (sorted, complete) into a :class:`TrialData`; ``meta`` (the
+    trial's ``ladis.json``) names the penultimate layer, the output and the input."""
     available = entries[-1].tensors
-    names = _resolve_layers(layers, available, uri)
-    output = _output_name(available)
+    names = _resolve_layers(layers, available, uri, meta)
+    output = _output_name(available, meta)
     if output is None:
         raise DataNotFoundError(
             f"the {mode} steps of the trial at {uri} hold no model output (<Model>_output_0), so "
             "the predicted classes are unknown; capture it with ladis_core.capture"
         )
-    input_name = _input_name(available, output) if include_inputs else None
+    input_name = _input_name(available, output, meta) if include_inputs else None
     if include_inputs and input_name is None:
         raise DataNotFoundError(
             f"the trial at {uri} holds no model inputs (<Model>_input_0); capture it with inputs"

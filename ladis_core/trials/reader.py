@@ -14,8 +14,9 @@ from ladis_core.progress import ProgressCallback
 from ladis_core.trials.assembly import _empty, _read_entries
 from ladis_core.trials.data import TrialData, _check_mode, _no_steps_message
 from ladis_core.trials.index import INDEX_GROUP_SIZE, _group_of, _load_entries, _tail_entry
+from ladis_core.trials.meta import TrialMeta, read_trial_meta
 from ladis_core.trials.mirror import _cache_lock, _prepare, _sync_events, _sync_index
-from ladis_core.trials.names import _is_input
+from ladis_core.trials.names import _is_input, penultimate_layer
 from ladis_core.trials.packs import _Pack
 from ladis_core.trials.steps import _complete_prefix
 
@@ -30,6 +31,20 @@ def list_layers(uri: str, *, mode: str) -> list[str]:
     if entry is None:
         raise DataNotFoundError(_no_steps_message(uri, mode))
     return [name for name in entry.tensors if not _is_input(name)]
+
+
+def trial_meta(uri: str) -> TrialMeta | None:
+    """What the capture recorded beside the trial (``ladis.json``: the penultimate
+    layer, input, output, preprocessing, class names), ``None`` when nothing usable."""
+    return read_trial_meta(uri)
+
+
+def default_layer(uri: str, *, mode: str, meta: TrialMeta | None = None) -> str:
+    """The layer a read or a job uses when none is named: the penultimate layer the
+    capture recorded (``meta``, read when not given), else the ``avgpool`` output.
+    :class:`InputError` listing the layers when neither is there."""
+    names = list_layers(uri, mode=mode)
+    return penultimate_layer(names, meta if meta is not None else read_trial_meta(uri))
 
 
 def last_step(uri: str, *, mode: str) -> int | None:
@@ -54,7 +69,8 @@ def load_trial(
     ``uri`` (an ``s3://`` URI or a local folder).
 
     ``layers``: tensor names (``avgpool_output_0``) or module names (``avgpool``,
-    ``layer4.1``); default: the penultimate layer. An ``s3://`` trial is first
+    ``layer4.1``); default: the penultimate layer (as the capture recorded it in
+    ``ladis.json``, see :func:`trial_meta`). An ``s3://`` trial is first
     synchronised into ``cache_dir`` (default :func:`default_cache_dir`), fetching only
     objects not cached yet. Progress stages: ``list``, ``index``, ``download``, ``read``.
 
@@ -68,6 +84,7 @@ def load_trial(
         raise InputError(f"until_step={until_step} must be greater than after_step={after_step}")
     # a mode step is never above its global step, so no earlier global step can be wanted
     min_global = 0 if after_step is None else max(0, int(after_step) + 1)
+    meta = read_trial_meta(uri)
     root, remote = _prepare(uri, cache_dir)
     with _cache_lock(root if remote else None):
         full_groups = (
@@ -89,7 +106,7 @@ def load_trial(
             tail = _tail_entry(uri, mode=mode) if after_step is not None else None
             if tail is None:
                 raise DataNotFoundError(_no_steps_message(uri, mode))
-            return _empty(uri, mode, layers, tail.tensors)
+            return _empty(uri, mode, layers, tail.tensors, meta)
         in_mode.sort(key=lambda e: (e.mode_step, e.step, e.worker))
         selected = [
             e
@@ -108,8 +125,10 @@ def load_trial(
         else:
             selected = _complete_prefix(root, selected, uri=uri)
         if not selected:
-            return _empty(uri, mode, layers, in_mode[-1].tensors)
-        return _read_entries(uri, root, mode, selected, layers, include_inputs, progress, packs)
+            return _empty(uri, mode, layers, in_mode[-1].tensors, meta)
+        return _read_entries(
+            uri, root, mode, selected, layers, include_inputs, progress, packs, meta
+        )
 
 
 def load_provenance(uri: str) -> dict[int, dict]:

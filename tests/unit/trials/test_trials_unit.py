@@ -63,12 +63,50 @@ def test_decoder_rejects_damaged_records(tmp_path):
         tensor_records.decode_tensor_record(garbled)
 
 
-def test_penultimate_layer_is_the_avgpool_output():
+def test_penultimate_layer_is_the_recorded_one_else_the_avgpool_output():
     names = ["layer4.1_output_0", "avgpool_output_0", "ResNet_output_0"]
     assert trials.penultimate_layer(names) == "avgpool_output_0"
     assert trials.penultimate_layer(["backbone.avgpool_output_0"]) == "backbone.avgpool_output_0"
-    with pytest.raises(InputError, match="no penultimate layer.*fc_output_0"):
+    with pytest.raises(InputError, match="does not record its penultimate layer.*fc_output_0"):
         trials.penultimate_layer(["fc_output_0"])
+    recorded = trials.TrialMeta(penultimate="heads_input_0", output="VisionTransformer_output_0")
+    assert trials.penultimate_layer(["heads_input_0", "avgpool_output_0"], recorded) == (
+        "heads_input_0"
+    )
+    # a record naming a tensor the trial lacks is not believed
+    assert trials.penultimate_layer(names, recorded) == "avgpool_output_0"
+
+
+def test_trial_meta_round_trips_and_refuses_what_is_not_a_description(tmp_path):
+    meta = trials.TrialMeta(
+        penultimate="pool_output_0",
+        output="SmallCNN_output_0",
+        input="SmallCNN_input_0",
+        tensors=("SmallCNN_input_0", "pool_output_0", "SmallCNN_output_0"),
+        input_shape=(3, 16, 16),
+        preprocessing=trials.Preprocessing(image_size=(16, 16), mean=(0.5,) * 3, std=(0.25,) * 3),
+        class_names=("zero", "one"),
+    )
+    assert trials.TrialMeta.from_dict(meta.to_dict()) == meta
+    for bad in (
+        {**meta.to_dict(), "penultimate": "../../etc/passwd"},
+        {**meta.to_dict(), "format": 99},
+        {**meta.to_dict(), "class_names": "zero"},
+        {**meta.to_dict(), "preprocessing": {"mean": [0.5], "std": [0.0]}},
+        {**meta.to_dict(), "input_shape": [3, -1, 16]},
+        [1, 2],
+    ):
+        with pytest.raises(InputError, match="not a LADIS trial description"):
+            trials.TrialMeta.from_dict(bad)
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    assert trials.trial_meta(str(trial)) is None
+    (trial / trials.META_NAME).write_text("{not json")
+    assert trials.trial_meta(str(trial)) is None  # unusable: ignored (with a warning)
+    from ladis_core.trials.meta import write_trial_meta
+
+    write_trial_meta(str(trial), meta)
+    assert trials.trial_meta(str(trial)) == meta
 
 
 def test_tensor_names_for_the_resnet():
