@@ -8,9 +8,11 @@ the CLI into log lines (:func:`log_progress`).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 
 @dataclass(frozen=True)
@@ -56,5 +58,28 @@ def log_progress(
             last_logged[p.stage] = now
             suffix = f" — {p.message}" if p.message else ""
             log.info("%s: %d/%d (%.0f%%)%s", p.stage, p.done, p.total, 100 * p.fraction, suffix)
+
+    return _callback
+
+
+def bar_progress(stream: TextIO | None = None, *, width: int = 30) -> ProgressCallback:
+    """A callback drawing one bar per stage on a terminal (``stream``, default stderr),
+    redrawn in place; elsewhere (a log file, CI) it logs lines like :func:`log_progress`."""
+    out = stream if stream is not None else sys.stderr
+    if not getattr(out, "isatty", lambda: False)():
+        return log_progress()
+    current: list[str] = [""]
+
+    def _callback(p: Progress) -> None:
+        if current[0] and current[0] != p.stage:
+            out.write("\n")
+        current[0] = p.stage
+        filled = int(round(width * p.fraction))
+        line = f"\r{p.stage} [{'#' * filled}{'-' * (width - filled)}] {p.done}/{p.total}"
+        out.write(line + (f" {p.message}" if p.message else ""))
+        if p.done >= p.total:
+            out.write("\n")
+            current[0] = ""
+        out.flush()
 
     return _callback

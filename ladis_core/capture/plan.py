@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ladis_core.capture.penultimate import Penultimate, find_penultimate, named_penultimate
+from ladis_core.capture.penultimate import (
+    Penultimate,
+    _first_tensor,
+    find_penultimate,
+    named_penultimate,
+    probe,
+)
 from ladis_core.errors import InputError
 from ladis_core.trials.meta import Preprocessing, TrialMeta
 
@@ -115,3 +121,25 @@ def plan_capture(
     return CapturePlan(
         tensor_names=tuple(names), penultimate=found, output=output, input=model_input
     )
+
+
+def tensor_shapes(
+    model: nn.Module, names: Sequence[str], input_shape: Sequence[int]
+) -> dict[str, tuple[int, ...]]:
+    """The per-input shape of each of ``names`` (tensor names of a plan), from one dry
+    forward pass of an input of ``input_shape`` (C, H, W)."""
+    calls, logits = probe(model, input_shape)
+    top = model._get_name()
+    found: dict[str, tuple[int, ...]] = {
+        f"{top}_input_0": tuple(int(v) for v in input_shape),
+        f"{top}_output_0": tuple(int(v) for v in logits.shape[1:]),
+    }
+    for call in calls:
+        for tensor, value in (
+            (f"{call.name}_output_0", call.output),
+            (f"{call.name}_input_0", call.inputs),
+        ):
+            value = _first_tensor(value)
+            if tensor in names and tensor not in found and value is not None:
+                found[tensor] = tuple(int(v) for v in value.shape[1:])
+    return {name: found[name] for name in names if name in found}

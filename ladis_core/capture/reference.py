@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -96,6 +96,7 @@ def capture_reference(
     penultimate: str | None = None,
     preprocessing: Preprocessing | None = None,
     class_names: Sequence[str] = (),
+    on_output: Callable[[torch.Tensor], None] | None = None,
     progress: ProgressCallback | None = None,
 ) -> CaptureSummary:
     """Run ``batches`` through ``model`` (eval mode, no gradients) under an
@@ -103,8 +104,9 @@ def capture_reference(
 
     ``batches``: tensors or arrays of shape (k, C, H, W) (or ``(images, labels)`` pairs),
     moved to the model's device. The penultimate layer is found by a forward pass at the
-    first batch's image size unless ``penultimate`` names its module. Progress stage:
-    ``capture``.
+    first batch's image size unless ``penultimate`` names its module; ``preprocessing``
+    and ``class_names`` are recorded with it. ``on_output(logits)`` sees every batch's
+    logits (k, classes). Progress stage: ``capture``.
     """
     total = len(batches) if hasattr(batches, "__len__") else 0  # type: ignore[arg-type]
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -133,7 +135,9 @@ def capture_reference(
         ):
             report(progress, "capture", 0, total)
             for position, batch in enumerate(itertools.chain([first], iterator), 1):
-                model(_as_tensor(batch, device))
+                logits = model(_as_tensor(batch, device))
+                if on_output is not None:
+                    on_output(logits)
                 report(progress, "capture", position, max(total, position))
             capture.hook._close_writers()
     finally:
