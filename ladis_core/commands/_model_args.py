@@ -45,6 +45,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--std", type=float, nargs="+", metavar="S", help="per-channel std (with --mean)"
     )
     group.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="grey (1) or RGB (3) input (default 3, or as the reference recorded)",
+    )
+    group.add_argument(
         "--class-names",
         metavar="FILE",
         help="class names, one per line (or a JSON list), in the order of the model's outputs",

@@ -53,13 +53,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument(
-        "--channels",
-        type=int,
-        default=3,
-        choices=(1, 3),
-        help="read images as grey (1) or RGB (3, default)",
-    )
-    parser.add_argument(
         "--batch-size", type=int, default=64, metavar="N", help="images per step (default 64)"
     )
     parser.add_argument(
@@ -117,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         args.model, weights=args.weights, preprocessing=preprocessing, device=device
     )
     images = load_reference_images(
-        args.data, image_size=preprocessing.image_size, channels=args.channels, progress=progress
+        args.data,
+        image_size=preprocessing.image_size,
+        channels=args.channels or 3,
+        progress=progress,
     )
     input_shape = tuple(int(v) for v in images.images.shape[1:])
     preprocessing = replace(preprocessing, image_size=input_shape[1:])  # what serve resizes to

@@ -18,12 +18,20 @@ recorded as one PREDICT step of an smdebug trial at that URI, which the monitori
 reads. An optional X-Ladis-Provenance header (a JSON object) is written, with the
 captured step, under --provenance.
 
+Your own model: --model PKG.MODULE:CALLABLE (imported from the working folder or
+PYTHONPATH) with --weights STATE_DICT.pt, and --reference TRIAL to feed it with the
+preprocessing (image size, mean, std), class names and penultimate layer recorded by
+capture-reference; --image-size/--mean/--std/--class-names override the record.
+
 SIGTERM or Ctrl-C stops the server after the running requests and flushes the capture
 and the provenance (a second one leaves at once, without flushing).
 
 examples:
   python -m ladis_core serve --model s3://ladis/models/digits \\
       --capture s3://ladis/trials/digits/inference --port 8080
+  python -m ladis_core serve --model mymodels.cnn:build --weights cnn.pt \\
+      --reference s3://ladis/trials/my-model/reference \\
+      --capture s3://ladis/trials/my-model/inference --port 8080
   python -m ladis_core serve --model ./model --capture ./trials/inference --port 0"""
 
 
@@ -31,7 +39,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="model folder, s3:// prefix or model.tar.gz holding model.pt + model.json",
+        help="model folder, s3:// prefix or model.tar.gz holding model.pt + model.json, "
+        "or PKG.MODULE:CALLABLE returning your own torch.nn.Module",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="TRIAL",
+        help="reference trial whose recorded preprocessing, class names and penultimate "
+        "layer a PKG.MODULE:CALLABLE model is served with",
     )
     parser.add_argument(
         "--capture",
@@ -75,6 +90,52 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="write a provenance part every N recorded requests (default 100)",
     )
     parser.add_argument("--cache-dir", default=None, help="where an s3:// model is cached locally")
+    from ladis_core.commands._model_args import add_model_arguments
+
+    add_model_arguments(parser)
+
+
+def _served_model(args: argparse.Namespace, layers: tuple[str, ...]):
+    """The model to serve: ``args.model`` itself for a saved model (the server loads
+    it), a :class:`ServedModel` for ``PKG.MODULE:CALLABLE``."""
+    from ladis_core.commands._model_args import preprocessing_from, read_class_names
+    from ladis_core.devices import resolve_device
+    from ladis_core.errors import InputError
+    from ladis_core.model.imported import is_model_target
+
+    if not is_model_target(args.model):
+        own = [
+            option
+            for option, value in (
+                ("--weights", args.weights),
+                ("--reference", args.reference),
+                ("--penultimate", args.penultimate),
+                ("--image-size", args.image_size),
+                ("--mean", args.mean),
+                ("--class-names", args.class_names),
+            )
+            if value
+        ]
+        if own:
+            raise InputError(
+                f"{', '.join(own)} apply to --model PKG.MODULE:CALLABLE; a saved model "
+                "folder carries its own settings in model.json"
+            )
+        return args.model
+    from ladis_core.serving.imported import load_imported_served
+
+    return load_imported_served(
+        args.model,
+        weights=args.weights,
+        reference=args.reference,
+        preprocessing=preprocessing_from(args),
+        class_names=read_class_names(args.class_names),
+        channels=args.channels,
+        penultimate=args.penultimate,
+        device=str(resolve_device(args.device, default="auto")),
+        capture_uri=args.capture,
+        layers=layers,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,10 +160,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("ladis.server").info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
 
+    model = _served_model(args, layers)
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         running = start_server(
-            args.model,
+            model,
             capture_uri=args.capture,
             provenance_uri=args.provenance,
             host=args.host,

@@ -41,10 +41,19 @@ class JobIdentity:
 
 
 def class_names_for(reference: str) -> dict[str, str]:
-    """Class names of the model whose reference trial is ``reference``, when the trial sits
-    in a LADIS world (``<world>/trials/<endpoint>/reference`` beside
-    ``<world>/models/<endpoint>/model.json``); ``{}`` otherwise. Best effort: names only
-    make the results friendlier, so a missing or unreadable spec is not an error."""
+    """Class names of the model whose reference trial is ``reference``: those its capture
+    recorded (``ladis.json``), else, when the trial sits in a LADIS world
+    (``<world>/trials/<endpoint>/reference`` beside ``<world>/models/<endpoint>/model.json``),
+    the model spec's; ``{}`` otherwise (plain indices). Best effort: names only make the
+    results friendlier, so a missing or unreadable record is not an error."""
+    from ladis_core import trials
+
+    try:
+        meta = trials.trial_meta(reference)
+    except LadisError:
+        meta = None
+    if meta is not None and meta.class_names:
+        return {str(index): name for index, name in enumerate(meta.class_names)}
     parts = reference.rstrip("/").rsplit("/", 3)
     if len(parts) != 4 or parts[1] != "trials" or parts[3] != "reference":
         return {}

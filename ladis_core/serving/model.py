@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # only for annotations: importing this module must stay light
     import numpy as np
     import torch
 
+    from ladis_core.model.imported import ImportedSpec
     from ladis_core.model.spec import ModelSpec
 
 from ladis_core.serving.codec import conform_images
@@ -98,7 +99,7 @@ class ServedModel:
     def __init__(
         self,
         model: torch.nn.Module,
-        spec: ModelSpec,
+        spec: ModelSpec | ImportedSpec,
         *,
         device: str = "cpu",
         capture: RequestCapture | None = None,
