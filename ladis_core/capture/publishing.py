@@ -108,8 +108,19 @@ class _Publisher:
         if len(paths) == 1:
             self._create(paths[0])
             return
-        with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(paths))) as pool:
-            for future in [pool.submit(self._create, p) for p in paths]:
+        pool = ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(paths)))
+        try:
+            futures = [pool.submit(self._create, p) for p in paths]
+        except RuntimeError:
+            # at interpreter exit (a capture closed by atexit after uvicorn or the serving
+            # toolkit returned) no new thread may start: upload one by one instead (a step
+            # already sent is sent again with the same bytes, which _create accepts)
+            pool.shutdown(wait=True)
+            for path in paths:
+                self._create(path)
+            return
+        with pool:
+            for future in futures:
                 future.result()
 
 

@@ -5,6 +5,7 @@ request threads, uploaded in the background.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -175,6 +176,19 @@ class ServingCapture(_StagedCapture):
                 raise
         atexit.unregister(self._close_at_exit)
         return summary
+
+    def lifespan(self, app: Any) -> contextlib.AbstractAsyncContextManager[None]:
+        """An ASGI lifespan (``FastAPI(lifespan=capture.lifespan)``, Starlette alike) that
+        closes the capture, publishing its last steps, when the app shuts down."""
+
+        @contextlib.asynccontextmanager
+        async def span() -> Any:
+            try:
+                yield
+            finally:
+                self.close()
+
+        return span()
 
     def _upload_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
