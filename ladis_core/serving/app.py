@@ -10,6 +10,7 @@ from typing import Any
 from ladis_core.errors import (
     EndpointClosedError,
     InputError,
+    LadisError,
     NotAcceptableError,
     UnsupportedContentTypeError,
 )
@@ -65,9 +66,19 @@ class EndpointApp:
         """
         fields = parse_provenance(provenance_header)
         check_accept(accept)  # before the model runs, so a refused request is not captured
-        data = input_fn(body, content_type)
-        prediction = predict_fn(data, self.served)
-        response, response_type = output_fn(prediction, accept)
+        try:
+            data = input_fn(body, content_type)
+            prediction = predict_fn(data, self.served)
+            response, response_type = output_fn(prediction, accept)
+        except Exception as exc:
+            # with sagemaker-inference installed the contract functions raise the toolkit's
+            # errors (for SageMaker's own server); this server answers LADIS's instead
+            cause = exc.__cause__
+            if isinstance(cause, LadisError) and type(exc).__module__.startswith(
+                "sagemaker_inference"
+            ):
+                raise cause from None
+            raise
         if fields is not None and self.provenance is not None and prediction.step is not None:
             self.provenance.add(prediction.step, fields)
         return response, response_type, prediction.step

@@ -354,10 +354,17 @@ def test_sagemaker_contract_functions(model_dir, reference_model, monkeypatch, t
     )
     # the toolkit hands JSON bodies over as str
     assert serving.input_fn(json.dumps(images.tolist()), "application/json").shape == (2, 3, 32, 32)
-    with pytest.raises(serving.UnsupportedContentTypeError):
+    # under SageMaker's toolkit (installed for the tests) client errors become its own
+    # errors with the status, so its server answers 415/406 instead of 500
+    from sagemaker_inference.errors import GenericInferenceToolkitError
+
+    with pytest.raises(GenericInferenceToolkitError) as refused:
         serving.input_fn(b"x", "text/csv")
-    with pytest.raises(serving.NotAcceptableError):
+    assert refused.value.status_code == 415
+    assert isinstance(refused.value.__cause__, serving.UnsupportedContentTypeError)
+    with pytest.raises(GenericInferenceToolkitError) as refused:
         serving.output_fn(prediction, "text/csv")
+    assert refused.value.status_code == 406
     model.close()
     if HAS_CAPTURE:
         from ladis_core.trials import load_trial
