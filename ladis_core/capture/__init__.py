@@ -8,6 +8,12 @@ Two captures write smdebug trials (:mod:`ladis_core.trials` reads them):
 - **Inference** (PREDICT mode): :class:`ServingCapture`, one step per request, safe to
   call from concurrent request threads (a lock around forward pass + step).
 
+**The penultimate layer** of any ``nn.Module`` is found by a dry forward pass
+(:func:`find_penultimate`: the input of the module that produces the logits), or named
+with ``penultimate=``, and recorded beside the trial in ``ladis.json`` with the input and
+output tensors, preprocessing and class names. A script with its own smdebug hook calls
+:func:`describe_trial` for the same record and the hook's ``include_regex``.
+
 Both save, as smdebug names them for ``ladis_core.model.spec.ResNet``::
 
     ResNet_input_0        the input batch, (k, C, H, W) in [0, 1]  (include_inputs=True)
@@ -51,8 +57,9 @@ staging, publishing, recovery), :mod:`~ladis_core.capture.reference` (EVAL),
 for scripts that manage one themselves).
 """
 
-from ladis_core.capture.contract import close_hook, serving_hook, training_hook
+from ladis_core.capture.contract import close_hook, describe_trial, serving_hook, training_hook
 from ladis_core.capture.hooks import PENULTIMATE_MODULE, capture_tensor_names
+from ladis_core.capture.penultimate import Penultimate, find_penultimate
 from ladis_core.capture.reference import EvalCapture, capture_reference
 from ladis_core.capture.serving import ServingCapture
 from ladis_core.capture.staging import CaptureSummary
@@ -68,8 +75,11 @@ __all__ = [
     "EvalCapture",
     "ServingCapture",
     "capture_reference",
+    "Penultimate",
     "capture_tensor_names",
     "close_hook",
+    "describe_trial",
+    "find_penultimate",
     "serving_hook",
     "training_hook",
 ]

@@ -79,10 +79,9 @@ def model_dir(tmp_path: Path, images: np.ndarray, s3_bucket: str) -> dict:
 
 
 def _context(model_dir: Path, headers: dict[str, str]):
+    import ts
     from ts.context import Context, RequestProcessor
     from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
-
-    import ts
 
     metrics = MetricsCacheYamlImpl(str(Path(ts.__file__).parent / "configs" / "metrics.yaml"))
     metrics.initialize_cache()
