@@ -64,28 +64,30 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a trial already at --out")
 
 
-def _check(args: argparse.Namespace, images, num_classes: int, class_names) -> None:
+def _check_options(args: argparse.Namespace, channels: int) -> None:
     from ladis_core.errors import InputError
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size {args.batch_size} must be at least 1")
-    channels = images.images.shape[1]
     for option, values in (("--mean", args.mean), ("--std", args.std)):
         if values and len(values) not in (1, channels):
             raise InputError(
                 f"{option} has {len(values)} values; the images have {channels} channels"
             )
+
+
+def _check_classes(args: argparse.Namespace, images, num_classes: int, class_names) -> None:
+    from ladis_core.errors import InputError
+
     if class_names and len(class_names) != num_classes:
         raise InputError(
-            f"{len(class_names)} class names for a model with {num_classes} outputs; give one name per output"
+            f"{len(class_names)} class names for a model with {num_classes} outputs; "
+            "give one name per output"
         )
-    if (
-        images.labels is not None
-        and len(images.labels)
-        and (images.labels.min() < 0 or images.labels.max() >= num_classes)
-    ):
+    labels = images.labels
+    if labels is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise InputError(
-            f"--data {args.data}: labels run from {images.labels.min()} to {images.labels.max()}, "
+            f"--data {args.data}: labels run from {labels.min()} to {labels.max()}, "
             f"but the model has {num_classes} outputs"
         )
 
@@ -116,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     input_shape = tuple(int(v) for v in images.images.shape[1:])
+    _check_options(args, input_shape[0])
     preprocessing = replace(preprocessing, image_size=input_shape[1:])  # what serve resizes to
     # everything is checked before the first object is written
     plan = plan_capture(
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     shapes = tensor_shapes(model, plan.tensor_names, input_shape)
     num_classes = shapes[plan.output][0]
     class_names = given_names or images.class_names
-    _check(args, images, num_classes, class_names)
+    _check_classes(args, images, num_classes, class_names)
 
     predictions: list[np.ndarray] = []
     tensor = torch.from_numpy(images.images)

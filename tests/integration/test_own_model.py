@@ -244,3 +244,16 @@ def test_your_own_model_with_the_readme_commands(own_model: OwnModel, s3_bucket:
     html = out.read_text(encoding="utf-8")
     assert "nearest" in html.lower() and "data:image/png;base64" in html
     assert re.search(r"\d-(zero|one|two|three|four|five|six|seven|eight|nine)", html)
+
+    # the dashboard finds the endpoint by its monitoring folder and shows the flagged inputs
+    from tests.support.dashboard import all_text, open_app
+
+    os.environ["LADIS_S3_URI"] = s3_bucket  # s3_bucket's monkeypatch restores it
+    at = open_app()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.selectbox(key="shared.endpoint").value == "my-model"
+    at.selectbox(key="history.pick").set_value("2026-11-23T18-00-00Z").run()
+    at.switch_page("../pages/flagged.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    text = all_text(at)
+    assert "#1 · step" in text and "nearest natural neighbour" in text
