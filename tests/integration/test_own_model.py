@@ -256,4 +256,6 @@ def test_your_own_model_with_the_readme_commands(own_model: OwnModel, s3_bucket:
     at.switch_page("../pages/flagged.py").run()
     assert not at.exception, [e.message for e in at.exception]
     text = all_text(at)
-    assert "#1 · step" in text and "nearest natural neighbour" in text
+    # originals are the nearest natural images of the reference, with the perturbation size
+    assert "#1 · step" in text and "reference row" in text and "L∞" in text
+    assert "Predicted class: **" in text and "-" in text.split("Predicted class: **", 1)[1][:12]
