@@ -31,6 +31,10 @@ def build():
     return Tiny()
 
 
+def other():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
 def not_a_model():
     return "a string"
 
@@ -188,3 +192,25 @@ def test_help_names_every_option(capsys) -> None:
         "--class-names",
     ):
         assert option in text
+
+
+def test_serve_refuses_settings_it_cannot_honour(workdir: Path, capsys) -> None:
+    code, _, err = _run(capsys, "--model", "tinymodels:build", "--data", "images", "--out", "ref")
+    assert code == 0, err
+    cases = [
+        (["--model", "tinymodels:build"], "needs --reference TRIAL"),
+        (
+            ["--model", "tinymodels:other", "--reference", "ref"],
+            "penultimate layer is 2_output_0, the reference's squeeze_output_0",
+        ),
+        (["--model", "tinymodels:build", "--reference", "images"], "records no preprocessing"),
+        (
+            ["--model", str(workdir), "--weights", "tiny.pt"],
+            "--weights apply to --model PKG.MODULE:CALLABLE",
+        ),
+    ]
+    for args, fragment in cases:
+        code = cli.main(["serve", *args, "--port", "0", "--capture", str(workdir / "inference")])
+        err = capsys.readouterr().err
+        assert code == 2 and fragment in err, (args, err)
+        assert not (workdir / "inference").exists(), args
