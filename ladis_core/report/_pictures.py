@@ -2,7 +2,7 @@
 
 The original is the natural image the request was made from when provenance recorded it
 (``trials/<endpoint>/provenance`` + ``datasets/<endpoint>/natural.npz``, see
-docs/contracts.md); otherwise the nearest natural image in the reference trial (pixel
+docs/architecture.md, "Formats a world holds"); otherwise the nearest natural image in the reference trial (pixel
 space), labelled as such. Anything unreadable becomes a note, never an error.
 """
 

@@ -31,7 +31,7 @@ DEFAULT_PROVENANCE_EVERY = 100
 MAX_PROVENANCE_HEADER_CHARS = 4096
 
 
-#: field → accepted JSON types of the provenance contract (docs/contracts.md)
+#: field → accepted JSON types of the provenance contract (docs/architecture.md, "Formats a world holds")
 _PROVENANCE_FIELDS: dict[str, tuple[type, ...]] = {
     "source_index": (int,),
     "true_label": (int,),
