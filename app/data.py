@@ -11,6 +11,11 @@ parameters (URIs, names, step numbers). Rules (Streamlit's guidance):
 - No widgets or other ``st.*`` calls inside cached functions (their replay would break);
   work that reports progress (t-SNE) is computed outside the cache and kept in a small
   bounded store instead (:class:`ResultStore`).
+- Only allowed sources are read (:func:`sources`: ``LADIS_S3_URI`` and
+  ``LADIS_ALLOWED_SOURCES``): every public function checks the world or trial URI it is
+  given before its cache is consulted, and the flagged inputs and reports follow the
+  trial URIs inside a ``results.json`` only within them. A refusal raises
+  :class:`~ladis_core.errors.SourceNotAllowedError` naming the allow-list.
 
 Heavy libraries (torch, smdebug, sklearn) are imported inside the functions that need
 them, so the history page does not pay for them.
@@ -28,7 +33,9 @@ import numpy as np
 import streamlit as st
 
 from ladis_core import store
+from ladis_core.access import SourcePolicy
 from ladis_core.monitoring import world
+from ladis_core.monitoring.limits import CostCaps, RunGate
 from ladis_core.monitoring.results import JobResult
 from ladis_core.progress import ProgressCallback
 from ladis_core.store import layout
@@ -38,18 +45,49 @@ RESULT_TTL_S = 3600
 TRIAL_TTL_S = 1800
 
 
+# --------------------------------------------------------------------------- limits
+
+
+def sources() -> SourcePolicy:
+    """The allowed data sources (read from the environment each time: it is cheap)."""
+    return SourcePolicy.from_environment()
+
+
+def _allowed(uri: str, what: str = "the data source") -> str:
+    return sources().check(uri, what=what)
+
+
+def cost_caps() -> CostCaps:
+    """The caps of on-demand tests (``LADIS_MAX_N`` and the others)."""
+    return CostCaps.from_environment()
+
+
+@st.cache_resource
+def run_gate() -> RunGate:
+    """One on-demand test at a time per user, shared by every session of the server."""
+    return RunGate()
+
+
 # --------------------------------------------------------------------------- listings
 
 
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
-def endpoints(world_uri: str) -> list[str]:
-    """Endpoint names of the world (raises StorageError when it cannot be read)."""
+def _endpoints(world_uri: str) -> list[str]:
     return world.list_endpoints(world_uri)
 
 
+def endpoints(world_uri: str) -> list[str]:
+    """Endpoint names of the world (raises StorageError when it cannot be read)."""
+    return _endpoints(_allowed(world_uri))
+
+
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=32, show_spinner=False)
-def job_index(world_uri: str, endpoint: str) -> world.JobIndex:
+def _job_index(world_uri: str, endpoint: str) -> world.JobIndex:
     return world.job_index(world_uri, endpoint)
+
+
+def job_index(world_uri: str, endpoint: str) -> world.JobIndex:
+    return _job_index(_allowed(world_uri), endpoint)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading monitoring jobs…")
@@ -69,7 +107,7 @@ def job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
     for item in reversed(jobs(world_uri, endpoint)):
         if item.job_id == job_id:
             return item
-    return _single_job(world_uri, endpoint, job_id)
+    return _single_job(_allowed(world_uri), endpoint, job_id)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -78,11 +116,15 @@ def _single_job(world_uri: str, endpoint: str, job_id: str) -> JobResult:
 
 
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=16, show_spinner=False)
-def verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
-    """``{job_id: [Verdict, oldest first]}`` for the jobs that have verdicts."""
+def _verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
     from ladis_core.monitoring import triage
 
     return triage.verdicts_by_job(layout.monitoring_uri(world_uri, endpoint))
+
+
+def verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
+    """``{job_id: [Verdict, oldest first]}`` for the jobs that have verdicts."""
+    return _verdicts(_allowed(world_uri), endpoint)
 
 
 def latest_verdicts(world_uri: str, endpoint: str) -> dict[str, Any]:
@@ -93,20 +135,27 @@ def latest_verdicts(world_uri: str, endpoint: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=LISTING_TTL_S * 10, max_entries=32, show_spinner=False)
-def trial_layers(uri: str, mode: str) -> list[str]:
+def _trial_layers(uri: str, mode: str) -> list[str]:
     from ladis_core import trials
 
     return trials.list_layers(uri, mode=mode)
 
 
+def trial_layers(uri: str, mode: str) -> list[str]:
+    return _trial_layers(_allowed(uri, "the trial"), mode)
+
+
 @st.cache_data(ttl=LISTING_TTL_S, max_entries=32, show_spinner=False)
-def trial_last_step(uri: str, mode: str) -> int | None:
+def _trial_last_step(uri: str, mode: str) -> int | None:
     from ladis_core import trials
 
     return trials.last_step(uri, mode=mode)
 
 
-@st.cache_resource(ttl=TRIAL_TTL_S, max_entries=12, show_spinner="Reading the trial…")
+def trial_last_step(uri: str, mode: str) -> int | None:
+    return _trial_last_step(_allowed(uri, "the trial"), mode)
+
+
 def trial(
     uri: str,
     mode: str,
@@ -116,6 +165,19 @@ def trial(
     until_step: int | None = None,
 ) -> Any:
     """A :class:`ladis_core.trials.TrialData` (shared: do not mutate its arrays)."""
+    _allowed(uri, "the trial")
+    return _trial(uri, mode, layers, include_inputs, after_step, until_step)
+
+
+@st.cache_resource(ttl=TRIAL_TTL_S, max_entries=12, show_spinner="Reading the trial…")
+def _trial(
+    uri: str,
+    mode: str,
+    layers: tuple[str, ...] | None = None,
+    include_inputs: bool = False,
+    after_step: int | None = None,
+    until_step: int | None = None,
+) -> Any:
     from ladis_core import trials
 
     return trials.load_trial(
@@ -139,9 +201,13 @@ def job_layers(job_result: JobResult) -> list[str]:
     return list(job_result.layers) or list(job_result.settings.layers)
 
 
-@st.cache_data(ttl=RESULT_TTL_S, max_entries=8, show_spinner=False)
 def provenance(world_uri: str, endpoint: str) -> dict[int, dict]:
     """``{step: provenance record}`` of the endpoint's traffic ({} when none recorded)."""
+    return _provenance(_allowed(world_uri), endpoint)
+
+
+@st.cache_data(ttl=RESULT_TTL_S, max_entries=8, show_spinner=False)
+def _provenance(world_uri: str, endpoint: str) -> dict[int, dict]:
     from ladis_core import trials
 
     uri = layout.provenance_uri(world_uri, endpoint)
@@ -159,11 +225,16 @@ class FlaggedSet:
     notes: tuple[str, ...]
 
 
-@st.cache_resource(ttl=RESULT_TTL_S, max_entries=16, show_spinner="Preparing the flagged inputs…")
 def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> FlaggedSet:
     """The job's top samples with their inputs, originals (recorded, else the nearest
     natural neighbour) and perturbation sizes, gathered exactly as the incident report
-    does (one code path, so the page and the report always agree)."""
+    does (one code path, so the page and the report always agree). Trials outside the
+    allowed sources are not read (a note says so)."""
+    return _flagged_inputs(_allowed(world_uri), endpoint, job_id)
+
+
+@st.cache_resource(ttl=RESULT_TTL_S, max_entries=16, show_spinner="Preparing the flagged inputs…")
+def _flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> FlaggedSet:
     from datetime import timedelta
 
     from ladis_core.report import gather_report_data
@@ -176,6 +247,7 @@ def flagged_inputs(world_uri: str, endpoint: str, job_id: str) -> FlaggedSet:
         context=timedelta(0),
         include_images=True,
         max_html_samples=len(job_result.top_samples),
+        allowed=sources(),
     )
     return FlaggedSet(samples=tuple(gathered.samples), notes=tuple(gathered.notes))
 
@@ -332,9 +404,16 @@ def report_embedding_key(world_uri: str, endpoint: str, job_result: JobResult) -
     return found[0]
 
 
-@st.cache_resource(ttl=RESULT_TTL_S, max_entries=8, show_spinner="Gathering the report…")
 def report_data(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tuple | None) -> Any:
-    """A :class:`ladis_core.report.ReportData` for ``job_ids`` (shared: do not mutate)."""
+    """A :class:`ladis_core.report.ReportData` for ``job_ids`` (shared: do not mutate);
+    trials outside the allowed sources are not read (the report notes it)."""
+    return _report_data(_allowed(world_uri), endpoint, job_ids, tsne)
+
+
+@st.cache_resource(ttl=RESULT_TTL_S, max_entries=8, show_spinner="Gathering the report…")
+def _report_data(
+    world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: tuple | None
+) -> Any:
     from ladis_core.report import ReportEmbedding, gather_report_data
 
     embedding = None
@@ -348,19 +427,26 @@ def report_data(world_uri: str, endpoint: str, job_ids: tuple[str, ...], tsne: t
         monitoring=layout.monitoring_uri(world_uri, endpoint),
         world=world_uri.rstrip("/"),
         embedding=embedding,
+        allowed=sources(),
     )
 
 
 # --------------------------------------------------------------------------- refresh
 
 _REFRESHABLE: list[Callable[[], None]] = [
-    endpoints.clear,
-    job_index.clear,
-    verdicts.clear,
-    trial_last_step.clear,
-    trial_layers.clear,
-    provenance.clear,
+    _endpoints.clear,
+    _job_index.clear,
+    _verdicts.clear,
+    _trial_last_step.clear,
+    _trial_layers.clear,
+    _provenance.clear,
 ]
+
+
+def forget_verdicts() -> None:
+    """A verdict was recorded: read the verdicts (and the reports that list them) again."""
+    _verdicts.clear()
+    _report_data.clear()
 
 
 def refresh() -> None:

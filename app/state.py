@@ -25,6 +25,7 @@ ENDPOINT = "shared.endpoint"  # selectbox: endpoint name
 SELECTED_JOB = "shared.selected_job"  # job id picked on the history page (not a widget)
 SELECTED_FOR = "shared.selected_for"  # (world, endpoint) the selection belongs to
 WORLD_ERROR = "shared.world_error"  # the exception met reading the data source, or None
+IDENTITY = "shared.identity"  # app.auth.Identity of this run (set by the sign-in gate)
 
 # -- monitoring history -----------------------------------------------------------------
 HISTORY_TIMELINE = "history.timeline"  # plotly chart selection event
@@ -69,6 +70,7 @@ _NON_WIDGET_DEFAULTS: dict[str, Any] = {
     SELECTED_FOR: None,
     HISTORY_GENERATION: 0,
     WORLD_ERROR: None,
+    IDENTITY: None,
     LAYERS_REQUESTED: frozenset(),
     ON_DEMAND_RESULT: None,
     ON_DEMAND_SAVED: None,

@@ -1,8 +1,11 @@
 """LADIS dashboard entry: the router and frame.
 
-Run with ``streamlit run app/streamlit_app.py``. This script sets the page config, draws
-the shared sidebar (data source, endpoint, refresh), declares the pages with
-``st.navigation`` and runs the chosen one. Pages live in ``pages/`` beside ``app/``.
+Run with ``python -m ladis_core dashboard`` (or ``streamlit run app/streamlit_app.py``).
+This script sets the page config, lets the sign-in gate decide whether the visitor sees
+anything (:func:`app.auth.gate`: nothing but a sign-in screen until signed in, when
+sign-in is configured), draws the shared sidebar (who is signed in, data source,
+endpoint, refresh), declares the pages with ``st.navigation`` and runs the chosen one.
+Pages live in ``pages/`` beside ``app/``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ if _REPO not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import data, nav, state  # noqa: E402
+from app import auth, data, nav, state  # noqa: E402
 from app.components import PAGE_CSS, no_data  # noqa: E402
+from app.text import literal  # noqa: E402
 from app.ui_errors import show_error  # noqa: E402
+from ladis_core.access import Permission  # noqa: E402
 from ladis_core.config import S3Settings  # noqa: E402
 from ladis_core.errors import BucketNotFoundError, DataNotFoundError  # noqa: E402
 from ladis_core.monitoring import world  # noqa: E402
@@ -28,6 +33,8 @@ from ladis_core.monitoring import world  # noqa: E402
 st.set_page_config(page_title="LADIS", page_icon=":material/radar:", layout="wide")
 st.html(PAGE_CSS)
 state.init()
+# nothing below runs for a visitor who may see nothing (not signed in, session ended)
+identity = auth.gate()
 
 pg = nav.navigation()
 
@@ -43,11 +50,18 @@ def sidebar() -> None:
     with st.sidebar:
         st.markdown("### :material/radar: LADIS")
         st.caption("Adversarial input distributions, detected by layerwise statistics.")
+        auth.account_box()
+        may_change = identity.can(Permission.CHANGE_SOURCE)
+        if not may_change:
+            # whatever a client sends for the (disabled) box, only admins choose the source
+            state.put(state.WORLD_URI, state.default_world_uri())
         st.text_input(
             "Data source",
             key=state.WORLD_URI,
-            help="Where the monitoring results and trials live: s3://bucket/prefix/ "
-            "(LADIS_S3_URI) or a local folder.",
+            disabled=not may_change,
+            help="Where the monitoring results and trials live: s3://bucket/prefix/ or a "
+            f"local folder, within the allowed sources ({literal(data.sources().describe())})."
+            + ("" if may_change else " Changing it needs the admin role."),
         )
         st.caption(f"S3: {S3Settings.from_environment().describe()}")
         try:
@@ -73,7 +87,7 @@ def sidebar() -> None:
         )
         job_id = state.selected_job(state.world(), state.get(state.ENDPOINT) or "")
         if job_id and names:
-            st.caption(f"Selected job: **{job_id}**")
+            st.caption(f"Selected job: **{literal(job_id)}**")
 
 
 sidebar()
@@ -83,7 +97,7 @@ if error is not None:
     source = str(state.get(state.WORLD_URI, ""))
     if isinstance(error, DataNotFoundError | BucketNotFoundError):
         # a missing bucket or folder is the first-run case, not a failure
-        no_data(source, detail=str(error).rstrip(".") + ".")
+        no_data(source, detail=literal(str(error).rstrip(".") + "."))
     else:
         show_error(error, action=f"opening the data source {source}")
     st.stop()

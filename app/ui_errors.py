@@ -17,12 +17,16 @@ from typing import ParamSpec, TypeVar
 
 import streamlit as st
 
+from app.text import literal
 from ladis_core.config import S3Settings, redact
 from ladis_core.errors import (
     BucketNotFoundError,
+    BusyError,
     DataNotFoundError,
     InputError,
     LadisError,
+    PermissionDeniedError,
+    SourceNotAllowedError,
     StorageAccessDeniedError,
     StorageError,
     StorageUnreachableError,
@@ -35,8 +39,15 @@ R = TypeVar("R")
 
 
 def explain(exc: BaseException) -> tuple[str, str]:
-    """``(message, what to do)`` for an exception, both safe to show."""
+    """``(message, what to do)`` for an exception, both safe to show: the message is plain
+    text (it may quote names and URIs from data), the hint is markdown."""
     message = redact(str(exc)).strip() or exc.__class__.__name__
+    if isinstance(exc, SourceNotAllowedError):
+        return message, "Use one of the allowed data sources named above."
+    if isinstance(exc, PermissionDeniedError):
+        return message, "Ask an administrator for a role that allows it."
+    if isinstance(exc, BusyError):
+        return message, "The result appears in the tab that started it."
     if isinstance(exc, StorageUnreachableError):
         return message, (
             "Start the local S3 server (`python -m ladis_core s3 start`, or `make demo`), "
@@ -71,7 +82,10 @@ def show_error(exc: BaseException, *, action: str) -> None:
     if not isinstance(exc, LadisError):
         log.error("unexpected error while %s", action, exc_info=exc)
     message, hint = explain(exc)
-    st.error(f"**Problem while {action}.** {message}\n\n{hint}", icon=":material/error:")
+    st.error(
+        f"**Problem while {literal(action)}.** {literal(message)}\n\n{hint}",
+        icon=":material/error:",
+    )
 
 
 @contextmanager

@@ -18,7 +18,16 @@ from ladis_core.config import redact
 from ladis_core.errors import LadisError
 
 #: subcommand modules under ``ladis_core.commands``, in the order ``--help`` lists them
-COMMAND_MODULES = ("s3", "demo", "capture_reference", "serve", "monitor", "report", "cache")
+COMMAND_MODULES = (
+    "s3",
+    "demo",
+    "capture_reference",
+    "serve",
+    "monitor",
+    "report",
+    "cache",
+    "dashboard",
+)
 
 DESCRIPTION = """\
 LADIS watches a deployed image classifier for adversarial inputs by testing whether the

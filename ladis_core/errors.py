@@ -146,6 +146,43 @@ class InvocationError(LadisError):
         self.status = status
 
 
+# --------------------------------------------------------------------------- access (dashboard)
+
+
+class SourceNotAllowedError(LadisError):
+    """A data source or trial URI lies outside the allowed sources (``LADIS_S3_URI`` and
+    ``LADIS_ALLOWED_SOURCES``); the message names the allow-list. Nothing was read."""
+
+    kind = "source-not-allowed"
+
+
+class PermissionDeniedError(LadisError):
+    """The signed-in user's role does not allow the action (the message names the role
+    that does)."""
+
+    kind = "permission-denied"
+
+
+class AccessConfigError(LadisError):
+    """The sign-in or role settings are unusable (a bad roles file, an unknown role name,
+    an incomplete ``[auth]`` section): the dashboard shows nothing until it is fixed."""
+
+    kind = "access-config"
+
+
+class CostLimitError(InputError):
+    """An on-demand test asks for more work than the configured caps allow (the message
+    names the cap and its setting)."""
+
+    kind = "cost-limit"
+
+
+class BusyError(LadisError):
+    """The user already has an on-demand test running; one at a time."""
+
+    kind = "busy"
+
+
 def check(condition: bool, message: str) -> None:
     """Raise :class:`InputError` with ``message`` unless ``condition`` holds."""
     if not condition:

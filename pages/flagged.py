@@ -21,14 +21,14 @@ def main() -> None:
         return
     if not job.top_samples:
         ui.empty_state(
-            f"Job {job.job_id} recorded no flagged inputs"
-            + (f" ({job.reason})." if job.reason else ".")
+            f"Job {ui.literal(job.job_id)} recorded no flagged inputs"
+            + (f" ({ui.literal(job.reason)})." if job.reason else ".")
         )
         return
     flagged = data.flagged_inputs(world_uri, endpoint, job.job_id)
     items = list(flagged.samples)
     for note in flagged.notes:
-        st.warning(note, icon=":material/warning:")
+        st.warning(ui.literal(note), icon=":material/warning:")
 
     chosen, score_range, amplify = ui.flagged_filters(job, items)
     shown = [

@@ -29,7 +29,7 @@ def main() -> None:
     )
     layers = data.job_layers(job)
     if not layers:
-        ui.empty_state(f"Job {job.job_id} tested no layers.")
+        ui.empty_state(f"Job {ui.literal(job.job_id)} tested no layers.")
         return
     chosen, max_points, colour_by, class_filter = ui.tsne_controls(job, layers)
     if not chosen:
@@ -52,7 +52,7 @@ def main() -> None:
         view = data.cached_tsne(keys[layer])
         if view is None:
             continue
-        st.markdown(f"**{layer}**")
+        st.markdown(f"**{ui.literal(layer)}**")
         event = ui.plot(
             ui.embedding_panels(
                 view,

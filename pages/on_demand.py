@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app import auth, data, state
 from app import components as ui
-from app import state
 from app.ui_errors import friendly_errors, show_error
+from ladis_core.access import Permission
 from ladis_core.store import layout
 
 st.title("On-demand test")
@@ -26,16 +27,20 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
     def progress(p) -> None:
         at = stages.index(p.stage) if p.stage in stages else len(stages) - 1
         bar.progress(
-            min(1.0, (at + p.fraction) / len(stages)), text=f"{p.stage}: {p.message}".rstrip(": ")
+            min(1.0, (at + p.fraction) / len(stages)),
+            text=f"{p.stage}: {ui.literal(p.message)}".rstrip(": "),
         )
 
     try:
-        result = ondemand.run_test(
-            **options,
-            endpoint=endpoint,
-            monitoring=layout.monitoring_uri(world_uri, endpoint),
-            progress=progress,
-        )
+        with data.run_gate().hold(auth.current().key):
+            result = ondemand.run_test(
+                **options,
+                endpoint=endpoint,
+                monitoring=layout.monitoring_uri(world_uri, endpoint),
+                sources=data.sources(),
+                caps=data.cost_caps(),
+                progress=progress,
+            )
     except Exception as exc:  # noqa: BLE001 - shown as a message
         bar.empty()
         show_error(exc, action="running the test")
@@ -48,7 +53,7 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
 def main() -> None:
     world_uri, endpoint = state.world(), state.endpoint()
     job = ui.current_job(world_uri, endpoint)
-    if job is None:
+    if job is None or not auth.require(Permission.RUN_TEST):
         return
     options = ui.on_demand_form(world_uri, endpoint, job)
     if options is not None:

@@ -39,7 +39,7 @@ def main() -> None:
     tsne = data.report_embedding_key(world_uri, endpoint, job)
     ui.report_downloads(world_uri, endpoint, chosen, tsne)
 
-    st.subheader(f"Verdict on job {job.job_id}")
+    st.subheader(f"Verdict on job {ui.literal(job.job_id)}")
     ui.verdict_form(world_uri, endpoint, job)
 
 

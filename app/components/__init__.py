@@ -39,6 +39,7 @@ from app.components.layers import compute_tsne_views, tsne_controls
 from app.components.messages import Kpi, empty_state, job_kpis, kpi_row, no_data
 from app.components.on_demand import on_demand_form, on_demand_results
 from app.components.report import report_downloads, verdict_form
+from app.text import literal
 
 __all__ = [
     "COLOURS",
@@ -70,6 +71,7 @@ __all__ = [
     "job_table",
     "jobs_table",
     "kpi_row",
+    "literal",
     "no_data",
     "on_demand_form",
     "on_demand_results",

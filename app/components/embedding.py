@@ -5,6 +5,7 @@ thumbnails (a Streamlit v2 component: plotly's hover labels cannot hold images).
 from __future__ import annotations
 
 import functools
+import html
 from pathlib import Path
 
 import streamlit as st
@@ -12,6 +13,7 @@ import streamlit as st
 from app import data
 from app.components.format import class_label
 from app.components.images import png
+from app.text import literal
 from ladis_core.monitoring.results import JobResult
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -144,7 +146,9 @@ def selected_thumbnails(world_uri: str, job: JobResult, view, event, *, limit: i
             column.caption(f"{group} step {step}: no input recorded")
             continue
         where = "reference step" if group == "reference" else "step"
-        column.image(png(inputs[row]), caption=f"{where} {step} · {label}", width=96)
+        # the label travelled in the chart's customdata, escaped for plotly
+        caption = f"{where} {step} · {literal(html.unescape(str(label)))}"
+        column.image(png(inputs[row]), caption=caption, width=96)
 
 
 @functools.cache

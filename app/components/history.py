@@ -12,6 +12,7 @@ from app import nav, state
 from app.components.format import fmt_rate, verdict_label
 from app.components.jobs import job_table
 from app.components.messages import Kpi, job_kpis, kpi_row
+from app.text import literal
 from ladis_core.monitoring.results import JobResult
 
 
@@ -23,11 +24,11 @@ def history_kpis(
     shown = f"{len(jobs):,}" + (f" of {len(all_jobs):,}" if len(jobs) < len(all_jobs) else "")
     kpi_row(
         [
-            Kpi("Jobs", shown, f"{jobs[0].job_id} … {jobs[-1].job_id}"),
+            Kpi("Jobs", shown, literal(f"{jobs[0].job_id} … {jobs[-1].job_id}")),
             Kpi(
                 "Incidents",
                 f"{sum(j.incident for j in jobs):,}",
-                jobs[-1].incident_rule.describe(),
+                literal(jobs[-1].incident_rule.describe()),
             ),
             Kpi("Latest detection rate", fmt_rate(tested[-1].detection_rate if tested else None)),
             Kpi(
@@ -82,8 +83,10 @@ def selected_job_summary(job: JobResult, verdict: Any | None) -> None:
     job_kpis(job)
     if verdict is not None:
         st.caption(
-            f"Verdict: {verdict_label(verdict)} by {verdict.analyst}"
-            + (f" — {verdict.note[:200]}" if verdict.note else "")
+            literal(
+                f"Verdict: {verdict_label(verdict)} by {verdict.analyst}"
+                + (f" — {verdict.note[:200]}" if verdict.note else "")
+            )
         )
     nav.page_links((nav.FLAGGED, nav.LAYERS, nav.ON_DEMAND, nav.REPORT))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.components.format import attack_label, class_label, fmt_p
+from app.text import literal
 from ladis_core.monitoring.results import JobResult
 
 #: images are shown this wide; small inputs (32×32) are enlarged by the browser with
@@ -42,7 +43,7 @@ def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
         facts, col_input, col_original, col_diff = st.columns([3, 2, 2, 2])
         facts.markdown(f"**#{sample.rank} · step {sample.step}**")
         facts.markdown(
-            f"Predicted class: **{class_label(job, sample.predicted_class)}**  \n"
+            f"Predicted class: **{literal(class_label(job, sample.predicted_class))}**  \n"
             f"Score: **{sample.score:.3f}**"
             + (f"  \np-value: {fmt_p(sample.p_value)}" if sample.p_value is not None else "")
         )
@@ -53,7 +54,7 @@ def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
                 if sample.original_class is None
                 else f", true class {class_label(job, sample.original_class)}"
             )
-            facts.caption(f"Recorded provenance: {truth}{label}")
+            facts.caption(f"Recorded provenance: {literal(truth + label)}")
         if sample.image is None:
             col_input.warning("Input not available", icon=":material/hide_image:")
             return
@@ -64,7 +65,7 @@ def flagged_card(job: JobResult, sample, *, amplify: float | None) -> None:
         kind = ORIGINAL_CAPTIONS.get(sample.original_kind or "", sample.original_kind or "original")
         col_original.image(png(sample.original), caption=kind, width=IMAGE_PX)
         if sample.original_source:
-            col_original.caption(sample.original_source)
+            col_original.caption(literal(sample.original_source))
         rgb, factor = images.amplified_difference(sample.image, sample.original, amplify=amplify)
         col_diff.image(png(rgb), caption=f"difference × {factor:.0f}", width=IMAGE_PX)
         size = sample.size

@@ -11,6 +11,7 @@ import streamlit as st
 from app import data, state
 from app.components.format import fmt_rate, fmt_time, job_status, verdict_label
 from app.components.messages import no_data
+from app.text import literal
 from ladis_core.monitoring.jobs import job_time
 from ladis_core.monitoring.results import JobResult
 
@@ -82,17 +83,19 @@ def current_job(world_uri: str, endpoint: str | None) -> JobResult | None:
         return None
     all_jobs = data.jobs(world_uri, endpoint)
     if not all_jobs:
-        no_data(world_uri, detail=f"Endpoint `{endpoint}` has no monitoring jobs yet.")
+        no_data(world_uri, detail=f"Endpoint {literal(endpoint)} has no monitoring jobs yet.")
         return None
     chosen_id = state.selected_job(world_uri, endpoint)
     chosen = next((j for j in all_jobs if j.job_id == chosen_id), None)
     if chosen is None:
         chosen = default_job(all_jobs)
         how = "the latest incident" if chosen.incident else "the latest job"
-        st.caption(f"Showing {how}, **{chosen.job_id}**. Pick another on **Monitoring history**.")
+        st.caption(
+            f"Showing {how}, **{literal(chosen.job_id)}**. Pick another on **Monitoring history**."
+        )
     else:
         st.caption(
-            f"Job **{chosen.job_id}** ({fmt_time(chosen.scheduled_at)}), selected on "
+            f"Job **{literal(chosen.job_id)}** ({literal(fmt_time(chosen.scheduled_at))}), selected on "
             "**Monitoring history**."
         )
     return chosen

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import data, state
 from app.components.format import class_label
+from app.text import literal
 from app.ui_errors import show_error
 from ladis_core.monitoring.results import JobResult
 
@@ -71,7 +72,7 @@ def compute_tsne_views(
 
         def report(p, i=i, layer=layer):
             done = (i + p.fraction) / len(missing)
-            bar.progress(done, text=f"{layer}: {p.message or p.stage}")
+            bar.progress(done, text=literal(f"{layer}: {p.message or p.stage}"))
 
         try:
             data.compute_tsne(

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app.components.format import fmt_rate, job_status
+from app.text import literal
 from ladis_core.monitoring.results import JobResult
 
 
 def no_data(world_uri: str, *, detail: str = "") -> None:
-    """The friendly page shown when a world has no monitoring data yet."""
+    """The friendly page shown when a world has no monitoring data yet (``detail`` is
+    markdown: pass data through :func:`~app.text.literal`)."""
     st.info(
-        f"**No monitoring data found in `{world_uri}`.**"
+        f"**No monitoring data found in {literal(world_uri)}.**"
         + (f" {detail}" if detail else "")
         + "\n\n"
         "What to do:\n"
@@ -72,12 +74,16 @@ def job_kpis(job: JobResult) -> None:
                 fmt_rate(job.baseline_detection_rate),
                 "The same protocol on two halves of the natural data: the false-positive rate.",
             ),
-            Kpi("Alert threshold", fmt_rate(job.alert_threshold), job.incident_rule.describe()),
+            Kpi(
+                "Alert threshold",
+                fmt_rate(job.alert_threshold),
+                literal(job.incident_rule.describe()),
+            ),
             Kpi("Requests", f"{job.requests:,}", "Inference requests in the job's window."),
             Kpi(
                 "Status",
                 job_status(job),
-                job.reason
+                literal(job.reason)
                 or (
                     "Detection rate above the alert threshold."
                     if job.incident

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import data, state
+from app import auth, data, state
 from app.components.charts import plot
 from app.components.messages import job_kpis
+from app.text import literal
 from app.ui_errors import show_error
 from ladis_core import viz
+from ladis_core.access import Permission
 from ladis_core.monitoring.results import JobResult, JobSettings
 from ladis_core.store import layout
 
@@ -16,8 +18,10 @@ WINDOWS = ("Jobs", "Steps")
 
 
 def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None:
-    """The form; returns the chosen options when submitted."""
+    """The form; returns the chosen options when submitted. Its bounds are the cost caps
+    (:func:`app.data.cost_caps`), which the test enforces again."""
     jobs = data.jobs(world_uri, endpoint)
+    caps = data.cost_caps()
     window_kind = st.segmented_control("Window", WINDOWS, key=state.ON_DEMAND_WINDOW) or WINDOWS[0]
     with st.form(f"{state.ON_DEMAND_FORM}.{job.job_id}"):
         left, right = st.columns(2)
@@ -39,6 +43,10 @@ def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None
                 "First step", min_value=0, value=int(job.first_step or 0), step=1
             )
             last = b.number_input("Last step", min_value=0, value=int(job.last_step or 0), step=1)
+        st.caption(
+            f"A test reads at most {caps.max_steps:,} steps ({caps.setting('max_steps')}) and "
+            f"{caps.max_layers} layers ({caps.setting('max_layers')}); one test at a time."
+        )
         try:
             available = data.trial_layers(inference, "PREDICT")
         except Exception:  # noqa: BLE001 - the test itself reports a bad trial clearly
@@ -48,10 +56,18 @@ def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None
         settings = job.settings
         c1, c2, c3, c4, c5 = st.columns(5)
         n = c1.number_input(
-            "n (rows per sample)", min_value=2, max_value=5000, value=int(settings.n_samples)
+            "n (rows per sample)",
+            min_value=2,
+            max_value=caps.max_n,
+            value=min(int(settings.n_samples), caps.max_n),
+            help=f"At most {caps.max_n:,} ({caps.setting('max_n')}).",
         )
         repeats = c2.number_input(
-            "R (repetitions)", min_value=1, max_value=1000, value=int(settings.n_repeats)
+            "R (repetitions)",
+            min_value=1,
+            max_value=caps.max_repeats,
+            value=min(int(settings.n_repeats), caps.max_repeats),
+            help=f"At most {caps.max_repeats:,} ({caps.setting('max_repeats')}).",
         )
         alpha = c3.number_input(
             "α",
@@ -64,9 +80,10 @@ def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None
         perms = c4.number_input(
             "Permutations",
             min_value=1,
-            max_value=100_000,
-            value=int(settings.n_permutations),
+            max_value=caps.max_permutations,
+            value=min(int(settings.n_permutations), caps.max_permutations),
             step=100,
+            help=f"At most {caps.max_permutations:,} ({caps.setting('max_permutations')}).",
         )
         seed = c5.number_input("Seed", min_value=0, value=int(settings.seed or 0), step=1)
         matched = st.checkbox(
@@ -99,9 +116,12 @@ def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None
 
 
 def _save(world_uri: str, endpoint: str, result) -> None:
+    from ladis_core.errors import PermissionDeniedError
     from ladis_core.monitoring import ondemand
 
     try:
+        if not auth.allowed(Permission.SAVE_JOB):
+            raise PermissionDeniedError("saving a test as a job needs the analyst role")
         uri = ondemand.save_job(result, layout.monitoring_uri(world_uri, endpoint))
     except Exception as exc:  # noqa: BLE001 - shown as a message
         state.put(state.ON_DEMAND_SAVED, exc)
@@ -112,7 +132,9 @@ def _save(world_uri: str, endpoint: str, result) -> None:
 
 def on_demand_results(world_uri: str, endpoint: str, result: JobResult) -> None:
     """The result of the last test: tiles, per-layer rates, p-values and "Save as job"."""
-    st.subheader(f"Result · steps {result.first_step}–{result.last_step} · test {result.job_id}")
+    st.subheader(
+        f"Result · steps {result.first_step}–{result.last_step} · test {literal(result.job_id)}"
+    )
     job_kpis(result)
     left, right = st.columns(2)
     with left:
@@ -128,10 +150,11 @@ def on_demand_results(world_uri: str, endpoint: str, result: JobResult) -> None:
     saved = state.get(state.ON_DEMAND_SAVED)
     if isinstance(saved, str):
         st.success(
-            f"Saved as job **{result.job_id}** ({saved}). It is now on the history page.",
+            f"Saved as job **{literal(result.job_id)}** ({literal(saved)}). It is now on the "
+            "history page.",
             icon=":material/check_circle:",
         )
-    else:
+    elif auth.allowed(Permission.SAVE_JOB):
         if saved is not None:
             show_error(saved, action="saving the job")
         st.button(

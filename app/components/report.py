@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import data, state
+from app import auth, data, state
 from app.components.format import fmt_time, verdict_label
+from app.text import literal
 from app.ui_errors import show_error
+from ladis_core.access import Permission
 from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
 
@@ -23,9 +25,11 @@ def report_downloads(
 ) -> None:
     from ladis_core import report
 
+    if not auth.require(Permission.EXPORT):
+        return
     gathered = data.report_data(world_uri, endpoint, job_ids, tsne)
     for note in gathered.notes:
-        st.warning(note, icon=":material/warning:")
+        st.warning(literal(note), icon=":material/warning:")
     stem = f"ladis-{endpoint}-{job_ids[0]}" + (f"-to-{job_ids[-1]}" if len(job_ids) > 1 else "")
     columns = st.columns(3)
     for column, fmt, label, icon in (
@@ -53,16 +57,6 @@ def report_downloads(
     )
 
 
-def _signed_in_user() -> str | None:
-    """The signed-in user's name or e-mail when Streamlit's login is configured, else None."""
-    try:
-        if st.user.is_logged_in:
-            return str(st.user.get("email") or st.user.get("name") or "") or None
-    except Exception:  # noqa: BLE001 - no auth configured: st.user has no is_logged_in
-        return None
-    return None
-
-
 def verdict_form(world_uri: str, endpoint: str, job: JobResult) -> None:
     """The job's verdicts so far and the form that records a new one."""
     from ladis_core.monitoring import triage
@@ -82,6 +76,9 @@ def verdict_form(world_uri: str, endpoint: str, job: JobResult) -> None:
         )
     else:
         st.caption("No verdict yet.")
+    if not auth.require(Permission.RECORD_VERDICT):
+        return
+    identity = auth.current()
     with st.form(state.REPORT_VERDICT_FORM, clear_on_submit=True):
         verdict = st.radio(
             "Verdict",
@@ -90,11 +87,10 @@ def verdict_form(world_uri: str, endpoint: str, job: JobResult) -> None:
             horizontal=True,
             index=None,
         )
-        signed_in = _signed_in_user()
-        if signed_in:
-            # with login configured (st.login / OIDC), the verdict is attributed to the user
-            st.text_input("Analyst", value=signed_in, disabled=True, help="The signed-in user.")
-            analyst = signed_in
+        if identity.signed_in:
+            # with sign-in, the verdict is attributed to the signed-in identity: no name box
+            analyst = identity.label
+            st.caption(f"Recorded as **{literal(analyst)}** (signed in).")
         else:
             analyst = st.text_input("Analyst", placeholder="Your name")
         note = st.text_area("Note", placeholder="What you found, what was done")
@@ -113,8 +109,7 @@ def verdict_form(world_uri: str, endpoint: str, job: JobResult) -> None:
         except Exception as exc:  # noqa: BLE001 - shown as a message
             show_error(exc, action="recording the verdict")
             return
-        data.verdicts.clear()
-        data.report_data.clear()
+        data.forget_verdicts()
         state.put(state.REPORT_VERDICT_SENT, (job.job_id, record.id))
         st.rerun()
     sent = state.get(state.REPORT_VERDICT_SENT)

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ladis_core import store
 from ladis_core.errors import LadisError, StorageError, check
 from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
+
+if TYPE_CHECKING:
+    from ladis_core.access.sources import SourcePolicy
+    from ladis_core.monitoring.limits import CostCaps
 
 SOURCE = "on-demand"
 
@@ -47,6 +51,8 @@ def run_test(
     monitoring: str | None = None,
     reference_data: Any | None = None,
     at: datetime | None = None,
+    sources: SourcePolicy | None = None,
+    caps: CostCaps | None = None,
     progress: ProgressCallback | None = None,
 ) -> JobResult:
     """Test the inference steps ``after_step < step ≤ until_step`` against the reference.
@@ -57,11 +63,15 @@ def run_test(
     prefix; when given, the baseline rate cached there by the scheduled jobs (same
     reference and settings) is reused, which makes a default test fast.
     ``reference_data``: an already loaded reference :class:`~ladis_core.trials.TrialData`
-    holding the layers (skips reading it again).
+    holding the layers (skips reading it again). ``sources``: when given, both trials
+    must lie inside the allowed sources (checked before anything is read); ``caps``: when
+    given, n, R, B, the layers and the window's steps must stay within them.
 
     Raises :class:`~ladis_core.errors.InputError` when the window has fewer rows than
     ``settings.n_samples`` (nothing to test), or for an unknown layer;
-    :class:`~ladis_core.errors.DataNotFoundError` when a trial is missing.
+    :class:`~ladis_core.errors.DataNotFoundError` when a trial is missing;
+    :class:`~ladis_core.errors.SourceNotAllowedError` and
+    :class:`~ladis_core.errors.CostLimitError` for a trial or a cost outside the limits.
     """
     from ladis_core import trials
     from ladis_core.monitoring.analysis import analyse_window
@@ -73,6 +83,11 @@ def run_test(
 
     settings = settings or JobSettings()
     validate_settings(settings)
+    if sources is not None:
+        sources.check(reference, what="the reference trial")
+        sources.check(inference, what="the inference trial")
+    if caps is not None:
+        caps.check(settings, after_step=after_step, until_step=until_step, layers=len(layers or ()))
     if after_step is not None and until_step is not None:
         check(
             until_step > after_step,
@@ -83,6 +98,8 @@ def run_test(
 
     report(progress, "layers", 0, 1)
     names = resolve_layers(reference, inference, layers)
+    if caps is not None:
+        caps.check(settings, after_step=after_step, until_step=until_step, layers=len(names))
     report(progress, "layers", 1, 1, ", ".join(names))
 
     report(progress, "reference", 0, 1, reference)

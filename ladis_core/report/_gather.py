@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ladis_core.errors import DataNotFoundError, InputError, LadisError
 from ladis_core.monitoring import jobs as stored_jobs
@@ -26,6 +27,9 @@ from ladis_core.report._data import (
 )
 from ladis_core.report._pictures import WorldCache, attach_images, attach_provenance, note
 from ladis_core.store import layout
+
+if TYPE_CHECKING:
+    from ladis_core.access.sources import SourcePolicy
 
 DEFAULT_CONTEXT = timedelta(hours=12)
 
@@ -129,6 +133,7 @@ def gather_report_data(
     title: str = "",
     now: datetime | None = None,
     cache_dir: str | None = None,
+    allowed: SourcePolicy | None = None,
     progress: ProgressCallback | None = None,
 ) -> ReportData:
     """Read everything a report on ``jobs`` needs.
@@ -145,6 +150,9 @@ def gather_report_data(
     says so and lists scores without pictures. ``world`` is the LADIS world root, needed
     only when the trial URIs do not follow the standard layout; ``cache_dir`` is where
     ``s3://`` trials are cached (default: :func:`ladis_core.trials.default_cache_dir`).
+    ``allowed``: when given, the trials, provenance and data sets that the jobs' results
+    point to are read only inside these sources; the others are not followed (a note
+    says so, naming the allow-list).
     """
     if max_html_samples < 0:
         raise InputError(f"max_html_samples={max_html_samples} must be at least 0")
@@ -224,7 +232,7 @@ def gather_report_data(
         except LadisError as exc:
             note(notes, f"per-request scores of job {job.job_id} could not be read ({exc})")
 
-    cache = WorldCache()
+    cache = WorldCache(allowed=allowed)
     samples_by_job = {
         job.job_id: attach_provenance(job, samples_of(job), world=world, cache=cache, notes=notes)
         for job in focus

@@ -12,7 +12,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ladis_core.errors import DataNotFoundError, LadisError
 from ladis_core.monitoring.results import JobResult
 from ladis_core.report._data import ORIGINAL_NEAREST, ORIGINAL_RECORDED, ReportSample
 from ladis_core.store import layout
+
+if TYPE_CHECKING:
+    from ladis_core.access.sources import SourcePolicy
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +40,23 @@ def note(notes: list[str], text: str) -> None:
 
 @dataclass
 class WorldCache:
-    """Per-world data read at most once while gathering (provenance, natural set, reference)."""
+    """Per-world data read at most once while gathering (provenance, natural set,
+    reference), and the sources it may be read from (``None``: anywhere)."""
 
     provenance: dict[str, dict[int, dict] | None] = field(default_factory=dict)
     natural: dict[str, tuple[np.ndarray, np.ndarray, list[str]] | None] = field(
         default_factory=dict
     )
     reference: dict[str, Any] = field(default_factory=dict)
+    allowed: SourcePolicy | None = None
+
+    def may_read(self, uri: str, notes: list[str], *, what: str) -> bool:
+        """Whether ``uri`` (named in a stored result, so untrusted) may be read; a refusal
+        becomes a note naming the allow-list."""
+        if self.allowed is None or self.allowed.allows(uri):
+            return True
+        note(notes, self.allowed.refusal(uri, what=what))
+        return False
 
 
 def _world_of(job: JobResult, world: str | None) -> tuple[str | None, str]:
@@ -140,7 +153,10 @@ def attach_provenance(
     world_uri, endpoint = _world_of(job, world)
     if world_uri is None or not samples:
         return samples
-    provenance = _load_provenance(cache, layout.provenance_uri(world_uri, endpoint), notes)
+    uri = layout.provenance_uri(world_uri, endpoint)
+    if not cache.may_read(uri, notes, what=f"the provenance of job {job.job_id}"):
+        return samples
+    provenance = _load_provenance(cache, uri, notes)
     if not provenance:
         return samples
     return [replace(s, provenance=provenance.get(s.step)) for s in samples]
@@ -158,6 +174,8 @@ def attach_images(
     """Samples of ``job`` with their input and original filled in where they can be read;
     otherwise unchanged, with a note saying why."""
     if not samples:
+        return samples
+    if not cache.may_read(job.inference, notes, what=f"the inference trial of job {job.job_id}"):
         return samples
     steps = [s.step for s in samples]
     try:
@@ -191,8 +209,13 @@ def attach_images(
 
     world_uri, endpoint = _world_of(job, world)
     natural = None
-    if world_uri is not None and any(s.provenance is not None for s in samples):
-        natural = _load_natural(cache, layout.dataset_uri(world_uri, endpoint), notes)
+    dataset = None if world_uri is None else layout.dataset_uri(world_uri, endpoint)
+    if (
+        dataset is not None
+        and any(s.provenance is not None for s in samples)
+        and cache.may_read(dataset, notes, what=f"the natural data set of job {job.job_id}")
+    ):
+        natural = _load_natural(cache, dataset, notes)
 
     out: list[ReportSample] = []
     missing_nearest: list[int] = []
@@ -233,7 +256,9 @@ def attach_images(
             notes,
             f"job {job.job_id}: {len(missing_rows)} flagged steps are missing from the inference trial",
         )
-    if missing_nearest:
+    if missing_nearest and cache.may_read(
+        job.reference, notes, what=f"the reference trial of job {job.job_id}"
+    ):
         reference = _load_reference_inputs(cache, job.reference, notes, cache_dir=cache_dir)
         if reference is not None:
             ref_inputs = np.asarray(reference.inputs, dtype=np.float32)

@@ -13,7 +13,7 @@ from ladis_core.devtools.ports import find_free_port
 from ladis_core.monitoring import triage
 from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
-from tests.support.dashboard import all_text, by_label, open_app
+from tests.support.dashboard import all_text, by_label, open_app, page_warnings, texts
 
 pytestmark = pytest.mark.app
 
@@ -23,7 +23,7 @@ def _no_exception(at) -> None:
 
 
 def _texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
+    return texts(elements)
 
 
 # --------------------------------------------------------------------------- history
@@ -70,7 +70,7 @@ def test_flagged_inputs_show_images_originals_and_sizes(app_env) -> None:
     at.switch_page("../pages/flagged.py").run()
     _no_exception(at)
     assert _texts(at.title) == ["Flagged inputs"]
-    assert not at.warning, _texts(at.warning)
+    assert not page_warnings(at), page_warnings(at)
     text = all_text(at)
     assert "#1 · step" in text
     assert "L∞" in text and "L2" in text
@@ -180,7 +180,7 @@ def test_empty_bucket_shows_what_to_do(s3_bucket: str) -> None:
     at = open_app()
     _no_exception(at)
     info = " ".join(_texts(at.info))
-    assert f"No monitoring data found in `{s3_bucket}`" in info
+    assert f"No monitoring data found in {s3_bucket}" in info
     assert "make demo" in info
 
 

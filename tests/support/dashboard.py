@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ladis_core.devtools.ports import find_free_port
@@ -11,15 +12,19 @@ ENTRY = REPO / "app" / "streamlit_app.py"
 APP_TIMEOUT_S = 120
 
 
-def open_app(*, page: str | None = None):
-    """Run the dashboard once (the history page, or ``page`` such as "flagged")."""
+def open_app(*, page: str | None = None, address: str | None = "127.0.0.1"):
+    """Run the dashboard once (the history page, or ``page`` such as "flagged"), as if
+    served on ``address`` (without sign-in the dashboard serves only on 127.0.0.1 or with
+    ``LADIS_ALLOW_ANONYMOUS=1``; AppTest has no server of its own)."""
     import streamlit as st
+    from streamlit import config
     from streamlit.testing.v1 import AppTest
 
     # caches are per process and keyed by the world URI, not by the credentials or the
     # endpoint each test sets: start every test from a cold dashboard
     st.cache_data.clear()
     st.cache_resource.clear()
+    config.set_option("server.address", address)
     at = AppTest.from_file(str(ENTRY), default_timeout=APP_TIMEOUT_S)
     at.run()
     if page:
@@ -27,8 +32,32 @@ def open_app(*, page: str | None = None):
     return at
 
 
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def displayed(markdown: str) -> str:
+    """The text a markdown string shows, as far as the dashboard's own escaping goes
+    (:func:`app.text.literal` backslash-escapes punctuation and adds invisible joiners)."""
+    return _ESCAPED.sub(r"\1", str(markdown)).replace("\u2060", "")
+
+
+def texts(elements) -> list[str]:
+    """The displayed text of each of ``elements`` (e.g. ``at.caption``)."""
+    return [displayed(getattr(e, "value", "")) for e in elements]
+
+
+BANNER_ICON = ":material/lock_open:"
+
+
+def page_warnings(at) -> list[str]:
+    """The warnings a page shows, without the unauthenticated-access banner every page
+    carries when sign-in is off."""
+    return [displayed(w.value) for w in at.warning if w.icon != BANNER_ICON]
+
+
 def all_text(at) -> str:
-    """Every piece of text the app rendered (for checks that something is not shown)."""
+    """Every piece of text the app rendered, as displayed (for checks that something is
+    or is not shown)."""
     parts = []
     for kind in (
         "title",
@@ -48,7 +77,7 @@ def all_text(at) -> str:
             parts.append(str(getattr(element, "value", "") or getattr(element, "message", "")))
     for metric in at.metric:
         parts.append(f"{metric.label} {metric.value}")
-    return "\n".join(parts)
+    return displayed("\n".join(parts))
 
 
 def by_label(widgets, label: str):
