@@ -2,7 +2,8 @@
 # Create .venv (if missing) and install LADIS into it. Idempotent and fast when nothing
 # changed: a stamp records the hash of the requirement files.
 #   scripts/install.sh          runtime dependencies (what `make demo` and the Dockerfile use)
-#   scripts/install.sh --test   plus test dependencies and Debian's Chromium for browser tests
+#   scripts/install.sh --test   plus test dependencies, Debian's Chromium for browser tests and
+#                               the OpenID Connect provider the sign-in tests start (npm, tests/oidc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,17 @@ if [[ $WITH_TESTS == 1 ]]; then
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
       || die "could not install chromium with apt-get; install it by hand (apt-get install chromium)"
+  fi
+fi
+if [[ $WITH_TESTS == 1 ]]; then
+  # node-oidc-provider, pinned by tests/oidc/package-lock.json, into tests/oidc/node_modules
+  command -v npm >/dev/null || die "npm not found; install Node.js 20 or later (the sign-in tests run an OpenID Connect provider on it)"
+  lock_hash=$(sha256sum tests/oidc/package-lock.json | cut -c1-16)
+  if [[ ! -f tests/oidc/node_modules/.ladis-lock || "$(cat tests/oidc/node_modules/.ladis-lock)" != "$lock_hash" ]]; then
+    log "installing the test OpenID Connect provider (npm ci in tests/oidc)"
+    npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null \
+      || die "npm ci in tests/oidc failed"
+    echo "$lock_hash" > tests/oidc/node_modules/.ladis-lock
   fi
 fi
 log "environment ready ($("$VENV/bin/python" -c 'import ladis_core; print("LADIS", ladis_core.__version__)'))"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ladis_core.devtools.s3server import LocalS3Server
-from tests.support.dash_world import DashWorld, build
+from tests.support.dash_world import AccessWorld, DashWorld, build, build_access_world
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,15 @@ def app_env(
     monkeypatch.setenv("LADIS_S3_URI", app_world.uri)
     monkeypatch.setenv("LADIS_CACHE_DIR", str(app_cache_dir))
     yield app_world
+
+
+@pytest.fixture(scope="session")
+def access_world(s3_server: LocalS3Server, app_world: DashWorld) -> AccessWorld:
+    """A copy of the test world for the access tests (they write verdicts and jobs), with
+    a provenance ``attack`` written in markdown and a job whose results point at the
+    original world, which lies outside the copy's allowed sources."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in s3_server.environment().items():
+            mp.setenv(name, value)
+        bucket = s3_server.create_bucket(f"access-{uuid.uuid4().hex[:12]}")
+        return build_access_world(app_world, bucket)

@@ -33,12 +33,20 @@ def open_app(*, page: str | None = None, address: str | None = "127.0.0.1"):
 
 
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+_CODE_SPAN = re.compile(r"(`+)( ?)(.+?)\2\1")
 
 
 def displayed(markdown: str) -> str:
     """The text a markdown string shows, as far as the dashboard's own escaping goes
-    (:func:`app.text.literal` backslash-escapes punctuation and adds invisible joiners)."""
-    return _ESCAPED.sub(r"\1", str(markdown)).replace("\u2060", "")
+    (:func:`app.text.literal` backslash-escapes punctuation, puts words that would be
+    linked in code spans and adds invisible joiners)."""
+    parts, at = [], 0
+    text = str(markdown)
+    for span in _CODE_SPAN.finditer(text):
+        parts += [_ESCAPED.sub(r"\1", text[at : span.start()]), span.group(3)]
+        at = span.end()
+    parts.append(_ESCAPED.sub(r"\1", text[at:]))
+    return "".join(parts).replace("\u2060", "")
 
 
 def texts(elements) -> list[str]:
@@ -103,20 +111,63 @@ CHROMIUM_ARGS = [
 
 class DashboardServer:
     """``streamlit run app/streamlit_app.py`` as a subprocess on a free loopback port,
-    stopped by its PID."""
+    stopped by its PID. ``args`` go to Streamlit (e.g. ``--secrets.files PATH``). With
+    ``entrypoint=True`` the container's entry point starts it instead
+    (``docker/entrypoint.sh dashboard``, which picks the address itself)."""
 
-    def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        log_path: Path,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        entrypoint: bool = False,
+    ) -> None:
         import os
 
         self.port = port or find_free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._env = {**os.environ, **env}
+        self._args = args
+        self._entrypoint = entrypoint
         self.process = None
+
+    def _command(self) -> list[str]:
+        import sys
+
+        if self._entrypoint:
+            self._env.update(
+                LADIS_HOME=str(REPO),
+                LADIS_PORT=str(self.port),
+                # the entry point runs `python` from PATH, as in the image
+                PATH=f"{Path(sys.executable).parent}:{self._env.get('PATH', '')}",
+            )
+            return ["bash", str(REPO / "docker" / "entrypoint.sh"), "dashboard", *self._args]
+        return [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ENTRY),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(self.port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
+            "--client.toolbarMode",
+            "minimal",
+            *self._args,
+        ]
 
     def start(self, *, timeout_s: float = 120.0) -> DashboardServer:
         import subprocess
-        import sys
         import time
         import urllib.request
 
@@ -124,25 +175,7 @@ class DashboardServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(ENTRY),
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(self.port),
-                "--server.headless",
-                "true",
-                "--server.fileWatcherType",
-                "none",
-                "--browser.gatherUsageStats",
-                "false",
-                "--client.toolbarMode",
-                "minimal",
-            ],
+            self._command(),
             cwd=REPO,
             env=self._env,
             stdout=log,
@@ -167,7 +200,7 @@ class DashboardServer:
         import subprocess
 
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # the entry point execs: this is Streamlit's PID
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
