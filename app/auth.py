@@ -14,8 +14,9 @@ every page shows a banner saying access is unauthenticated. Pages then ask
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
@@ -66,30 +67,40 @@ def _auth_section() -> dict[str, Any] | None:
     return None if section is None else dict(section)
 
 
-def _screen(title: str, message: str, *, icon: str) -> None:
-    st.title(title)
-    st.info(message, icon=icon)
+def _only(
+    message: str,
+    *,
+    icon: str,
+    button: str | None = None,
+    action: Callable[[], None] | None = None,
+    error: bool = False,
+) -> NoReturn:
+    """Show nothing but ``message`` (and a button) and end the run. The screen is the
+    only page of a hidden navigation, so no page list and no link to another page is
+    left from an earlier run of the session (when a session ends, say)."""
 
+    def screen() -> None:
+        st.title("LADIS")
+        (st.error if error else st.info)(message, icon=icon)
+        if button and action:
+            st.button(button, type="primary", on_click=action)
 
-def _stop_with_error(exc: Exception) -> None:
-    st.title("LADIS")
-    st.error(
-        f"**The dashboard's access settings are unusable.** {literal(exc)}",
-        icon=":material/lock:",
-    )
+    st.navigation(
+        [st.Page(screen, title="LADIS", url_path="access", default=True)], position="hidden"
+    ).run()
     st.stop()
+    raise AssertionError("st.stop() ends the run")  # for type checkers: never returns
 
 
 def _signed_in_identity() -> Identity:
     claims = st.user.to_dict()
     if exposure.session_expired(claims, now=time.time(), max_age_s=exposure.session_max_age_s()):
-        _screen(
-            "LADIS",
+        _only(
             "Your session has ended. Sign in again to go on.",
             icon=":material/schedule:",
+            button="Sign in again",
+            action=st.login,
         )
-        st.button("Sign in again", type="primary", icon=":material/login:", on_click=st.login)
-        st.stop()
     role = RolePolicy.from_environment().role_for(claims)
     identity = Identity(
         signed_in=True,
@@ -100,14 +111,13 @@ def _signed_in_identity() -> Identity:
         issuer=str(claims.get("iss") or ""),
     )
     if role is None:
-        _screen(
-            "LADIS",
+        _only(
             f"You are signed in as {literal(identity.label)}, but you have no role in LADIS. "
             "Ask an administrator for one.",
             icon=":material/person_off:",
+            button="Sign out",
+            action=st.logout,
         )
-        st.button("Sign out", icon=":material/logout:", on_click=st.logout)
-        st.stop()
     return identity
 
 
@@ -118,13 +128,12 @@ def gate() -> Identity:
         sign_in = exposure.sign_in_configured(_auth_section())
         if sign_in:
             if not st.user.is_logged_in:
-                _screen(
-                    "LADIS",
+                _only(
                     "Sign in to see the monitoring dashboard.",
                     icon=":material/lock:",
+                    button="Sign in",
+                    action=st.login,
                 )
-                st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
-                st.stop()
             identity = _signed_in_identity()
         else:
             problem = exposure.exposure_problem(
@@ -141,8 +150,11 @@ def gate() -> Identity:
                     "configure sign-in or give anonymous visitors a role"
                 )
     except AccessConfigError as exc:
-        _stop_with_error(exc)
-        raise  # not reached: st.stop() ends the run
+        _only(
+            f"**The dashboard's access settings are unusable.** {literal(exc)}",
+            icon=":material/lock:",
+            error=True,
+        )
     state.put(state.IDENTITY, identity)
     if not identity.signed_in:
         st.warning(

@@ -63,7 +63,7 @@ def sidebar() -> None:
             f"local folder, within the allowed sources ({literal(data.sources().describe())})."
             + ("" if may_change else " Changing it needs the admin role."),
         )
-        st.caption(f"S3: {S3Settings.from_environment().describe()}")
+        st.caption(f"S3: {literal(S3Settings.from_environment().describe())}")
         try:
             uri = world.normalize_world_uri(state.get(state.WORLD_URI, ""))
             names = data.endpoints(uri)

@@ -107,7 +107,7 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     # 4. a small on-demand test
     _open_page(page, "On-demand test")
     for label, value in (("R (repetitions)", "10"), ("Permutations", "100")):
-        field = page.get_by_label(label)
+        field = page.get_by_role("spinbutton", name=label)
         field.fill(value)
     page.get_by_role("button", name="Run test").click()
     page.get_by_text("Result · steps").wait_for(timeout=120_000)
