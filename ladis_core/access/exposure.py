@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -116,20 +117,25 @@ def exposure_problem(address: str | None, *, sign_in: bool, allow_anonymous: boo
     )
 
 
-def session_max_age_s(environ: Mapping[str, str] | None = None) -> float | None:
-    """Seconds a session lasts after sign-in; ``None``: until the ID token expires."""
-    from ladis_core.monitoring.schedule import parse_interval
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
+
+def session_max_age_s(environ: Mapping[str, str] | None = None) -> float | None:
+    """Seconds a session lasts after sign-in (``8h``, ``30m``, ``90s``, ``1d`` or plain
+    seconds); ``None`` (``token``): until the ID token expires."""
     env = os.environ if environ is None else environ
-    text = (env.get(SESSION_ENV) or "").strip()
+    text = (env.get(SESSION_ENV) or "").strip().lower()
     if not text:
         return float(DEFAULT_SESSION_MAX_AGE_S)
-    if text.lower() == "token":
+    if text == "token":
         return None
-    try:
-        return parse_interval(text).total_seconds()
-    except ValueError as exc:
-        raise AccessConfigError(f"{SESSION_ENV}: {exc}") from None
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise AccessConfigError(
+            f"{SESSION_ENV}={text!r} is not a duration; use e.g. 8h, 30m, 90s, 1d or token"
+        )
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def session_expired(claims: Mapping[str, Any], *, now: float, max_age_s: float | None) -> bool:

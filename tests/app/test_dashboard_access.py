@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.text import literal
 from ladis_core.monitoring import triage
 from tests.support.dash_world import MARKDOWN_ATTACK, AccessWorld
 from tests.support.dashboard import BANNER_ICON, all_text, by_label, open_app, page_warnings, texts
@@ -150,9 +151,11 @@ def test_anonymous_analysts_name_themselves(access_env: AccessWorld, monkeypatch
 def test_provenance_in_markdown_is_shown_as_text(access_env: AccessWorld) -> None:
     at = _pick(open_app(), access_env.incident_id, "flagged")
     _no_exception(at)
-    # what the browser makes of it (no link, no remote image) is checked in Chromium,
-    # test_dashboard_signin.py
     assert f"Recorded provenance: {MARKDOWN_ATTACK}" in all_text(at)
+    # it reaches the page through the text helper; what Chromium makes of that (text,
+    # no link, no remote image) is checked in test_dashboard_signin.py
+    sources = [c.value for c in at.caption if "Recorded provenance" in c.value]
+    assert any(s.startswith(f"Recorded provenance: {literal(MARKDOWN_ATTACK)} ") for s in sources)
 
 
 def test_no_anonymous_access_beyond_loopback(access_env: AccessWorld, monkeypatch) -> None:

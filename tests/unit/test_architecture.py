@@ -13,7 +13,7 @@ ARCHITECTURE = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
 #: the level of each top-level package or module of ladis_core (docs/architecture.md)
 LEVELS = {
     "errors": 0, "config": 0, "progress": 0, "devices": 0, "_process": 0, "_version": 0,
-    "store": 1,
+    "store": 1, "access": 1,
     "trials": 2, "stats": 2, "devtools": 2,
     "model": 3, "capture": 3,
     "serving": 4,
