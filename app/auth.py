@@ -124,6 +124,7 @@ def _signed_in_identity() -> Identity:
 def gate() -> Identity:
     """Who is here; draws the sign-in (or refusal) screen and stops the run when the
     visitor may see nothing. Stores the identity for :func:`current`."""
+    state.put(state.IDENTITY, None)  # nothing of an earlier run counts
     try:
         sign_in = exposure.sign_in_configured(_auth_section())
         if sign_in:

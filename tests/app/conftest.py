@@ -12,6 +12,7 @@ import pytest
 
 from ladis_core.devtools.s3server import LocalS3Server
 from tests.support.dash_world import AccessWorld, DashWorld, build, build_access_world
+from tests.support.dashboard import chromium
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,10 @@ def access_world(s3_server: LocalS3Server, app_world: DashWorld) -> AccessWorld:
             mp.setenv(name, value)
         bucket = s3_server.create_bucket(f"access-{uuid.uuid4().hex[:12]}")
         return build_access_world(app_world, bucket)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, one per test module (skipped where it is not installed)."""
+    with chromium() as launched:
+        yield launched

@@ -10,15 +10,12 @@ explorer and download the reports. Screenshots go to ``test-artifacts/dashboard/
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     DashboardServer,
     wait_for_app,
@@ -40,18 +37,6 @@ def dashboard(s3_server, app_world, app_cache_dir) -> Iterator[DashboardServer]:
     }
     with DashboardServer(env, log_path=ARTIFACTS / "streamlit.log") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _shot(page, name: str) -> None:

@@ -11,7 +11,6 @@ request is aborted and recorded).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +23,6 @@ from ladis_core.monitoring import jobs as stored_jobs
 from ladis_core.monitoring import triage
 from tests.support.dash_world import MARKDOWN_ATTACK, AccessWorld
 from tests.support.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     DashboardServer,
     wait_for_app,
@@ -69,47 +66,46 @@ def provider(ports, tmp_path_factory) -> Iterator[OidcProvider]:
     oidc.stop()
 
 
-def _env(s3_server, access_world: AccessWorld, cache_dir, roles: Path) -> dict[str, str]:
+def _signed_dashboard(
+    name: str, folder: Path, provider: OidcProvider, port: int, world_env: dict[str, str], **how
+) -> DashboardServer:
+    """A dashboard with sign-in on: the roles file and the ``[auth]`` secrets for
+    ``provider`` in ``folder``; ``how`` is ``entrypoint=True`` (the secrets through
+    ``LADIS_SECRETS_FILE``) or extra ``env``."""
+    roles = folder / "roles.toml"
+    roles.write_text(ROLES, encoding="utf-8")
+    secrets = write_auth_secrets(folder / "secrets.toml", provider, dashboard_port=port)
+    env = {
+        **world_env,
+        "LADIS_ROLES_FILE": str(roles),
+        "HOME": str(folder),  # no ~/.streamlit of the developer's
+        **how.pop("env", {}),
+    }
+    if how.get("entrypoint"):
+        env["LADIS_SECRETS_FILE"] = str(secrets)
+    else:
+        how["args"] = ("--secrets.files", str(secrets))
+    return DashboardServer(env, log_path=ARTIFACTS / f"{name}.log", port=port, **how)
+
+
+@pytest.fixture(scope="module")
+def world_env(s3_server, access_world: AccessWorld, app_cache_dir) -> dict[str, str]:
     return {
         **s3_server.environment(),
         "LADIS_S3_URI": access_world.world.uri,
-        "LADIS_CACHE_DIR": str(cache_dir),
-        "LADIS_ROLES_FILE": str(roles),
+        "LADIS_CACHE_DIR": str(app_cache_dir),
         "SMDEBUG_LOG_LEVEL": "error",
-        "HOME": str(roles.parent),  # no ~/.streamlit of the developer's
     }
 
 
 @pytest.fixture(scope="module")
-def dashboard(
-    s3_server, access_world, app_cache_dir, provider, ports, tmp_path_factory
-) -> Iterator[DashboardServer]:
+def dashboard(provider, ports, world_env, tmp_path_factory) -> Iterator[DashboardServer]:
     """The dashboard as the container starts it: the entry point with a secrets file."""
     folder = tmp_path_factory.mktemp("signin")
-    roles = folder / "roles.toml"
-    roles.write_text(ROLES, encoding="utf-8")
-    secrets = write_auth_secrets(folder / "secrets.toml", provider, dashboard_port=ports["main"])
-    env = {
-        **_env(s3_server, access_world, app_cache_dir, roles),
-        "LADIS_SECRETS_FILE": str(secrets),
-    }
-    server = DashboardServer(
-        env, log_path=ARTIFACTS / "streamlit.log", port=ports["main"], entrypoint=True
-    )
-    with server:
+    with _signed_dashboard(
+        "streamlit", folder, provider, ports["main"], world_env, entrypoint=True
+    ) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Visit:
@@ -328,25 +324,13 @@ def test_a_signed_in_user_without_a_role_sees_nothing(dashboard, visit, access_w
 
 
 @pytest.fixture(scope="module")
-def short_dashboard(
-    s3_server, access_world, app_cache_dir, provider, ports, tmp_path_factory
-) -> Iterator[DashboardServer]:
+def short_dashboard(provider, ports, world_env, tmp_path_factory) -> Iterator[DashboardServer]:
     """A dashboard whose sessions last SESSION_S seconds."""
     folder = tmp_path_factory.mktemp("short")
-    roles = folder / "roles.toml"
-    roles.write_text(ROLES, encoding="utf-8")
-    secrets = write_auth_secrets(folder / "secrets.toml", provider, dashboard_port=ports["short"])
-    env = {
-        **_env(s3_server, access_world, app_cache_dir, roles),
-        "LADIS_SESSION_MAX_AGE": f"{SESSION_S}s",
-    }
-    server = DashboardServer(
-        env,
-        log_path=ARTIFACTS / "streamlit-short.log",
-        port=ports["short"],
-        args=("--secrets.files", str(secrets)),
-    )
-    with server:
+    env = {"LADIS_SESSION_MAX_AGE": f"{SESSION_S}s"}
+    with _signed_dashboard(
+        "streamlit-short", folder, provider, ports["short"], world_env, env=env
+    ) as server:
         yield server
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.support.dashboard import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     REPO,
     DashboardServer,
     wait_for_app,
@@ -59,18 +56,6 @@ def test_without_sign_in_it_listens_on_loopback_only(
     with DashboardServer(env, log_path=ARTIFACTS / "loopback.log", entrypoint=True) as server:
         assert _listening(server) == {"127.0.0.1"}
     assert "no sign-in: access is unauthenticated" in (ARTIFACTS / "loopback.log").read_text()
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.browser

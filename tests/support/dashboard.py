@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ladis_core.devtools.ports import find_free_port
@@ -109,6 +112,38 @@ CHROMIUM_ARGS = [
 ]
 
 
+def stop_process(process, log=None) -> None:
+    """Stop a server the tests started (by its PID: SIGTERM, then SIGKILL after 10 s) and
+    close its log file."""
+    import subprocess
+
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    if log is not None:
+        log.close()
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium under Playwright (the test is skipped where it is not installed)."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 class DashboardServer:
     """``streamlit run app/streamlit_app.py`` as a subprocess on a free loopback port,
     stopped by its PID. ``args`` go to Streamlit (e.g. ``--secrets.files PATH``). With
@@ -197,19 +232,9 @@ class DashboardServer:
         raise RuntimeError(f"streamlit did not answer on {self.url} within {timeout_s:.0f} s")
 
     def stop(self) -> None:
-        import subprocess
-
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # the entry point execs: this is Streamlit's PID
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
+        # the entry point execs: this PID is Streamlit's
+        stop_process(self.process, getattr(self, "_log", None))
+        self.process = self._log = None
 
     def __enter__(self) -> DashboardServer:
         return self.start()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ladis_core.devtools.ports import find_free_port
-from tests.support.dashboard import REPO, wait_for_app
+from tests.support.dashboard import REPO, stop_process, wait_for_app
 
 PROVIDER_DIR = REPO / "tests" / "oidc"
 CLIENT_ID = "ladis-dashboard"
@@ -112,17 +112,8 @@ class OidcProvider:
         raise RuntimeError(f"the OIDC provider did not answer on {self.issuer}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
+        stop_process(self.process, getattr(self, "_log", None))
+        self.process = self._log = None
 
 
 def write_auth_secrets(path: Path, provider: OidcProvider, *, dashboard_port: int) -> Path:
