@@ -63,8 +63,8 @@ class OidcProvider:
         module = PROVIDER_DIR / "node_modules" / "oidc-provider"
         if node is None or not module.is_dir():
             raise RuntimeError(
-                "the sign-in tests need Node.js and tests/oidc/node_modules: "
-                "run scripts/install.sh --test (npm ci in tests/oidc)"
+                "the sign-in tests need Node.js and tests/oidc/node_modules: run "
+                "scripts/install.sh --test, or only `npm ci --prefix tests/oidc`"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "oidc-provider.json"
