@@ -63,6 +63,28 @@ class BucketNotFoundError(StorageError):
     kind = "bucket-not-found"
 
 
+class CorruptObjectError(StorageError):
+    """A stored object is not what its name says (truncated, not JSON, bad records); the
+    message names the object."""
+
+    kind = "corrupt-object"
+
+
+class UnsafeNameError(CorruptObjectError):
+    """A name read from storage (an index file's event file, an object key, an archive
+    member) would become a local path outside its folder, or has a shape LADIS never
+    writes; nothing was written or read through it."""
+
+    kind = "unsafe-name"
+
+
+class LocalDiskError(StorageError):
+    """A local file could not be written (disk full, read-only, permissions); whatever
+    was being written was removed, so the cache stays usable."""
+
+    kind = "local-disk"
+
+
 class ServerError(LadisError):
     """The managed local S3 server could not be started, reached or stopped."""
 
@@ -126,6 +148,13 @@ class NotAcceptableError(InputError):
 
     kind = "not-acceptable"
     status = 406
+
+
+class EndpointBusyError(LadisError):
+    """Every worker of the endpoint is busy and its queue is full; retry later (HTTP 503)."""
+
+    kind = "endpoint-busy"
+    status = 503
 
 
 class EndpointClosedError(LadisError):

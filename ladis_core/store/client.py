@@ -152,3 +152,55 @@ def _s3_call(uri: str, action: str, func, /, **kwargs):
         return func(**kwargs)
     except (BotoCoreError, ClientError, ConnectionError) as exc:
         raise _storage_error(exc, uri, action) from None
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    from botocore.exceptions import BotoCoreError
+    from urllib3.exceptions import HTTPError
+
+    return (BotoCoreError, HTTPError, http.client.HTTPException, OSError)
+
+
+def _broken_stream(exc: BaseException, uri: str, done: int) -> StorageError:
+    where = S3Settings.from_environment().describe()
+    return StorageUnreachableError(
+        f"the connection to S3 at {where} broke while reading {uri} (after {done} bytes: "
+        f"{exc.__class__.__name__}); nothing of it was kept; try again"
+    )
+
+
+def read_body(body: Any, uri: str) -> bytes:
+    """All of a ``get_object`` body; a stream cut short (the server died, a body shorter
+    than its ``Content-Length``) is a :class:`StorageUnreachableError` naming ``uri``."""
+    chunks: list[bytes] = []
+    done = 0
+    try:
+        while chunk := body.read(1 << 20):
+            chunks.append(chunk)
+            done += len(chunk)
+    except _stream_errors() as exc:
+        raise _broken_stream(exc, uri, done) from None
+    finally:
+        body.close()
+    return b"".join(chunks)
+
+
+def copy_body(body: Any, uri: str, handle: Any) -> int:
+    """Copy a ``get_object`` body into the open file ``handle``; returns the bytes copied.
+    Stream failures are as in :func:`read_body`; write failures (disk full) propagate as
+    ``OSError`` for the caller to name the local file."""
+    done = 0
+    try:
+        while True:
+            try:
+                chunk = body.read(1 << 20)
+            except _stream_errors() as exc:
+                raise _broken_stream(exc, uri, done) from None
+            if not chunk:
+                return done
+            handle.write(chunk)
+            done += len(chunk)
+    finally:
+        body.close()

@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ladis_core.config import S3Settings
 from ladis_core.errors import BucketNotFoundError, DataNotFoundError, StorageError
-from ladis_core.store.client import _s3_call, _storage_error, is_s3, local_path, s3_client, split_s3
+from ladis_core.store.client import (
+    _s3_call,
+    _storage_error,
+    is_s3,
+    local_path,
+    read_body,
+    s3_client,
+    split_s3,
+)
+from ladis_core.store.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -41,11 +49,14 @@ def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         bucket, key = split_s3(uri)
         response = _s3_call(uri, "read", s3_client().get_object, Bucket=bucket, Key=key)
-        return response["Body"].read()
+        return read_body(response["Body"], uri)
     path = local_path(uri)
     if not path.is_file():
         raise DataNotFoundError(f"{uri} does not exist")
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"cannot read {uri}: {exc.strerror or exc}") from None
 
 
 def read_json(uri: str) -> Any:
@@ -69,11 +80,21 @@ def exists(uri: str) -> bool:
 
 
 def write_bytes(
-    uri: str, data: bytes, *, content_type: str | None = None, if_absent: bool = False
+    uri: str,
+    data: bytes,
+    *,
+    content_type: str | None = None,
+    if_absent: bool = False,
+    durable: bool = False,
 ) -> bool:
     """Store ``data`` at ``uri``. With ``if_absent=True`` the write happens only if nothing
-    is there yet (S3 conditional write ``If-None-Match: *``; an exclusive create locally)
-    and the return value says whether this call created it."""
+    is there yet (S3 conditional write ``If-None-Match: *``; locally a temporary file
+    linked into place) and the return value says whether this call created it.
+
+    Local files are never seen half-written (temporary file, then rename or link); with
+    ``if_absent`` or ``durable`` (claims, results, bookmarks) the file and its folder
+    are also fsynced.
+    S3 acknowledges a write only once it is stored, so ``durable`` changes nothing there."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
@@ -93,29 +114,14 @@ def write_bytes(
         except Exception as exc:  # noqa: BLE001 - botocore raises many connection types
             raise _storage_error(exc, uri, "write") from None
         return True
-    path = local_path(uri)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if if_absent:
-            try:
-                with open(path, "xb") as handle:
-                    handle.write(data)
-            except FileExistsError:
-                return False
-            return True
-        # write to a temporary file and rename, so readers never see half a file
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageError(f"cannot write {uri}: {exc.strerror or exc}") from None
-    return True
+    return write_atomic(local_path(uri), data, exclusive=if_absent, durable=durable or if_absent)
 
 
-def write_json(uri: str, value: Any, *, if_absent: bool = False) -> bool:
+def write_json(uri: str, value: Any, *, if_absent: bool = False, durable: bool = False) -> bool:
     text = json.dumps(value, indent=2, allow_nan=False)
-    return write_bytes(uri, text.encode(), content_type="application/json", if_absent=if_absent)
+    return write_bytes(
+        uri, text.encode(), content_type="application/json", if_absent=if_absent, durable=durable
+    )
 
 
 def delete(uri: str) -> None:

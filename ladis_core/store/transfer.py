@@ -5,35 +5,40 @@ prefix (fetching only what changed) and uploading a folder.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ladis_core.errors import DataNotFoundError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store.client import (
     DEFAULT_WORKERS,
     _s3_call,
+    copy_body,
     is_s3,
     local_path,
     s3_client,
     split_s3,
 )
+from ladis_core.store.files import write_atomic
 from ladis_core.store.objects import iter_objects, write_bytes
+from ladis_core.store.paths import contained_path
 
 
 def _download_one(uri: str, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
+    """Fetch one object to ``dest``: it appears whole or not at all (a broken stream or a
+    full disk leaves nothing behind, not even the partial file)."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         response = _s3_call(uri, "read", s3_client().get_object, Bucket=bucket, Key=key)
-        with open(tmp, "wb") as handle:
-            shutil.copyfileobj(response["Body"], handle, 1 << 20)
-    else:
-        shutil.copyfile(local_path(uri), tmp)
-    os.replace(tmp, dest)
+        write_atomic(dest, lambda handle: copy_body(response["Body"], uri, handle))
+        return
+    source = local_path(uri)
+    if not source.is_file():
+        raise DataNotFoundError(f"{uri} does not exist")
+    with open(source, "rb") as handle:
+        write_atomic(dest, lambda out: shutil.copyfileobj(handle, out, 1 << 20))
 
 
 def _run_parallel(
@@ -95,11 +100,13 @@ def mirror_prefix(
         manifest = {}
     base = prefix.rstrip("/") + "/"
     pairs, versions = [], {}
+    # every key is checked before anything is fetched: a key like `p//abs/path` or one
+    # holding `..` must not write outside local_dir (SPEC section 7)
     for info in iter_objects(prefix):
         relative = info.uri[len(base) :] if info.uri.startswith(base) else Path(info.uri).name
         if relative == MIRROR_MANIFEST:
             continue
-        dest = local_dir / relative
+        dest = contained_path(local_dir, relative, what=f"the object {info.uri}")
         versions[relative] = [info.size, info.etag]
         if (
             dest.is_file()
@@ -111,10 +118,7 @@ def mirror_prefix(
     download_many(pairs, workers=workers, progress=progress)
     if pairs:
         manifest.update(versions)
-        local_dir.mkdir(parents=True, exist_ok=True)
-        tmp = manifest_path.with_name(MIRROR_MANIFEST + ".part")
-        tmp.write_text(json.dumps(manifest))
-        os.replace(tmp, manifest_path)
+        write_atomic(manifest_path, json.dumps(manifest).encode())
     return [str(Path(dest).relative_to(local_dir)) for _, dest in pairs]
 
 

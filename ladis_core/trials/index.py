@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ladis_core import store
-from ladis_core.errors import StorageError
+from ladis_core.errors import CorruptObjectError, StorageError, UnsafeNameError
 from ladis_core.store import layout
+from ladis_core.store.files import write_atomic
+from ladis_core.store.paths import contained_path
 
-#: environment variable naming the cache root (default ``.cache`` in the working folder)
 #: smdebug puts the index files of 1,000 consecutive global steps in one folder
 INDEX_GROUP_SIZE = 1000
+
+#: the only event file name smdebug writes for a step: events/<step>/<step>_<worker>.tfevents
+#: (both steps the same); anything else in an index file is refused before it is a path
+_EVENT_FILE = re.compile(
+    r"events/(\d{1,20})/(\d{1,20})_([A-Za-z0-9_][A-Za-z0-9_.:-]{0,127})\.tfevents"
+)
+
+#: bounds on what one index file may declare (a step holds tens of tensors)
+_MAX_TENSORS = 10_000
+_MAX_OFFSET = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,9 @@ class _StepEntry:
     index_file: str  # relative to the trial root
     event_file: str  # relative to the trial root
     tensors: dict[str, tuple[int, int]]  # name → (start byte, length) in the event file
+
+    def __post_init__(self) -> None:
+        _check_event_file(self.event_file, self.index_file or "an index file")
 
     @property
     def event_size(self) -> int:
@@ -64,29 +78,63 @@ class _StepEntry:
         )
 
 
+def _check_event_file(name: str, where: str) -> str:
+    """``name`` if it has the shape smdebug writes; :class:`UnsafeNameError` otherwise."""
+    match = _EVENT_FILE.fullmatch(name) if isinstance(name, str) else None
+    if match is None or match[1] != match[2]:
+        shown = repr(name if not isinstance(name, str) or len(name) <= 120 else name[:117] + "...")
+        raise UnsafeNameError(
+            f"{where} names the event file {shown}, not events/<step>/<step>_<worker>.tfevents "
+            "as smdebug writes; the trial is corrupt or forged, so it was not read"
+        )
+    return name
+
+
+def event_path(root: Path, entry: _StepEntry) -> Path:
+    """The local path of ``entry``'s event file under the trial (or cache) ``root``,
+    checked to stay inside it after resolving symlinks."""
+    return contained_path(root, entry.event_file, what=f"index file {entry.index_file}")
+
+
+def _tensor_range(item: dict) -> tuple[str, tuple[int, int]]:
+    name, start, length = str(item["tensorname"]), int(item["start_idx"]), int(item["length"])
+    if not (0 <= start < _MAX_OFFSET and 0 <= length < _MAX_OFFSET):
+        raise ValueError(f"tensor {name[:80]!r} has the byte range {start}+{length}")
+    return name, (start, length)
+
+
 def _parse_index(data: bytes, where: str, relative: str = "") -> _StepEntry:
     try:
         index = json.loads(data)
         meta = index["meta"]
-        tensors = {
-            t["tensorname"]: (int(t["start_idx"]), int(t["length"]))
-            for t in index["tensor_payload"]
-        }
+        payload = index["tensor_payload"]
+        if not isinstance(payload, list) or len(payload) > _MAX_TENSORS:
+            raise ValueError(f"tensor_payload must be a list of at most {_MAX_TENSORS} tensors")
+        tensors = dict(_tensor_range(t) for t in payload)
         name = where.replace("\\", "/").rsplit("/", 1)[-1]
         step_text, _, worker = name.removesuffix(".json").partition("_")
+        event_file = _check_event_file(meta["event_file_name"], where)
         return _StepEntry(
             step=int(step_text),
             worker=worker,
             mode=str(meta["mode"]),
             mode_step=int(meta["mode_step"]),
-            index_file=relative,
-            event_file=str(meta["event_file_name"]),
+            index_file=relative or where,
+            event_file=event_file,
             tensors=tensors,
         )
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise StorageError(
-            f"{where} is not a valid smdebug index file ({exc.__class__.__name__}: {exc}); the trial "
-            "is corrupt: capture it again (for a cached copy, delete the cache folder)"
+    except (
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:
+        raise CorruptObjectError(
+            f"{where} is not a valid smdebug index file ({exc.__class__.__name__}: "
+            f"{str(exc)[:200]}); the trial is corrupt: capture it again (for a cached copy, "
+            "delete the cache folder)"
         ) from None
 
 
@@ -155,11 +203,13 @@ def _load_entries(root: Path, *, min_global: int, cached: bool) -> list[_StepEnt
 
 
 def _read_catalog(path: Path) -> dict[str, _StepEntry]:
+    """A folder's catalog of parsed index files; anything unreadable (or naming an event
+    file of the wrong shape) is dropped, and the index files are parsed again."""
     try:
         return {
             name: _StepEntry.from_list(item) for name, item in json.loads(path.read_bytes()).items()
         }
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, StorageError):
         return {}
 
 
@@ -196,8 +246,4 @@ def _step_of_name(uri: str) -> int:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)

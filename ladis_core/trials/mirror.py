@@ -35,6 +35,7 @@ from ladis_core.trials.index import (
     _parse_index,
     _step_of_name,
     _StepEntry,
+    event_path,
 )
 
 log = logging.getLogger(__name__)
@@ -245,13 +246,13 @@ def _sync_events(
     for entry in entries:
         if packed and _group_of(entry.step) in packed:
             continue
-        dest = os.path.join(root, entry.event_file)
+        dest = event_path(root, entry)
         try:
             complete = os.stat(dest).st_size >= entry.event_size
         except OSError:
             complete = False
         if not complete:
-            wanted.append((layout.join(uri, entry.event_file), Path(dest)))
+            wanted.append((layout.join(uri, entry.event_file), dest))
     missing = _fetch(wanted, progress=progress, stage="download", tolerate_missing=True)
     if missing:
         cut = next(i for i, e in enumerate(entries) if layout.join(uri, e.event_file) in missing)

@@ -10,9 +10,14 @@ against smdebug's own.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+
+#: bounds on a decoded tensor's shape (a record holds at most a few MiB)
+_MAX_DIMS = 32
+_MAX_DIM_SIZE = 1 << 40
 
 # TensorFlow DataType enum values smdebug writes (tensorflow/core/framework/types.proto)
 _DTYPES: dict[int, Any] = {
@@ -120,9 +125,11 @@ def _decode_full(record: bytes) -> tuple[np.ndarray, int, int]:
         raise ValueError(f"tensor dtype code {dtype_code} is not numeric")
     if content is None:
         raise ValueError("tensor has no content")
+    if len(shape) > _MAX_DIMS or any(size >= _MAX_DIM_SIZE for size in shape):
+        raise ValueError(f"tensor shape {shape[:8]} is not one smdebug writes")
     itemsize = np.dtype(dtype).itemsize
     count = (content[1] - content[0]) // itemsize
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)  # Python integers: a forged dimension cannot overflow
     if count != expected or (content[1] - content[0]) % itemsize:
         raise ValueError(
             f"tensor content holds {content[1] - content[0]} bytes, shape {shape} needs {expected} values"

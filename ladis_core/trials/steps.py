@@ -4,15 +4,14 @@ run of steps.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ladis_core import store
-from ladis_core.errors import StorageError
-from ladis_core.trials.index import _StepEntry
+from ladis_core.errors import CorruptObjectError, StorageError
+from ladis_core.trials.index import _StepEntry, event_path
 from ladis_core.trials.records import RecordDecoder
 
 
@@ -20,13 +19,13 @@ def _complete_prefix(root: Path, entries: list[_StepEntry], *, uri: str) -> list
     """``entries`` up to (not including) the first whose event file is missing; a short
     event file is corruption and raises, naming it."""
     for position, entry in enumerate(entries):
-        path = os.path.join(root, entry.event_file)
+        path = event_path(root, entry)
         try:
-            size = os.stat(path).st_size
+            size = path.stat().st_size
         except OSError:
             return entries[:position]
         if size < entry.event_size:
-            raise StorageError(
+            raise CorruptObjectError(
                 f"{path} is shorter ({size} bytes) than its index file {entry.index_file} says "
                 f"({entry.event_size}); the trial at {uri} is corrupt: capture it again"
                 + (" (or delete the cache folder)" if store.is_s3(uri) else "")
@@ -37,7 +36,7 @@ def _complete_prefix(root: Path, entries: list[_StepEntry], *, uri: str) -> list
 def _read_step(
     root: Path, entry: _StepEntry, names: Sequence[str], decoder: RecordDecoder, uri: str
 ) -> dict[str, np.ndarray]:
-    path = os.path.join(root, entry.event_file)
+    path = event_path(root, entry)
     out = {}
     try:
         with open(path, "rb") as handle:
@@ -47,8 +46,8 @@ def _read_step(
                 record = handle.read(length)
                 try:
                     out[name] = decoder.decode(name, record)
-                except (ValueError, IndexError) as exc:
-                    raise StorageError(
+                except (ValueError, IndexError, OverflowError) as exc:
+                    raise CorruptObjectError(
                         f"{path} is corrupt: tensor {name} of step {entry.mode_step} cannot be decoded "
                         f"({exc}); capture the trial at {uri} again"
                         + (" (or delete the cache folder)" if store.is_s3(uri) else "")

@@ -149,3 +149,40 @@ def test_cache_folders_differ_by_endpoint_and_uri(monkeypatch, tmp_path):
     assert first != trials.default_cache_dir("s3://ladis/trials/digits/reference")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2222")
     assert first != trials.default_cache_dir("s3://ladis/trials/digits/inference")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _forged_record(dims: list[int], content: bytes) -> bytes:
+    """A tensor record (TFRecord framing, Event → Summary → Value → TensorProto) with
+    the given shape, written by hand as a forger would."""
+    shape = b"".join(_field(2, b"\x08" + _varint(d)) for d in dims)
+    tensor = b"\x08\x01" + _field(2, shape) + _field(4, content)
+    event = _field(5, _field(1, _field(8, tensor)))
+    return len(event).to_bytes(8, "little") + b"\0" * 4 + event + b"\0" * 4
+
+
+@pytest.mark.parametrize("dims", [[1 << 63, 0], [1 << 64, 1 << 64], [0] * 40])
+def test_forged_tensor_shapes_are_value_errors_not_overflows(dims):
+    record = _forged_record(dims, b"")
+    with pytest.raises(ValueError, match="not one smdebug writes"):
+        tensor_records.decode_tensor_record(record)
+    with pytest.raises(ValueError):
+        tensor_records.RecordDecoder().decode("x", record)
+
+
+def test_a_hand_written_record_decodes_like_smdebugs():
+    values = np.arange(6, dtype=np.float32)
+    decoded = tensor_records.decode_tensor_record(_forged_record([2, 3], values.tobytes()))
+    assert np.array_equal(decoded, values.reshape(2, 3))
