@@ -8,15 +8,15 @@ capturing into the same trial is stopped instead of overwriting steps.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ladis_core import store
-from ladis_core.errors import CaptureConflictError, InputError
+from ladis_core.errors import CaptureConflictError, InputError, StorageError
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
+from ladis_core.trials.index import _parse_index, event_path
 
 #: the staged upload of event files uses this many threads
 UPLOAD_WORKERS = 16
@@ -52,18 +52,7 @@ class _Publisher:
         """Publish every finished step (and, with ``final``, the collections and
         end-of-job files); returns the number of steps published."""
         with self.lock:
-            index_files = []
-            index_root = self.staging / "index"
-            if index_root.is_dir():
-                for path in index_root.rglob("*.json"):
-                    step_text = path.name.partition("_")[0]
-                    if step_text.isdigit():
-                        index_files.append((int(step_text), path))
-            index_files.sort()
-            steps = []
-            for _step, path in index_files:
-                meta = json.loads(path.read_bytes())["meta"]
-                steps.append((path, self.staging / meta["event_file_name"], int(meta["mode_step"])))
+            steps = self._finished_steps()
             total = len(steps)
             report(progress, "upload", 0, total)
             if steps:
@@ -90,6 +79,31 @@ class _Publisher:
                         self._put(path)
                         self._published_meta[key] = stamp
             return total
+
+    def _finished_steps(self) -> list[tuple[Path, Path, int]]:
+        """(index file, event file, mode step) of every finished step, in step order.
+
+        Index files are parsed like a reader parses them: an event file name of another
+        shape than smdebug's, or one leading outside the staging folder, raises
+        :class:`~ladis_core.errors.UnsafeNameError` before anything is published."""
+        index_files = []
+        index_root = self.staging / "index"
+        if index_root.is_dir():
+            for path in index_root.rglob("*.json"):
+                step_text = path.name.partition("_")[0]
+                if step_text.isdigit() and path.is_file() and not path.is_symlink():
+                    index_files.append((int(step_text), path))
+        index_files.sort()
+        steps = []
+        for _step, path in index_files:
+            relative = path.relative_to(self.staging).as_posix()
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+            entry = _parse_index(data, str(path), relative)
+            steps.append((path, event_path(self.staging, entry), entry.mode_step))
+        return steps
 
     def _put(self, path: Path) -> None:
         store.write_bytes(self._uri(path.relative_to(self.staging).as_posix()), path.read_bytes())

@@ -4,12 +4,12 @@ the trial; and the recovery of steps that a killed capture left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from torch import nn
 
 from ladis_core import store
 from ladis_core._process import pid_alive
+from ladis_core.capture.folders import new_staging_folder, orphan_candidates
 from ladis_core.capture.hooks import (
     _MODES,
     _close_smdebug_hook,
@@ -59,33 +60,54 @@ class CaptureSummary:
     penultimate: str = ""
 
 
-_STAGING_PREFIX = "ladis-capture-"
-
-
 _OWNER_FILE = "owner.json"
+
+
+#: an owner file is a few dozen bytes; anything bigger is not one
+_MAX_OWNER_BYTES = 4096
+
+
+def _read_owner(root: Path) -> tuple[str, int] | None:
+    """(trial URI, pid) from a staging folder's owner file; ``None`` when it has none
+    that is usable (a folder still being created, or not a capture's)."""
+    try:
+        with open(root / _OWNER_FILE, "rb") as handle:
+            data = handle.read(_MAX_OWNER_BYTES + 1)
+        owner = json.loads(data) if len(data) <= _MAX_OWNER_BYTES else None
+        return str(owner["uri"]), int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _recover_orphans(uri: str) -> int:
     """Publish the finished steps that captures into ``uri`` whose process is gone (a
     killed endpoint) left in their staging folders, then remove those folders.
 
-    A step is finished once smdebug wrote its index file; a half-written step is
-    dropped. Returns the number of steps recovered. Runs before a new capture numbers
-    its steps, so they follow the recovered ones."""
+    Only this user's private staging folders are considered (:mod:`.folders`). A step
+    is finished once smdebug wrote its index file; a half-written step is dropped. A
+    folder that cannot be published (a corrupt index, names that do not fit) is renamed
+    ``bad-*`` and kept for inspection; the new capture goes on. Returns the number of
+    steps recovered. Runs before a new capture numbers its steps, so they follow the
+    recovered ones."""
     recovered = 0
-    for root in sorted(Path(tempfile.gettempdir()).glob(_STAGING_PREFIX + "*")):
-        try:
-            owner = json.loads((root / _OWNER_FILE).read_text(encoding="utf-8"))
-            pid = int(owner["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a capture's staging folder, or one still being created
-        if owner.get("uri") != uri or pid_alive(pid):
+    for root in orphan_candidates():
+        owner = _read_owner(root)
+        if owner is None or owner[0] != uri or pid_alive(owner[1]):
             continue
         try:
             steps = _Publisher(root / "trial", uri).publish(final=False)
+        except CaptureConflictError as exc:
+            log.warning("steps left in %s by a stopped capture were not published: %s", root, exc)
+            continue
         except LadisError as exc:
+            kept = root.with_name("bad-" + root.name)
+            with contextlib.suppress(OSError):
+                root.rename(kept)
             log.warning(
-                "steps left in %s by a stopped capture could not be published: %s", root, exc
+                "steps left in %s by a stopped capture cannot be published (%s); kept in %s",
+                root,
+                exc,
+                kept,
             )
             continue
         shutil.rmtree(root, ignore_errors=True)
@@ -165,7 +187,7 @@ class _StagedCapture:
         if self.meta is not None:
             # what readers and the monitoring job use instead of guessing from names
             write_trial_meta(self.uri, self.meta)
-        self._staging_root = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX))
+        self._staging_root = new_staging_folder()
         # who stages here: a later capture into the same trial publishes what a killed
         # process left behind (see _recover_orphans)
         (self._staging_root / _OWNER_FILE).write_text(
