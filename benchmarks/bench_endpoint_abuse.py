@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, os.environ.get("PYTHONPATH") or str(REPO))
 
 
 def _model_dir(root: Path) -> Path:
@@ -100,15 +100,15 @@ def _post(url: str, body: bytes, content_type: str, headers: dict | None = None)
         return exc.code, exc.read()
 
 
-def measure_png(model_dir: Path, work: Path) -> dict:
-    png = _png_bomb()
-    path = work / "bomb.png"
+def measure_png(model_dir: Path, work: Path, *, side: int) -> dict:
+    png = _png_bomb(side)
+    path = work / f"bomb-{side}.png"
     path.write_bytes(png)
     out = subprocess.run(
         [sys.executable, __file__, "--png-child", str(model_dir), str(path)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO)},
         check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -256,11 +256,12 @@ def main() -> int:
         work = Path(tmp)
         model_dir = _model_dir(work)
         if args.only in (None, "png"):
-            png = measure_png(model_dir, work)
-            print(
-                f"PNG 4096x4096 ({png['png_kib']:.0f} KiB): HTTP {png['status']}, "
-                f"peak memory +{png['peak_mib']:.0f} MiB"
-            )
+            for side in (4096, 512):  # a bomb, and the largest image a 32x32 model accepts
+                png = measure_png(model_dir, work, side=side)
+                print(
+                    f"PNG {side}x{side} ({png['png_kib']:.0f} KiB): HTTP {png['status']}, "
+                    f"peak memory +{png['peak_mib']:.1f} MiB"
+                )
         if args.only in (None, "slow"):
             slow = measure_slow_clients(model_dir, clients=200, trickle_s=trickle_s)
             trickle = (

@@ -15,12 +15,18 @@ it is stopped (by PID) when the session ends, and gets SIGTERM if pytest itself 
   ``"s3://<name>/"`` and also sets ``LADIS_S3_URI`` to it (so ``config.world_uri()``
   points there). Implies ``s3_env``.
 - ``s3_client`` (function): a boto3 S3 client for the server. Implies ``s3_env``.
+- ``own_s3_server`` (function): a server of the test's own (its own folder and port),
+  which the test may kill, freeze and restart (fault injection); its ``AWS_*``
+  variables are set like ``s3_env``'s. Stopped by PID at the end.
 
 Set ``LADIS_WEED_BIN`` to use another ``weed`` binary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -77,3 +83,21 @@ def s3_bucket(
 @pytest.fixture
 def s3_client(s3_server: LocalS3Server, s3_env: dict[str, str]) -> Any:
     return s3_server.client()
+
+
+@pytest.fixture
+def own_s3_server(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    server = LocalS3Server(tmp_path / "own-s3", port=find_free_port(), die_with_parent=True)
+    server.start(timeout_s=60)
+    for name in _AWS_VARIABLES_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield server
+    finally:
+        pid = server.status().pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # a test may leave it frozen
+        server.stop()

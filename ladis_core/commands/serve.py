@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
 NAME = "serve"
+
+#: the environment variable holding the operator token (never a flag: flags are visible
+#: to every local user in the process list)
+OPERATOR_TOKEN_ENV = "LADIS_OPERATOR_TOKEN"
 HELP = "serve the model over HTTP (GET /ping, POST /invocations) and capture every request"
 DESCRIPTION = """\
 Serve a saved model with SageMaker's protocol: GET /ping and POST /invocations
@@ -22,6 +27,11 @@ Your own model: --model PKG.MODULE:CALLABLE (imported from the working folder or
 PYTHONPATH) with --weights STATE_DICT.pt, and --reference TRIAL to feed it with the
 preprocessing (image size, mean, std), class names and penultimate layer recorded by
 capture-reference; --image-size/--mean/--std/--class-names override the record.
+
+At most --workers connections are served at once (more wait, and past a queue get 503);
+a request must arrive whole within --request-timeout seconds (408). GET /ping answers
+counts only; the operator gets the capture and provenance URIs and last errors by
+sending the header X-Ladis-Operator-Token with the value of $LADIS_OPERATOR_TOKEN.
 
 SIGTERM or Ctrl-C stops the server after the running requests and flushes the capture
 and the provenance (a second one leaves at once, without flushing).
@@ -89,6 +99,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="write a provenance part every N recorded requests (default 100)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=16,
+        help="connections served at once (default 16; more wait in a queue of 64, then 503)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a client has to send a whole request (default 30; then 408)",
+    )
     parser.add_argument("--cache-dir", default=None, help="where an s3:// model is cached locally")
     from ladis_core.commands._model_args import add_model_arguments
 
@@ -146,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-body-mb {args.max_body_mb} must be positive")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port} is not a TCP port (0–65535)")
+    if args.workers < 1 or args.request_timeout <= 0:
+        raise InputError("--workers must be at least 1 and --request-timeout positive")
     if args.provenance and not args.capture:
         raise InputError(
             "--provenance needs --capture: provenance records are keyed by the captured step"
@@ -174,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             provenance_every=args.provenance_every,
             cache_dir=args.cache_dir,
+            workers=args.workers,
+            request_timeout_s=args.request_timeout,
+            operator_token=os.environ.get(OPERATOR_TOKEN_ENV) or None,
         )
         try:
             # one parseable line, so a parent process can find a --port 0 server

@@ -4,9 +4,11 @@ SageMaker contract functions, and draining on shutdown.
 
 from __future__ import annotations
 
+import hmac
 import threading
 from typing import Any
 
+from ladis_core.config import redact
 from ladis_core.errors import (
     EndpointClosedError,
     InputError,
@@ -14,13 +16,16 @@ from ladis_core.errors import (
     NotAcceptableError,
     UnsupportedContentTypeError,
 )
-from ladis_core.serving.codec import check_accept
-from ladis_core.serving.contract import input_fn, output_fn, predict_fn
+from ladis_core.serving.codec import check_accept, decode_request, pixel_limit
+from ladis_core.serving.contract import output_fn, predict_fn
 from ladis_core.serving.model import ServedModel
 from ladis_core.serving.provenance import ProvenanceRecorder, parse_provenance
 
 #: request bodies above this size are refused before they are read (HTTP 413)
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+#: the header by which the operator asks ``/ping`` for the details (URIs, last errors)
+OPERATOR_HEADER = "X-Ladis-Operator-Token"
 
 
 class EndpointApp:
@@ -32,10 +37,13 @@ class EndpointApp:
         *,
         provenance: ProvenanceRecorder | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        operator_token: str | None = None,
     ) -> None:
         self.served = served
         self.provenance = provenance
         self.max_body_bytes = int(max_body_bytes)
+        self._operator_token = operator_token or None
+        self.max_pixels = pixel_limit(served.spec.input_shape)
         self._in_flight = 0
         self._idle = threading.Condition()
 
@@ -43,13 +51,43 @@ class EndpointApp:
     def ready(self) -> bool:
         return not self.served.closed
 
-    def health(self) -> dict[str, Any]:
-        """The ``/ping`` body: ``status`` and, with capture on, how capture is doing (a
-        failing capture does not stop predictions, so operators read it here)."""
+    def is_operator(self, token: str | None) -> bool:
+        """Whether ``token`` is the operator token (compared in constant time)."""
+        if not self._operator_token or not token:
+            return False
+        return hmac.compare_digest(token.encode(), self._operator_token.encode())
+
+    def health(self, *, operator_token: str | None = None) -> dict[str, Any]:
+        """The ``/ping`` body: ``status`` and, with capture or provenance on, counts of
+        how they are doing (a failing upload does not stop predictions, so operators read
+        it here): ``capture: {steps_published, upload_failing}``, ``provenance:
+        {written, pending, dropped, failing}``. Where data goes and the last errors
+        (``uri``, ``error``) are added only for the operator (``operator_token``)."""
         body: dict[str, Any] = {"status": "ok"}
+        detail = self.is_operator(operator_token)
         capture = self.served.capture
         if capture is not None:
-            body["capture"] = {"uri": self.served.capture_uri, **capture.health()}
+            state = capture.health()
+            body["capture"] = {
+                "steps_published": state.get("steps_published"),
+                "upload_failing": state.get("error") is not None,
+            }
+            if detail:
+                body["capture"].update(
+                    {"uri": self.served.capture_uri, "error": _safe(state.get("error"))}
+                )
+        if self.provenance is not None:
+            status = self.provenance.status()
+            body["provenance"] = {
+                "written": status.written,
+                "pending": status.pending,
+                "dropped": status.dropped,
+                "failing": status.last_error is not None,
+            }
+            if detail:
+                body["provenance"].update(
+                    {"uri": self.provenance.uri, "error": _safe(status.last_error)}
+                )
         return body
 
     def invoke(
@@ -66,8 +104,8 @@ class EndpointApp:
         """
         fields = parse_provenance(provenance_header)
         check_accept(accept)  # before the model runs, so a refused request is not captured
+        data = decode_request(body, content_type, max_pixels=self.max_pixels)
         try:
-            data = input_fn(body, content_type)
             prediction = predict_fn(data, self.served)
             response, response_type = output_fn(prediction, accept)
         except Exception as exc:
@@ -113,3 +151,7 @@ def _status_of(exc: BaseException) -> int:
     if isinstance(exc, InputError):
         return 400
     return 500
+
+
+def _safe(text: str | None) -> str | None:
+    return None if text is None else redact(text)

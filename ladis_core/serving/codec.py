@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -50,9 +51,14 @@ _CONTENT_TYPE_ALIASES = {
 _ACCEPTED_RESPONSE_TYPES = ("", "*/*", "application/*", JSON_TYPE)
 
 
-#: one decoded image may have at most this many pixels (a tiny PNG can inflate to
-#: gigabytes; Pillow's own bomb limit of ~179 Mpx is far too generous for a server)
+#: one decoded image may have at most this many pixels whatever the model (a tiny PNG
+#: can inflate to gigabytes; Pillow's own bomb limit of ~179 Mpx is far too generous)
 MAX_IMAGE_PIXELS = 4096 * 4096
+
+#: a model taking H×W inputs accepts images of up to this many times H×W pixels (8× its
+#: side), and at least MIN_IMAGE_PIXELS: anything bigger is only shrunk away again
+PIXELS_PER_INPUT_PIXEL = 64
+MIN_IMAGE_PIXELS = 512 * 512
 
 
 #: at most this many images in one request (each request is one capture step)
@@ -69,13 +75,25 @@ def normalize_content_type(content_type: str | None) -> str:
     return _CONTENT_TYPE_ALIASES.get(base, base)
 
 
+def pixel_limit(input_shape: Sequence[int]) -> int:
+    """The most pixels per image worth decoding for a model taking ``input_shape``
+    (C, H, W): ``PIXELS_PER_INPUT_PIXEL`` × H × W, within [MIN_IMAGE_PIXELS,
+    MAX_IMAGE_PIXELS]."""
+    _, height, width = (int(v) for v in input_shape)
+    return max(MIN_IMAGE_PIXELS, min(MAX_IMAGE_PIXELS, PIXELS_PER_INPUT_PIXEL * height * width))
+
+
 def decode_request(
-    body: bytes | bytearray | memoryview | str, content_type: str | None
+    body: bytes | bytearray | memoryview | str,
+    content_type: str | None,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
     """Decode a request body into images.
 
     Returns a float32 ndarray of shape (N, C, H, W) with values in [0, 1], at the size and
-    channel count of the payload (:func:`conform_images` adapts it to a model). Raises
+    channel count of the payload (:func:`conform_images` adapts it to a model); an image
+    of more than ``max_pixels`` pixels (H × W) is refused before it is decoded. Raises
     :class:`UnsupportedContentTypeError` for a type it does not decode and
     :class:`~ladis_core.errors.InputError` for a body that is not what its type says.
     """
@@ -91,10 +109,12 @@ def decode_request(
     if not body:
         raise InputError("the request body is empty; send an image or an .npy array")
     if kind == NPY_TYPE:
-        return _pixels_to_unit(_load_npy(body), source="the .npy array")
+        return _pixels_to_unit(_load_npy(body), source="the .npy array", max_pixels=max_pixels)
     if kind == JSON_TYPE:
-        return _pixels_to_unit(_load_json_array(body), source="the JSON array")
-    return _load_image(body, "PNG" if kind == PNG_TYPE else "JPEG")
+        return _pixels_to_unit(
+            _load_json_array(body), source="the JSON array", max_pixels=max_pixels
+        )
+    return _load_image(body, "PNG" if kind == PNG_TYPE else "JPEG", max_pixels=max_pixels)
 
 
 def _load_npy(body: bytes) -> np.ndarray:
@@ -111,9 +131,13 @@ def _load_npy(body: bytes) -> np.ndarray:
         raise InputError(f"the body is not a valid .npy array ({_short(exc)})") from None
     if dtype.kind not in "fiub":
         raise InputError(f"the .npy array has dtype {dtype}; send floats in [0, 1] or uint8 0–255")
+    if len(shape) not in (3, 4) or any(size < 0 for size in shape):
+        raise InputError(
+            f"the .npy header declares shape {tuple(shape)[:8]}; expected (C, H, W) or (N, C, H, W)"
+        )
     # read the header first: np.load allocates the declared shape before reading, so a
-    # forged header could otherwise ask for terabytes
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    # forged header could otherwise ask for terabytes (Python integers: no overflow)
+    count = math.prod(shape)
     if count * dtype.itemsize != len(body) - stream.tell():
         raise InputError(
             f"the .npy header declares shape {tuple(shape)} of {dtype} but the body holds "
@@ -128,6 +152,8 @@ def _load_json_array(body: bytes) -> np.ndarray:
 
     try:
         value = json.loads(body)
+    except RecursionError:  # the parser's own bound on nesting
+        raise InputError("the JSON body nests too deeply; images nest 4 levels") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"the body is not valid JSON ({_short(exc)})") from None
     if isinstance(value, dict):
@@ -137,14 +163,14 @@ def _load_json_array(body: bytes) -> np.ndarray:
         value = value[key]
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise InputError(f"the JSON array is ragged or not numeric ({_short(exc)})") from None
     if array.dtype.kind not in "fiub":
         raise InputError("the JSON array must hold numbers only")
     return array
 
 
-def _pixels_to_unit(array: np.ndarray, *, source: str) -> np.ndarray:
+def _pixels_to_unit(array: np.ndarray, *, source: str, max_pixels: int) -> np.ndarray:
     """(C, H, W) or (N, C, H, W) floats in [0, 1] / integers 0–255 → float32 (N, C, H, W)."""
     import numpy as np
 
@@ -162,6 +188,11 @@ def _pixels_to_unit(array: np.ndarray, *, source: str) -> np.ndarray:
         raise InputError(f"{source} has shape {array.shape}; it holds no pixels")
     if n > MAX_BATCH:
         raise InputError(f"{source} holds {n} images; send at most {MAX_BATCH} per request")
+    if h * w > max_pixels:
+        raise InputError(
+            f"{source} holds {h}×{w} images; this endpoint accepts at most {max_pixels} pixels "
+            "per image"
+        )
     if array.dtype.kind == "b":
         raise InputError(f"{source} is boolean; send floats in [0, 1] or uint8 0–255")
     if array.dtype.kind in "iu":
@@ -170,7 +201,9 @@ def _pixels_to_unit(array: np.ndarray, *, source: str) -> np.ndarray:
             raise InputError(
                 f"{source} holds integers in [{lo}, {hi}]; integer pixels must be 0–255"
             )
-        return (array.astype(np.float32) / 255.0).astype(np.float32)
+        out = array.astype(np.float32)
+        out /= 255.0
+        return out
     out = np.asarray(array, dtype=np.float32)
     if not np.isfinite(out).all():
         raise InputError(f"{source} contains NaN or infinite values")
@@ -183,16 +216,19 @@ def _pixels_to_unit(array: np.ndarray, *, source: str) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _load_image(body: bytes, fmt: str) -> np.ndarray:
+def _load_image(body: bytes, fmt: str, *, max_pixels: int) -> np.ndarray:
+    """Decode once: the header is read first (size checked), then the pixels, into one
+    float32 array (N=1, C, H, W); no other full-size float copy is made."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(body), formats=[fmt])
         width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
+        if width * height > max_pixels:
             raise InputError(
-                f"the {fmt} image is {width}×{height} pixels; at most {MAX_IMAGE_PIXELS} pixels are accepted"
+                f"the {fmt} image is {width}×{height} pixels; this endpoint accepts at most "
+                f"{max_pixels} pixels per image"
             )
         image.load()
     except InputError:
@@ -212,9 +248,14 @@ def _load_image(body: bytes, fmt: str) -> np.ndarray:
             "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"
         )
     pixels = np.asarray(image, dtype=np.uint8)
+    image.close()
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    return (pixels.transpose(2, 0, 1)[None].astype(np.float32) / 255.0).astype(np.float32)
+    if pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3]  # alpha is dropped by conform_images anyway
+    out = pixels.transpose(2, 0, 1)[None].astype(np.float32, order="C")
+    out /= 255.0
+    return out
 
 
 def _short(exc: BaseException) -> str:

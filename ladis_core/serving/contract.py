@@ -37,13 +37,17 @@ import os
 
 from ladis_core.devices import resolve_device
 from ladis_core.errors import EndpointClosedError, InputError
-from ladis_core.serving.codec import decode_request, encode_response
+from ladis_core.serving.codec import MAX_IMAGE_PIXELS, decode_request, encode_response, pixel_limit
 from ladis_core.serving.model import (
     CAPTURE_LAYERS_ENV,
     CAPTURE_URI_ENV,
     DEVICE_ENV,
     ServedModel,
 )
+
+#: the pixel cap of the model this worker loaded: SageMaker calls model_fn once per worker
+#: process and then input_fn, which is not given the model, for every request
+_worker_max_pixels = MAX_IMAGE_PIXELS
 
 
 def model_fn(model_dir):
@@ -68,13 +72,16 @@ def model_fn(model_dir):
     if served.capture is not None:
         # smdebug's S3 writer loses (and raises on) what it has not flushed unless closed
         atexit.register(served.close)
+    global _worker_max_pixels
+    _worker_max_pixels = pixel_limit(served.spec.input_shape)
     return served
 
 
 def input_fn(request_body, content_type):
-    """SageMaker: decode a request body into float32 images (N, C, H, W) in [0, 1]."""
+    """SageMaker: decode a request body into float32 images (N, C, H, W) in [0, 1]; an
+    image bigger than the loaded model warrants (:func:`pixel_limit`) is refused."""
     with _toolkit_errors():
-        return decode_request(request_body, content_type)
+        return decode_request(request_body, content_type, max_pixels=_worker_max_pixels)
 
 
 def predict_fn(data, model):

@@ -1,56 +1,58 @@
 """The local HTTP endpoint: SageMaker's serving protocol without SageMaker.
 
 ``GET /ping`` answers 200 once the model is loaded; ``POST /invocations`` decodes the
-body, classifies it and answers JSON, through the same ``input_fn``/``predict_fn``/
-``output_fn`` that SageMaker would call (:mod:`ladis_core.serving`). With capture on,
+body, classifies it and answers JSON, with the same decoding and the same
+``predict_fn``/``output_fn`` that SageMaker would call (:mod:`ladis_core.serving`). With capture on,
 every request is recorded as exactly one PREDICT step of an smdebug trial, and ``/ping``
-also says how capture is doing: ``{"status": "ok", "capture": {"uri", "steps_published",
-"error"}}`` (a failing upload does not stop predictions; a second endpoint capturing
-into the same trial stops this one's publishing, see :mod:`ladis_core.capture`).
+also says how capture and provenance are doing, as counts only (see
+:meth:`~ladis_core.serving.app.EndpointApp.health`); the capture URI and the last upload
+error are added only for the operator (header ``X-Ladis-Operator-Token``).
+
+At most ``workers`` connections are served at once and ``queue`` more wait; past that a
+connection is answered 503 at once (:mod:`ladis_core.serving.workers`). A request must
+arrive whole within ``request_timeout_s`` or it is answered 408.
 
 The server itself is started by :func:`ladis_core.serving.server.start_server`.
 
-Errors are answered as JSON ``{"error": <reason>, "message": <text>}``: 400 bad payload
-or provenance header, 404 unknown path, 405 wrong method, 406 unmet ``Accept``, 411 no
-``Content-Length``, 413 body over the limit (refused before it is read), 415 unsupported
-``Content-Type``, 503 shutting down, and 500 with a generic message for anything
-unexpected (the details go to the server log, never to the client). No request can stop
-the server.
+Errors are answered as JSON ``{"error": <reason>, "message": <text>}``: 400 bad payload,
+provenance header, ``Content-Length`` (anything but one run of digits) or any
+``Transfer-Encoding``, 404 unknown path, 405 wrong method, 406 unmet ``Accept``, 408
+request not received in time, 411 no ``Content-Length``, 413 body over the limit
+(refused before it is read), 415 unsupported ``Content-Type``, 503 busy or shutting down,
+and 500 with a generic message for anything unexpected (the details go to the server
+log, never to the client). No request can stop the server.
 
 Provenance: a request may carry ``X-Ladis-Provenance: <JSON object>`` (where the input
 came from: ``source_index``, ``true_label``, ``attack``, ``epsilon``, ``hour``, …). The
-server adds the captured ``step`` and writes the records as JSON lines under the
-provenance URI, in parts (``part-<first step>-<last step>-<run>.jsonl``, written once)
-every ``provenance_every`` requests, on :meth:`RunningServer.flush` and on shutdown.
+server adds the captured ``step``; a background thread writes the records as JSON lines
+under the provenance URI (:class:`~ladis_core.serving.provenance.ProvenanceRecorder`):
+no request ever waits on storage.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 import time
 import traceback
 from collections.abc import Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from ladis_core.config import redact
 from ladis_core.errors import EndpointClosedError, LadisError
-from ladis_core.serving.app import EndpointApp, _status_of
-from ladis_core.serving.provenance import (
-    PROVENANCE_HEADER,
-)
+from ladis_core.serving.app import OPERATOR_HEADER, EndpointApp, _status_of
+from ladis_core.serving.provenance import PROVENANCE_HEADER
+from ladis_core.serving.workers import Deadlines, WorkerPool, answer_busy
 
 log = logging.getLogger("ladis.server")
 
-
-#: SageMaker's real-time endpoints refuse payloads above 6 MB; the same default here
-
-
-#: how long an idle keep-alive connection (or a slow body) may hold a handler thread
-CONNECTION_TIMEOUT_S = 60.0
+#: a Content-Length is one run of ASCII digits (``int()`` would accept "+1", " 1", "1_0")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 _GENERIC_500 = "internal error while handling the request; see the server log"
@@ -62,8 +64,40 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the replaying demo reuses connections
     server_version = "LADIS"
     sys_version = ""
-    timeout = CONNECTION_TIMEOUT_S
     server: _HTTPServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout_s  # per recv/send; the deadline bounds the sum
+        self._late = threading.Event()
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole (line, headers, body) before the deadline."""
+        self.server.deadlines.start(
+            self.connection, self.server.request_timeout_s, on_expire=self._late.set
+        )
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.deadlines.clear(self.connection)
+        if self._late.is_set():
+            self.close_connection = True
+
+    def _received(self) -> bool:
+        """The request has arrived: stop its deadline; ``False`` (after answering 408)
+        when it came too late."""
+        self.server.deadlines.clear(self.connection)
+        if self._late.is_set():
+            self._safe_answer(
+                408,
+                _error_body(
+                    "request_timeout",
+                    f"the request did not arrive within {self.server.request_timeout_s:g} s",
+                ),
+                close=True,
+            )
+            return False
+        return True
 
     # ---- routing
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -86,13 +120,16 @@ class _Handler(BaseHTTPRequestHandler):
         app.enter()
         try:
             path = urlsplit(self.path).path
+            if path != "/invocations" and not self._received():
+                return
             if path == "/ping":
                 if method not in ("GET", "HEAD"):
                     self._refuse(
                         405, "method_not_allowed", f"{method} /ping is not supported; use GET"
                     )
                 elif app.ready:
-                    self._answer(200, json.dumps(app.health()).encode(), head=method == "HEAD")
+                    health = app.health(operator_token=self.headers.get(OPERATOR_HEADER))
+                    self._answer(200, json.dumps(health).encode(), head=method == "HEAD")
                 else:
                     self._answer(503, _error_body("unavailable", "the model is not loaded"))
             elif path == "/invocations":
@@ -120,18 +157,26 @@ class _Handler(BaseHTTPRequestHandler):
             app.leave()
 
     def _invocation(self, app: EndpointApp) -> None:
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            # chunked bodies are not supported: we must know the size before reading
+        if self._late.is_set():
+            self._received()  # the headers themselves came too late
+            return
+        if self.headers.get_all("Transfer-Encoding"):
+            # the size must be known before reading; a second framing is also how request
+            # smuggling starts, so any Transfer-Encoding is refused
+            self._refuse(
+                400, "bad_request", "Transfer-Encoding is not supported; send a Content-Length"
+            )
+            return
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             self._refuse(411, "length_required", "send the body with a Content-Length header")
             return
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self._refuse(400, "bad_request", f"Content-Length {length_text!r} is not a byte count")
+        length_text = lengths[0].strip()
+        if len(lengths) > 1 or not _CONTENT_LENGTH.fullmatch(length_text):
+            shown = ", ".join(repr(v[:20]) for v in lengths[:3])
+            self._refuse(400, "bad_request", f"Content-Length {shown} is not one byte count")
             return
+        length = int(length_text)
         if length > app.max_body_bytes:
             self._refuse(
                 413,
@@ -140,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         body = self.rfile.read(length) if length else b""
+        if not self._received():
+            return
         if len(body) != length:
             self._refuse(400, "bad_request", f"the body ended after {len(body)} of {length} bytes")
             return
@@ -231,11 +278,51 @@ def _error_body(reason: str, message: str) -> bytes:
     return json.dumps({"error": reason, "message": message}).encode()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # idle keep-alive connections must not block exit
+_BUSY_BODY = _error_body(
+    "service_unavailable", "every worker of this endpoint is busy; retry in a moment"
+)
+
+
+class _HTTPServer(HTTPServer):
+    """Accepts connections and hands them to a bounded :class:`WorkerPool`; a connection
+    that finds the pool full is answered 503 by the accepting thread."""
+
     allow_reuse_address = True
     request_queue_size = 128  # a burst of clients must not overflow the listen backlog
     app: EndpointApp
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        workers: int,
+        queue_size: int,
+        request_timeout_s: float,
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.request_timeout_s = float(request_timeout_s)
+        self.deadlines = Deadlines()
+        self.pool = WorkerPool(
+            self._serve_connection, workers=workers, queue_size=queue_size, name="ladis-http"
+        )
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.pool.submit(request, client_address):
+            answer_busy(request, _BUSY_BODY)
+            self.shutdown_request(request)
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - a broken connection must not end the worker
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.close()
+        self.deadlines.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # reached only for socket-level failures (client reset); requests are handled

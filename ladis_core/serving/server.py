@@ -19,12 +19,13 @@ from ladis_core.devices import resolve_device
 from ladis_core.errors import InputError, check
 from ladis_core.model.store import resolve_model_dir
 from ladis_core.serving.app import DEFAULT_MAX_BODY_BYTES, EndpointApp
-from ladis_core.serving.http import _Handler, _HTTPServer
+from ladis_core.serving.http import _HTTPServer
 from ladis_core.serving.model import ServedModel
 from ladis_core.serving.provenance import (
     DEFAULT_PROVENANCE_EVERY,
     ProvenanceRecorder,
 )
+from ladis_core.serving.workers import DEFAULT_QUEUE, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WORKERS
 
 log = logging.getLogger("ladis.server")
 
@@ -94,6 +95,10 @@ def start_server(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     provenance_every: int = DEFAULT_PROVENANCE_EVERY,
     cache_dir: str | Path | None = None,
+    workers: int = DEFAULT_WORKERS,
+    queue: int = DEFAULT_QUEUE,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    operator_token: str | None = None,
 ) -> RunningServer:
     """Load a model and serve it on ``host:port`` (0: a free port) in a background thread.
 
@@ -103,8 +108,16 @@ def start_server(
     ``capture_uri``: where the PREDICT trial is written (``None``: no capture);
     ``layers``: extra layer regexes to capture; ``provenance_uri``: where provenance
     parts go (needs capture, since records are keyed by the captured step).
+
+    Abuse limits: ``workers`` connections are served at once and ``queue`` more wait
+    (503 past that); a request must arrive whole within ``request_timeout_s`` (408);
+    images above a pixel count set by the model's input size are refused (400).
+    ``operator_token``: who sends it in ``X-Ladis-Operator-Token`` gets the capture and
+    provenance URIs and last errors in ``/ping`` (everyone else: counts only).
     """
     check(max_body_bytes >= 1, f"max_body_bytes={max_body_bytes} must be positive")
+    check(workers >= 1 and queue >= 0, f"workers={workers} must be ≥ 1 and queue={queue} ≥ 0")
+    check(request_timeout_s > 0, f"request_timeout_s={request_timeout_s} must be positive")
     check(
         provenance_uri is None or capture_uri is not None or isinstance(model, ServedModel),
         "a provenance URI needs a capture URI: provenance records are keyed by the captured step",
@@ -119,13 +132,24 @@ def start_server(
             capture_uri=capture_uri,
             layers=layers,
         )
+    recorder: ProvenanceRecorder | None = None
     try:
         recorder = (
             ProvenanceRecorder(provenance_uri, every=provenance_every) if provenance_uri else None
         )
-        app = EndpointApp(served, provenance=recorder, max_body_bytes=max_body_bytes)
+        app = EndpointApp(
+            served,
+            provenance=recorder,
+            max_body_bytes=max_body_bytes,
+            operator_token=operator_token,
+        )
         try:
-            httpd = _HTTPServer((host, int(port)), _Handler)
+            httpd = _HTTPServer(
+                (host, int(port)),
+                workers=int(workers),
+                queue_size=int(queue),
+                request_timeout_s=float(request_timeout_s),
+            )
         except OSError as exc:
             raise InputError(
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port"
@@ -140,6 +164,8 @@ def start_server(
         thread.start()
     except BaseException:
         served.close()
+        if recorder is not None:
+            recorder.close()  # nothing was recorded; stops its thread
         raise
     bound_host, bound_port = httpd.server_address[:2]
     running = RunningServer(

@@ -33,6 +33,7 @@ from ladis_core.serving import (
     ping,
     start_server,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -451,6 +452,8 @@ def test_provenance_is_written_in_parts_and_flushed_on_close(where, tmp_path, re
     recorder = ProvenanceRecorder(uri, every=5)
     for step in range(12):
         recorder.add(step, {"source_index": 100 + step, "attack": "none", "step": -1})
+    # written by the recorder's thread, never by add() (the request path does no I/O)
+    wait_until(lambda: recorder.written == 10, what="two full parts")
     parts = store.list_objects(uri)
     assert len(parts) == 2 and recorder.pending == 2  # two full parts, two lines buffered
     recorder.close()
@@ -632,17 +635,22 @@ def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(
     try:
         assert [invoke(first.url, image)["step"] for image in images[:2]] == [0, 1]
         first.flush()
-        second = start_server(model_dir, capture_uri=capture_uri)
+        second = start_server(model_dir, capture_uri=capture_uri, operator_token="op-token")
         try:
             assert invoke(first.url, images[2])["step"] == 2
             first.flush()
             assert invoke(second.url, images[3])["step"] == 2  # the same number: a conflict
             with pytest.raises(CaptureConflictError, match="two endpoints are capturing"):
                 second.flush()
-            health = json.loads(urllib.request.urlopen(second.url + "/ping", timeout=10).read())
+            operator = urllib.request.Request(
+                second.url + "/ping", headers={"X-Ladis-Operator-Token": "op-token"}
+            )
+            health = json.loads(urllib.request.urlopen(operator, timeout=10).read())
             assert "two endpoints are capturing" in health["capture"]["error"]
+            anyone = json.loads(urllib.request.urlopen(second.url + "/ping", timeout=10).read())
+            assert anyone["capture"] == {"steps_published": 0, "upload_failing": True}
             ok = json.loads(urllib.request.urlopen(first.url + "/ping", timeout=10).read())
-            assert ok["capture"] == {"uri": capture_uri, "steps_published": 3, "error": None}
+            assert ok["capture"] == {"steps_published": 3, "upload_failing": False}
         finally:
             with pytest.raises(
                 CaptureConflictError, match="two endpoints are capturing"
