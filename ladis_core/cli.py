@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ladis_core._version import __version__
-from ladis_core.config import redact
+from ladis_core.config import redact, redact_logs
 from ladis_core.errors import LadisError
 
 #: subcommand modules under ``ladis_core.commands``, in the order ``--help`` lists them
@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    redact_logs()  # -v shows boto's requests: never their tokens, headers or signatures
     if not args.verbose:
         # boto's INFO lines ("Found credentials in environment variables") are noise here
         for name in ("botocore", "boto3", "urllib3", "s3transfer"):

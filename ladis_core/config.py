@@ -9,12 +9,13 @@ the local SeaweedFS server is a matter of environment:
 - ``AWS_DEFAULT_REGION``.
 - ``LADIS_S3_URI``: where the LADIS world lives (default ``s3://ladis/``).
 
-The local server managed by ``python -m ladis_core s3`` uses the fixed development
-credentials below; they protect nothing but a loopback-only server.
+The local server managed by ``python -m ladis_core s3`` draws random credentials for
+each data folder (:mod:`ladis_core.devtools.credentials`); ``s3 env`` prints them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -24,8 +25,6 @@ DEFAULT_WORLD_URI = "s3://ladis/"
 
 LOCAL_S3_HOST = "127.0.0.1"
 LOCAL_S3_PORT = 8333
-LOCAL_ACCESS_KEY = "ladis-local"
-LOCAL_SECRET_KEY = "ladis-local-secret"
 LOCAL_REGION = "us-east-1"
 LOCAL_BUCKET = "ladis"
 
@@ -43,16 +42,6 @@ def world_uri() -> str:
     """The root URI of the LADIS world (``LADIS_S3_URI``), always ending in ``/``."""
     uri = os.environ.get("LADIS_S3_URI", "").strip() or DEFAULT_WORLD_URI
     return uri if uri.endswith("/") else uri + "/"
-
-
-def local_s3_environment(*, port: int = LOCAL_S3_PORT, host: str = LOCAL_S3_HOST) -> dict[str, str]:
-    """The AWS environment variables that point boto3 (and smdebug) at the local server."""
-    return {
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-    }
 
 
 @dataclass(frozen=True)
@@ -86,15 +75,59 @@ _SIGNED_QUERY = re.compile(
     r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE
 )
 _AUTH_HEADER = re.compile(r"(Credential=)[^,\s/]+", re.IGNORECASE)
+#: a session token however it is printed: ``x-amz-security-token:…`` (botocore's
+#: canonical request), ``'X-Amz-Security-Token': b'…'`` (its request repr), ``=…``
+_SESSION_TOKEN = re.compile(
+    r"((?:x-amz-security-token|aws_session_token|session_token)['\"]?\s*[:=]\s*b?['\"]?)"
+    r"[^'\"\s&,}]+",
+    re.IGNORECASE,
+)
+#: the value of an Authorization header (``'Authorization': b'AWS4-HMAC-SHA256 …'``)
+_AUTHORIZATION = re.compile(r"(authorization['\"]?\s*:\s*b?['\"]?)[^'\"\r\n]+", re.IGNORECASE)
+#: a request signature on its own (``Signature=…`` or botocore's ``Signature:\n…``)
+_SIGNATURE = re.compile(r"(Signature\s*[:=]\s*)[0-9a-f]{16,}", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"((?:aws_secret_access_key|secret_key|secretKey)['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]+"
+)
 
 
 def redact(text: str) -> str:
     """Remove AWS secrets from ``text``: the values of the credential variables in the
-    environment, signed-URL parameters and ``Credential=`` fragments."""
+    environment, session tokens, Authorization headers and signatures (wherever the
+    credentials came from: a profile or an instance role puts nothing in the
+    environment), signed-URL parameters and ``Credential=`` fragments."""
     out = str(text)
     for name in _SECRET_ENV_NAMES:
         value = os.environ.get(name)
         if value and len(value) >= 4:
             out = out.replace(value, "***")
     out = _SIGNED_QUERY.sub(r"\1***", out)
+    out = _SESSION_TOKEN.sub(r"\1***", out)
+    out = _AUTHORIZATION.sub(r"\1***", out)
+    out = _SIGNATURE.sub(r"\1***", out)
+    out = _SECRET_KEY.sub(r"\1***", out)
     return _AUTH_HEADER.sub(r"\1***", out)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that passes every record through :func:`redact` (message,
+    arguments and traceback), so debug logs of boto (``-v``) never show a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def redact_logs(logger: logging.Logger | None = None) -> None:
+    """Add a :class:`RedactingFilter` to every handler of ``logger`` (default: root)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

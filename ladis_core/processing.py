@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ladis_core.config import redact
+from ladis_core.config import redact, redact_logs
 from ladis_core.errors import InputError, LadisError
 
 DEFAULT_CONFIG_PATH = "/opt/ml/config/processingjobconfig.json"
@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
             format="%(asctime)s %(levelname)s %(message)s",
             datefmt="%H:%M:%S",
         )
+        redact_logs()
         return int(args.run(args) or 0)
     except LadisError as exc:
         message = redact(str(exc))

@@ -24,8 +24,10 @@ examples:
   python -m ladis_core s3 stop
 
 The defaults: --data-dir $LADIS_S3_DATA_DIR or .data/s3 in the repository, --port 8333,
---bucket the bucket of LADIS_S3_URI (default ladis). The access key and secret are the
-fixed local development ones (ladis_core.config); they protect a loopback-only server."""
+--bucket the bucket of LADIS_S3_URI (default ladis). The access key and secret are drawn
+at random at the first start of a data folder and kept in DIR/credentials.json (mode 600;
+the folder is 0700); `env` prints them for your shell, nothing else shows them. The
+admin UI is off and browsers get no cross-origin access."""
 
 #: exit code of ``status`` when the server is not running (as LSB init scripts do)
 NOT_RUNNING = 3

@@ -32,6 +32,9 @@ LOG_NAME = "weed.log"
 IDENTITIES_NAME = "s3-identities.json"
 
 
+SECURITY_NAME = "security.toml"
+
+
 WEED_DIR_NAME = "weed"
 
 
@@ -89,9 +92,13 @@ def log_tail(log_path: Path, lines: int = 6) -> str:
 
 
 def prepare_data_dir(data_dir: Path, weed_dir: Path) -> None:
-    """Create the folders and check that ``data_dir`` is writable (:class:`ServerError`)."""
+    """Create the folders, 0700 (the data and the credentials are this user's only), and
+    check that ``data_dir`` is writable (:class:`ServerError`)."""
+    from ladis_core.devtools.credentials import make_private_folder
+
     try:
-        weed_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(data_dir)
+        weed_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = data_dir / f".write-test-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from ladis_core.devtools.processes import _die_with_parent
 from ladis_core.devtools.weed import _volume_ids_known, _volume_ids_on_disk
 from ladis_core.errors import ServerError
 from ladis_core.store.client import new_s3_client
+from ladis_core.store.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,10 @@ def weed_command(
     volume_size_limit_mb: int,
     ports: dict[str, int],
 ) -> list[str]:
-    """The ``weed mini`` command line: everything on ``host``, WebDAV, Iceberg, Lance and
-    telemetry off, no implicit buckets."""
+    """The ``weed mini`` command line: everything on ``host``, WebDAV, Iceberg, Lance,
+    telemetry and the admin UI (no password by default) off, no implicit buckets, and
+    browsers allowed no cross-origin access (LADIS reaches S3 from Python only)."""
+    own_origin = f"http://{host}:{port}"
     command = [
         str(weed),
         "mini",
@@ -86,6 +90,9 @@ def weed_command(
         "-s3.autoCreateBucket=false",
         f"-bucket={bucket}",
         "-webdav=false",
+        "-admin.ui=false",
+        f"-s3.allowedOrigins={own_origin}",
+        f"-filer.allowedOrigins={own_origin}",
         "-master.telemetry=false",
         "-volume.preStopSeconds=0",
         f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
@@ -107,8 +114,20 @@ def write_identities(path: Path, *, access_key: str, secret_key: str) -> None:
             }
         ]
     }
-    write_text(path, json.dumps(identities, indent=2) + "\n")
-    path.chmod(0o600)
+    # a temporary file is created 0600, so the secret is never readable by others
+    write_atomic(path, (json.dumps(identities, indent=2) + "\n").encode())
+
+
+def write_security(path: Path) -> None:
+    """SeaweedFS's ``security.toml`` (read from the server's working folder, the data
+    folder): fresh random JWT keys, so that the filer's and volume servers' own HTTP
+    ports, which listen beside S3 on loopback, refuse reads and writes without a token
+    signed by the server itself (without it any local user could read every object
+    through the filer port, bypassing the S3 credentials). Mode 600, rewritten at each
+    start."""
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    text = "".join(f'[{name}]\nkey = "{secrets.token_hex(32)}"\n\n' for name in sections)
+    write_atomic(path, text.encode())
 
 
 def wait_ready(

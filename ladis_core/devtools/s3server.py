@@ -13,8 +13,10 @@ Everything ``weed mini`` opens (S3, master, volume, filer, admin and their gRPC 
 listens on 127.0.0.1 only. The S3 port is the caller's; the others are chosen free at the
 first start and remembered in the data folder, so several servers (the development one
 and a test one) run side by side. WebDAV, Iceberg and Lance endpoints are off, telemetry
-is off, buckets are not created implicitly on upload (as on AWS) and volumes are capped
-at ``volume_size_limit_mb`` (not preallocated) so a test server stays small.
+and the admin UI are off, browsers get no cross-origin access, buckets are not created
+implicitly on upload (as on AWS) and volumes are capped at ``volume_size_limit_mb`` (not
+preallocated) so a test server stays small. The data folder is 0700 and its credentials
+are random (:mod:`ladis_core.devtools.credentials`).
 
 The data folder holds::
 
@@ -23,7 +25,9 @@ The data folder holds::
     <data_dir>/server.json        ports, bucket and endpoint of the running server
     <data_dir>/ports.json         the internal ports, reused at the next start when free
     <data_dir>/weed.log           the server's log (the previous one is weed.log.1)
-    <data_dir>/s3-identities.json the access key and secret (mode 600)
+    <data_dir>/credentials.json   the access key and secret, drawn at the first start (600)
+    <data_dir>/s3-identities.json the same, as SeaweedFS reads them (mode 600)
+    <data_dir>/security.toml      random JWT keys for the filer and volume ports (600)
     <data_dir>/start.lock         held while a start is in progress (one at a time)
 
 What this SeaweedFS version (4.48) does differently from AWS, checked against the
@@ -43,14 +47,12 @@ from types import TracebackType
 from typing import Any
 
 from ladis_core.config import (
-    LOCAL_ACCESS_KEY,
     LOCAL_BUCKET,
     LOCAL_REGION,
     LOCAL_S3_HOST,
     LOCAL_S3_PORT,
-    LOCAL_SECRET_KEY,
 )
-from ladis_core.devtools import files, launch
+from ladis_core.devtools import credentials, files, launch
 from ladis_core.devtools import ports as tcp
 from ladis_core.devtools.ports import find_free_port, port_answers, port_is_free
 from ladis_core.devtools.processes import is_weed_serving, remove_sockets, terminate
@@ -77,7 +79,8 @@ class LocalS3Server:
     host
         A loopback address; nothing else is accepted.
     access_key, secret_key
-        The one identity the server accepts (full rights).
+        The one identity the server accepts (full rights). Default: the pair drawn at
+        random for this data folder on its first use (``credentials.json``, mode 0600).
     bucket
         Created at start if missing (idempotent).
     weed_binary
@@ -98,8 +101,8 @@ class LocalS3Server:
         *,
         port: int = LOCAL_S3_PORT,
         host: str = LOCAL_S3_HOST,
-        access_key: str = LOCAL_ACCESS_KEY,
-        secret_key: str = LOCAL_SECRET_KEY,
+        access_key: str | None = None,
+        secret_key: str | None = None,
         bucket: str = LOCAL_BUCKET,
         weed_binary: str | os.PathLike[str] | None = None,
         volume_size_limit_mb: int = 64,
@@ -116,14 +119,35 @@ class LocalS3Server:
         )
         self.port = int(port)
         self.host = host
-        self.access_key = access_key
-        self.secret_key = secret_key
+        if (access_key is None) != (secret_key is None):
+            raise ServerError("give both access_key and secret_key, or neither")
+        self._credentials = (
+            credentials.Credentials(access_key, secret_key)
+            if access_key is not None and secret_key is not None
+            else None
+        )
         self.bucket = bucket
         self.weed_binary = weed_binary
         self.volume_size_limit_mb = int(volume_size_limit_mb)
         self.die_with_parent = bool(die_with_parent)
         self._process: subprocess.Popen[bytes] | None = None
         self._launched = False
+
+    # -- credentials -----------------------------------------------------------------
+    @property
+    def credentials(self) -> credentials.Credentials:
+        """The identity of this server (read from, or first drawn into, the data folder)."""
+        if self._credentials is None:
+            self._credentials = credentials.load_or_create(self.data_dir)
+        return self._credentials
+
+    @property
+    def access_key(self) -> str:
+        return self.credentials.access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self.credentials.secret_key
 
     # -- paths -----------------------------------------------------------------------
     @property
@@ -235,6 +259,7 @@ class LocalS3Server:
             access_key=self.access_key,
             secret_key=self.secret_key,
         )
+        launch.write_security(self.data_dir / files.SECURITY_NAME)
         with contextlib.suppress(FileNotFoundError):
             (self.weed_dir / "mini.options").unlink()  # weed mini would reload stale options
         files.rotate_log(self.log_path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -208,7 +211,11 @@ def test_cli_start_status_env_stop(tmp_path: Path) -> None:
         env = _cli("env", "--data-dir", data)
         assert env.returncode == 0
         assert f"export AWS_ENDPOINT_URL_S3=http://127.0.0.1:{port}" in env.stdout.splitlines()
-        assert "export AWS_ACCESS_KEY_ID=ladis-local" in env.stdout.splitlines()
+        keys = json.loads((Path(data) / "credentials.json").read_text())
+        assert f"export AWS_ACCESS_KEY_ID={keys['access_key']}" in env.stdout.splitlines()
+        assert f"export AWS_SECRET_ACCESS_KEY={keys['secret_key']}" in env.stdout.splitlines()
+        # the secret is printed by `env` only, never by start or status
+        assert keys["secret_key"] not in outputs[0] + outputs[1] + status.stdout
 
         stopped = _cli("stop", "--data-dir", data)
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
@@ -291,3 +298,73 @@ def test_list_start_after_quirks(s3_bucket: str, s3_client) -> None:
     # listing walks directories: "t/index/..." comes before "t/index-b" (AWS: after)
     s3_client.put_object(Bucket=bucket, Key="t/index-b", Body=b"1")
     assert listed(Prefix="t/")[:4] == [*keys[:3], "t/index-b"]
+
+
+def _http(
+    port: int, method: str, path: str, headers: dict | None = None
+) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_credentials_are_random_per_folder_and_private(tmp_path: Path) -> None:
+    """Issue 11, item 12: no published keys, no open admin UI, no cross-origin access,
+    a private data folder, and the filer's own port no way around the credentials."""
+    first = LocalS3Server(tmp_path / "a", port=find_free_port())
+    second = LocalS3Server(tmp_path / "b", port=find_free_port())
+    try:
+        first.start(timeout_s=60)
+        keys = first.credentials
+        assert re.fullmatch(r"ladis-[0-9a-f]{16}", keys.access_key) and len(keys.secret_key) >= 40
+        assert keys.secret_key not in repr(keys)
+        assert second.credentials != keys  # drawn per folder (no start needed)
+        assert LocalS3Server(tmp_path / "a").credentials == keys  # kept across instances
+        for folder in (first.data_dir, first.weed_dir):
+            assert oct(folder.stat().st_mode & 0o777) == "0o700", folder
+        for name in ("credentials.json", "s3-identities.json", "security.toml"):
+            assert oct((first.data_dir / name).stat().st_mode & 0o777) == "0o600", name
+
+        published = boto3.client(
+            "s3",
+            endpoint_url=first.endpoint_url,
+            aws_access_key_id="ladis-local",
+            aws_secret_access_key="ladis-local-secret",
+            region_name="us-east-1",
+        )
+        with pytest.raises(ClientError) as refused:
+            published.list_objects_v2(Bucket="ladis")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+        first.client().put_object(Bucket="ladis", Key="secret.txt", Body=b"top secret")
+        ports = json.loads(first.state_path.read_text())["ports"]
+        status, _, body = _http(ports["admin"], "GET", "/")
+        assert status == 404 and b"SeaweedFS" not in body  # no admin UI to log into
+        status, headers, _ = _http(
+            first.port,
+            "OPTIONS",
+            "/ladis/secret.txt",
+            {"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert status == 403 and "Access-Control-Allow-Origin" not in headers
+        status, _, body = _http(ports["filer"], "GET", "/buckets/ladis/secret.txt")
+        assert status == 401 and b"top secret" not in body
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_an_old_open_data_folder_is_made_private(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    server = LocalS3Server(folder, port=find_free_port())
+    try:
+        server.start(timeout_s=60)
+        assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    finally:
+        server.stop()

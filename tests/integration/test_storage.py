@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ladis_core import store
@@ -90,3 +92,41 @@ def test_mirror_fetches_a_replaced_object_of_the_same_size(s3_bucket, tmp_path):
 def test_check_bucket_names_a_missing_bucket(s3_env):
     with pytest.raises(StorageError, match="bucket 'absent-bucket-y' does not exist"):
         store.check_bucket("s3://absent-bucket-y/prefix")
+
+
+def test_verbose_cli_logs_show_no_session_token_header_or_signature(s3_bucket, s3_server, tmp_path):
+    """Issue 11, item 13: ``-v`` logs boto's requests; credentials from a profile (as an
+    instance role or SSO gives them) are in no environment variable, and still must not
+    appear: session token, Authorization header, signature, secret."""
+    import os
+    import subprocess
+    import sys
+
+    keys = s3_server.credentials
+    token = "IQoJb3JpZ2luX2VjEXAMPLE" + "t0k3n" * 20
+    profile = tmp_path / "credentials"
+    profile.write_text(
+        "[ladis-test]\n"
+        f"aws_access_key_id = {keys.access_key}\n"
+        f"aws_secret_access_key = {keys.secret_key}\n"
+        f"aws_session_token = {token}\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(profile), AWS_PROFILE="ladis-test")
+    run = subprocess.run(
+        [sys.executable, "-m", "ladis_core", "-v", "monitor",
+         "--reference", s3_bucket + "trials/x/reference",
+         "--inference", s3_bucket + "trials/x/inference",
+         "--output", s3_bucket + "monitoring/x", "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    logs = run.stdout + run.stderr
+    assert run.returncode == 2 and "x-amz-security-token" in logs.lower()  # boto did log
+    assert token not in logs and keys.secret_key not in logs
+    assert "Signature=***" in logs or "Signature:\n***" in logs
+    assert not re.search(r"Signature\s*[:=]\s*[0-9a-f]{64}", logs)
+    assert "'Authorization': b'AWS4" not in logs

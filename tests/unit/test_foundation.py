@@ -179,3 +179,37 @@ def test_parse_time_accepts_iso_and_job_ids(text, expected):
 def test_parse_time_rejects_other_text():
     with pytest.raises(ValueError):
         layout.parse_time("yesterday")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x-amz-security-token:IQoJsecretTOKEN123==\n",
+        "headers={'X-Amz-Security-Token': b'IQoJsecretTOKEN123==', 'X': b'1'}",
+        "'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIAX/1/us/s3/aws4_request, "
+        "SignedHeaders=host, Signature=" + "ab" * 32 + "'",
+        "DEBUG:botocore.auth:Signature:\n" + "cd" * 32,
+        "aws_session_token = IQoJsecretTOKEN123==",
+        "aws_secret_access_key=wJalrXUtnFEMIsecretKEY",
+    ],
+)
+def test_redact_removes_tokens_headers_and_signatures_from_any_source(text):
+    cleaned = redact(text)
+    for secret in ("IQoJsecretTOKEN123", "ab" * 32, "cd" * 32, "wJalrXUtnFEMIsecretKEY", "AKIAX"):
+        assert secret not in cleaned, cleaned
+    assert "***" in cleaned
+
+
+def test_the_redacting_filter_cleans_messages_arguments_and_tracebacks(caplog):
+    import logging
+
+    from ladis_core.config import RedactingFilter
+
+    logger = logging.getLogger("ladis.test.redact")
+    caplog.handler.addFilter(RedactingFilter())
+    try:
+        raise RuntimeError("x-amz-security-token:IQoJfromTRACEBACK")
+    except RuntimeError:
+        logger.exception("request %s", {"X-Amz-Security-Token": b"IQoJfromARGS"})
+    text = caplog.text
+    assert "IQoJfromTRACEBACK" not in text and "IQoJfromARGS" not in text
