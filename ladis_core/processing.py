@@ -154,19 +154,22 @@ def read_processing_config(path: str | os.PathLike[str] | None = None) -> Proces
     if not isinstance(data, dict):
         raise InputError(f"processing job config {path} is not a JSON object")
     inputs: dict[str, str] = {}
-    for item in data.get("ProcessingInputs") or []:
-        uri = ((item or {}).get("S3Input") or {}).get("S3Uri")
+    for item in _objects(data, "ProcessingInputs", path):
+        uri = _mapping(item, "S3Input", path).get("S3Uri")
         if item.get("InputName") and uri:
             inputs[str(item["InputName"])] = str(uri)
     outputs: dict[str, str] = {}
-    for item in ((data.get("ProcessingOutputConfig") or {}).get("Outputs")) or []:
-        uri = ((item or {}).get("S3Output") or {}).get("S3Uri")
+    for item in _objects(_mapping(data, "ProcessingOutputConfig", path), "Outputs", path):
+        uri = _mapping(item, "S3Output", path).get("S3Uri")
         if item.get("OutputName") and uri:
             outputs[str(item["OutputName"])] = str(uri)
-    environment = {str(k): str(v) for k, v in dict(data.get("Environment") or {}).items()}
-    arguments = [
-        str(a) for a in (data.get("AppSpecification") or {}).get("ContainerArguments") or []
-    ]
+    environment = {str(k): str(v) for k, v in _mapping(data, "Environment", path).items()}
+    arguments = _mapping(data, "AppSpecification", path).get("ContainerArguments") or []
+    if not isinstance(arguments, list):
+        raise InputError(
+            f"processing job config {path}: AppSpecification.ContainerArguments must be a list"
+        )
+    arguments = [str(a) for a in arguments]
     return ProcessingJobConfig(
         job_name=str(data.get("ProcessingJobName", "")),
         inputs=inputs,
@@ -174,6 +177,26 @@ def read_processing_config(path: str | os.PathLike[str] | None = None) -> Proces
         environment=environment,
         arguments=arguments,
     )
+
+
+def _mapping(parent: dict, key: str, path: Path) -> dict:
+    """``parent[key]`` when it is a JSON object (``{}`` when absent or null)."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"processing job config {path}: {key} must be a JSON object")
+    return value
+
+
+def _objects(parent: dict, key: str, path: Path) -> list[dict]:
+    """``parent[key]`` when it is a list of JSON objects (``[]`` when absent or null)."""
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InputError(f"processing job config {path}: {key} must be a list of JSON objects")
+    return value
 
 
 def monitor_arguments(config: ProcessingJobConfig, environ: Mapping[str, str]) -> list[str]:

@@ -33,6 +33,13 @@ class Credentials:
         return f"Credentials(access_key={self.access_key!r}, secret_key='***')"
 
 
+def given(access_key: str | None, secret_key: str | None) -> Credentials | None:
+    """The pair a caller gave (``None`` for neither; one without the other is an error)."""
+    if (access_key is None) != (secret_key is None):
+        raise ServerError("give both access_key and secret_key, or neither")
+    return Credentials(access_key, secret_key) if access_key and secret_key else None
+
+
 def make_private_folder(folder: Path) -> None:
     """Create ``folder`` (and parents) and make it 0700 (:class:`ServerError` if it is
     not this user's)."""

@@ -1,5 +1,17 @@
 """The files a local S3 server keeps in its data folder (PID, state, ports, log,
 identities, start lock) and small helpers to read and write them safely.
+
+The data folder holds::
+
+    <data_dir>/weed/              SeaweedFS data (persistent across restarts)
+    <data_dir>/weed.pid           PID of the running server
+    <data_dir>/server.json        ports, bucket and endpoint of the running server
+    <data_dir>/ports.json         the internal ports, reused at the next start when free
+    <data_dir>/weed.log           the server's log (the previous one is weed.log.1)
+    <data_dir>/credentials.json   the access key and secret, drawn at the first start (600)
+    <data_dir>/s3-identities.json the same, as SeaweedFS reads them (mode 600)
+    <data_dir>/security.toml      random JWT keys for the filer and volume ports (600)
+    <data_dir>/start.lock         held while a start is in progress (one at a time)
 """
 
 from __future__ import annotations

@@ -18,17 +18,7 @@ implicitly on upload (as on AWS) and volumes are capped at ``volume_size_limit_m
 preallocated) so a test server stays small. The data folder is 0700 and its credentials
 are random (:mod:`ladis_core.devtools.credentials`).
 
-The data folder holds::
-
-    <data_dir>/weed/              SeaweedFS data (persistent across restarts)
-    <data_dir>/weed.pid           PID of the running server
-    <data_dir>/server.json        ports, bucket and endpoint of the running server
-    <data_dir>/ports.json         the internal ports, reused at the next start when free
-    <data_dir>/weed.log           the server's log (the previous one is weed.log.1)
-    <data_dir>/credentials.json   the access key and secret, drawn at the first start (600)
-    <data_dir>/s3-identities.json the same, as SeaweedFS reads them (mode 600)
-    <data_dir>/security.toml      random JWT keys for the filer and volume ports (600)
-    <data_dir>/start.lock         held while a start is in progress (one at a time)
+The files of the data folder are listed in :mod:`ladis_core.devtools.files`.
 
 What this SeaweedFS version (4.48) does differently from AWS, checked against the
 server, is in ``docs/environment.md``.
@@ -119,13 +109,7 @@ class LocalS3Server:
         )
         self.port = int(port)
         self.host = host
-        if (access_key is None) != (secret_key is None):
-            raise ServerError("give both access_key and secret_key, or neither")
-        self._credentials = (
-            credentials.Credentials(access_key, secret_key)
-            if access_key is not None and secret_key is not None
-            else None
-        )
+        self._credentials = credentials.given(access_key, secret_key)
         self.bucket = bucket
         self.weed_binary = weed_binary
         self.volume_size_limit_mb = int(volume_size_limit_mb)
@@ -140,14 +124,6 @@ class LocalS3Server:
         if self._credentials is None:
             self._credentials = credentials.load_or_create(self.data_dir)
         return self._credentials
-
-    @property
-    def access_key(self) -> str:
-        return self.credentials.access_key
-
-    @property
-    def secret_key(self) -> str:
-        return self.credentials.secret_key
 
     # -- paths -----------------------------------------------------------------------
     @property
@@ -187,8 +163,8 @@ class LocalS3Server:
         the running server from this folder (else the configured port), keys, region."""
         return {
             "AWS_ENDPOINT_URL_S3": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_key,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
         }
 
@@ -256,8 +232,8 @@ class LocalS3Server:
         ports = launch.choose_ports(self.data_dir, s3_port=self.port, host=self.host)
         launch.write_identities(
             self.data_dir / files.IDENTITIES_NAME,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
+            access_key=self.credentials.access_key,
+            secret_key=self.credentials.secret_key,
         )
         launch.write_security(self.data_dir / files.SECURITY_NAME)
         with contextlib.suppress(FileNotFoundError):
@@ -382,14 +358,17 @@ class LocalS3Server:
             self._client(host, port),
             bucket,
             where=f"{host}:{port}",
-            access_key=self.access_key,
+            access_key=self.credentials.access_key,
             timeout_s=timeout_s,
             log_path=self.log_path,
         )
 
     def _client(self, host: str, port: int) -> Any:
         return launch.server_client(
-            host, port, access_key=self.access_key, secret_key=self.secret_key
+            host,
+            port,
+            access_key=self.credentials.access_key,
+            secret_key=self.credentials.secret_key,
         )
 
     def _terminate(self, pid: int, *, timeout_s: float) -> None:

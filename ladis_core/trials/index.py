@@ -103,7 +103,11 @@ def _tensor_range(item: dict) -> tuple[str, tuple[int, int]]:
     return name, (start, length)
 
 
-def _parse_index(data: bytes, where: str, relative: str = "") -> _StepEntry:
+def _parse_index(data: bytes, where: str, relative: str = "", *, shown: str = "") -> _StepEntry:
+    """Parse one index file; ``where`` is its path or URI (its name gives step and
+    worker), ``shown`` what errors call it (default ``where``: for a cached copy, the
+    object it came from)."""
+    shown = shown or where
     try:
         index = json.loads(data)
         meta = index["meta"]
@@ -113,7 +117,7 @@ def _parse_index(data: bytes, where: str, relative: str = "") -> _StepEntry:
         tensors = dict(_tensor_range(t) for t in payload)
         name = where.replace("\\", "/").rsplit("/", 1)[-1]
         step_text, _, worker = name.removesuffix(".json").partition("_")
-        event_file = _check_event_file(meta["event_file_name"], where)
+        event_file = _check_event_file(meta["event_file_name"], shown)
         return _StepEntry(
             step=int(step_text),
             worker=worker,
@@ -132,7 +136,7 @@ def _parse_index(data: bytes, where: str, relative: str = "") -> _StepEntry:
         ValueError,
     ) as exc:
         raise CorruptObjectError(
-            f"{where} is not a valid smdebug index file ({exc.__class__.__name__}: "
+            f"{shown} is not a valid smdebug index file ({exc.__class__.__name__}: "
             f"{str(exc)[:200]}); the trial is corrupt: capture it again (for a cached copy, "
             "delete the cache folder)"
         ) from None
@@ -163,7 +167,9 @@ def _index_files(group_path: str) -> list[tuple[int, str]]:
     return found
 
 
-def _parse_files(root: Path, files: list[tuple[int, str]]) -> list[_StepEntry]:
+def _parse_files(root: Path, files: list[tuple[int, str]], source: str | None) -> list[_StepEntry]:
+    """Parse index files under ``root``; for a cache of the trial at ``source``, errors
+    name the object (and the cached copy)."""
     entries = []
     prefix = len(str(root)) + 1
     for _step, path in files:
@@ -172,27 +178,32 @@ def _parse_files(root: Path, files: list[tuple[int, str]]) -> list[_StepEntry]:
                 data = handle.read()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        entries.append(_parse_index(data, path, path[prefix:].replace(os.sep, "/")))
+        relative = path[prefix:].replace(os.sep, "/")
+        shown = f"{layout.join(source, relative)} (cached at {path})" if source else path
+        entries.append(_parse_index(data, path, relative, shown=shown))
     return entries
 
 
-def _load_entries(root: Path, *, min_global: int, cached: bool) -> list[_StepEntry]:
+def _load_entries(
+    root: Path, *, min_global: int, cached: bool, source: str | None = None
+) -> list[_StepEntry]:
     """The index entries of global steps ≥ ``min_global`` under ``root``, in folder
-    order. In a cache (``cached``), each folder keeps a catalog of its parsed index files
-    (they never change once written), so only new files are parsed."""
+    order. In a cache (``cached``; of the trial at ``source``), each folder keeps a
+    catalog of its parsed index files (they never change once written), so only new
+    files are parsed."""
     entries: list[_StepEntry] = []
     for group, path in _index_groups(root):
         if group < _group_of(min_global):
             continue
         files = _index_files(path)
         if not cached:
-            parsed = _parse_files(root, [f for f in files if f[0] >= min_global])
+            parsed = _parse_files(root, [f for f in files if f[0] >= min_global], source)
         else:
             catalog_path = root / "_catalog" / f"{group:09d}.json"
             catalog = _read_catalog(catalog_path)
             fresh = [f for f in files if os.path.basename(f[1]) not in catalog]
             if fresh:
-                for entry in _parse_files(root, fresh):
+                for entry in _parse_files(root, fresh, source):
                     catalog[entry.index_file.rsplit("/", 1)[-1]] = entry
                 _atomic_write(
                     catalog_path, json.dumps({k: e.to_list() for k, e in catalog.items()}).encode()

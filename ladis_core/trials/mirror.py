@@ -207,7 +207,7 @@ def _sync_index(
         if until_step is not None:
             _fetch(wanted, progress=progress, stage="index")
             wanted = []
-            if _passes(root / "index" / name, mode=mode, until_step=until_step):
+            if _passes(root / "index" / name, mode=mode, until_step=until_step, uri=uri):
                 break
     _fetch(wanted, progress=progress, stage="index")
     known.update(updates)
@@ -219,13 +219,14 @@ def _sync_index(
     }
 
 
-def _passes(folder: Path, *, mode: str | None, until_step: int) -> bool:
+def _passes(folder: Path, *, mode: str | None, until_step: int, uri: str) -> bool:
     """Whether the cached index ``folder`` holds a ``mode`` step above ``until_step``
     (its newest step of that mode is read, newest file first)."""
     if not folder.is_dir():
         return False
     for _step, path in sorted(_index_files(str(folder)), reverse=True):
-        entry = _parse_index(Path(path).read_bytes(), path)
+        shown = layout.join(uri, "index", folder.name, os.path.basename(path))
+        entry = _parse_index(Path(path).read_bytes(), path, shown=f"{shown} (cached at {path})")
         if mode is None or entry.mode == mode:
             return entry.mode_step > until_step
     return False

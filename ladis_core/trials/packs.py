@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ladis_core.errors import StorageError
+from ladis_core.store.files import write_atomic
 from ladis_core.trials.index import _atomic_write, _StepEntry
 from ladis_core.trials.records import RecordDecoder
 from ladis_core.trials.steps import _as_rows, _complete_prefix, _read_step, _rows
@@ -72,13 +71,12 @@ class _Pack:
                 raise StorageError(
                     f"the cached pack {self.folder} disagrees with its trial; delete the cache folder"
                 )
-            self.folder.mkdir(parents=True, exist_ok=True)
             for name in missing:
                 array = np.concatenate([_as_rows(step[name]) for step in per_step])
-                fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".pack.", suffix=".npy")
-                with os.fdopen(fd, "wb") as handle:
-                    np.save(handle, array)
-                os.replace(tmp, self.folder / _pack_file(name))
+                write_atomic(
+                    self.folder / _pack_file(name),
+                    lambda handle, array=array: np.save(handle, array),
+                )
                 out[name] = array
             if self.rows is None:
                 self.rows = rows

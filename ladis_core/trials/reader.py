@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
 
 from ladis_core import store
-from ladis_core.errors import DataNotFoundError, InputError, StorageError
+from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.progress import ProgressCallback
 from ladis_core.trials.assembly import _empty, _read_entries
 from ladis_core.trials.data import TrialData, _check_mode, _no_steps_message
@@ -19,6 +20,8 @@ from ladis_core.trials.mirror import _cache_lock, _prepare, _sync_events, _sync_
 from ladis_core.trials.names import _is_input, penultimate_layer
 from ladis_core.trials.packs import _Pack
 from ladis_core.trials.steps import _complete_prefix
+
+log = logging.getLogger(__name__)
 
 
 def list_layers(uri: str, *, mode: str) -> list[str]:
@@ -99,7 +102,9 @@ def load_trial(
             if remote
             else set()
         )
-        entries = _load_entries(root, min_global=min_global, cached=remote)
+        entries = _load_entries(
+            root, min_global=min_global, cached=remote, source=uri if remote else None
+        )
         in_mode = [e for e in entries if e.mode == mode]
         if not in_mode:
             # nothing of this mode from min_global on: an empty range, or no such steps at all
@@ -134,7 +139,9 @@ def load_trial(
 def load_provenance(uri: str) -> dict[int, dict]:
     """All provenance records under ``uri`` (``*.jsonl`` parts, one JSON object per line
     per request), keyed by ``step``; a later part wins for a repeated step. No parts →
-    ``{}``. A malformed line raises :class:`StorageError` naming the part and line."""
+    ``{}``. A line that is not a JSON object with an integer ``step`` is skipped (a
+    warning names the part, the count and the first such line): one bad line must not
+    hide every other record."""
     parts = [info.uri for info in store.iter_objects(uri) if info.uri.endswith(".jsonl")]
     if not parts:
         return {}
@@ -142,15 +149,34 @@ def load_provenance(uri: str) -> dict[int, dict]:
         contents = list(pool.map(store.read_bytes, parts))
     records: dict[int, dict] = {}
     for part, data in zip(parts, contents, strict=True):
+        bad: list[int] = []
         for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-                step = int(record["step"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise StorageError(
-                    f"{part} line {number} is not a provenance record with a 'step' ({exc})"
-                ) from None
-            records[step] = record
+            record = _provenance_record(line)
+            if record is None:
+                bad.append(number)
+                continue
+            records[record["step"]] = record
+        if bad:
+            log.warning(
+                "%s: %d malformed line(s) skipped (not a JSON object with an integer 'step'; "
+                "first: line %d)",
+                part,
+                len(bad),
+                bad[0],
+            )
     return records
+
+
+def _provenance_record(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    step = record.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return None
+    return record

@@ -11,6 +11,7 @@ import numpy as np
 
 from ladis_core import store
 from ladis_core.errors import CorruptObjectError, StorageError
+from ladis_core.store import layout
 from ladis_core.trials.index import _StepEntry, event_path
 from ladis_core.trials.records import RecordDecoder
 
@@ -26,7 +27,8 @@ def _complete_prefix(root: Path, entries: list[_StepEntry], *, uri: str) -> list
             return entries[:position]
         if size < entry.event_size:
             raise CorruptObjectError(
-                f"{path} is shorter ({size} bytes) than its index file {entry.index_file} says "
+                f"{_shown(path, entry, uri)} is shorter ({size} bytes) than its index file "
+                f"{entry.index_file} says "
                 f"({entry.event_size}); the trial at {uri} is corrupt: capture it again"
                 + (" (or delete the cache folder)" if store.is_s3(uri) else "")
             )
@@ -48,13 +50,21 @@ def _read_step(
                     out[name] = decoder.decode(name, record)
                 except (ValueError, IndexError, OverflowError) as exc:
                     raise CorruptObjectError(
-                        f"{path} is corrupt: tensor {name} of step {entry.mode_step} cannot be decoded "
+                        f"{_shown(path, entry, uri)} is corrupt: tensor {name} of step "
+                        f"{entry.mode_step} cannot be decoded "
                         f"({exc}); capture the trial at {uri} again"
                         + (" (or delete the cache folder)" if store.is_s3(uri) else "")
                     ) from None
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
     return out
+
+
+def _shown(path: Path, entry: _StepEntry, uri: str) -> str:
+    """How errors name an event file: the object (and its cached copy) for an S3 trial."""
+    if store.is_s3(uri):
+        return f"{layout.join(uri, entry.event_file)} (cached at {path})"
+    return str(path)
 
 
 def _rows(output: np.ndarray) -> int:

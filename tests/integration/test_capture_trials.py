@@ -6,6 +6,7 @@ bad input fails with a clear message."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -441,7 +442,7 @@ def test_a_pruned_trial_cache_is_fetched_again_on_the_next_read(tmp_path, s3_buc
 # --------------------------------------------------------------------------- provenance
 
 
-def test_provenance_parts_are_merged_by_step(s3_bucket):
+def test_provenance_parts_are_merged_by_step(s3_bucket, caplog):
     prefix = s3_bucket + "trials/demo/provenance"
     lines = [
         {
@@ -463,9 +464,17 @@ def test_provenance_parts_are_merged_by_step(s3_bucket):
     records = trials.load_provenance(prefix)
     assert sorted(records) == [0, 1, 2, 3] and records[3]["source_index"] == 13
     assert trials.load_provenance(s3_bucket + "trials/none/provenance") == {}
-    store.write_bytes(f"{prefix}/part-2.jsonl", b'{"step": 9}\nnot json\n')
-    with pytest.raises(StorageError, match=r"part-2\.jsonl line 2"):
-        trials.load_provenance(prefix)
+    # one malformed line hides nothing else (issue 11): it is skipped, and named in the log
+    store.write_bytes(f"{prefix}/part-2.jsonl", b'{"step": 9}\nnot json\n[1]\n{"step": "x"}\n')
+    with caplog.at_level(logging.WARNING):
+        records = trials.load_provenance(prefix)
+    assert sorted(records) == [0, 1, 2, 3, 9]
+    assert any(
+        "part-2.jsonl" in r.getMessage()
+        and "3 malformed line(s)" in r.getMessage()
+        and "line 2" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --------------------------------------------------------------------------- bad input

@@ -260,7 +260,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(
     assert cli.main(["demo", "--bucket", "nowhere", "--tiny"]) == 2
     err = capsys.readouterr().err
     assert "cannot reach S3" in err
-    assert s3_server.secret_key not in err
+    assert s3_server.credentials.secret_key not in err
 
 
 # --------------------------------------------------------------------------- pure helpers

@@ -113,15 +113,30 @@ class CuttingProxy:
                     client.sendall(answer + body)
 
 
+class SmallDisk:
+    """A folder that holds little: ``path``, ``how`` ("tmpfs" or "injected"), and
+    :meth:`grow` to make room afterwards (as freeing space would)."""
+
+    def __init__(self, path: Path, how: str, budget: dict[str, int]) -> None:
+        self.path, self.how, self._budget = path, how, budget
+
+    def grow(self, size_kib: int) -> None:
+        if self.how == "tmpfs":
+            subprocess.run(["mount", "-o", f"remount,size={size_kib}k", str(self.path)], check=True)
+        else:
+            self._budget["left"] = size_kib * 1024
+
+
 @contextlib.contextmanager
 def small_disk(
     folder: Path, *, size_kib: int, monkeypatch: pytest.MonkeyPatch, inject: bool = False
-) -> Iterator[tuple[Path, str]]:
-    """A folder that holds at most ``size_kib`` KiB: a real tmpfs where this machine
+) -> Iterator[SmallDisk]:
+    """A folder that holds at most about ``size_kib`` KiB: a real tmpfs where this machine
     lets us mount one (root) and ``inject`` is false, otherwise writes through
-    ``ladis_core.store.files`` fail with ENOSPC past that size (the storage layer's own
-    write path). Yields (folder, how: "tmpfs" or "injected")."""
+    ``ladis_core.store.files`` (the storage layer's only local write path) fail with
+    ENOSPC once ``size_kib`` KiB were written under it."""
     folder.mkdir(parents=True, exist_ok=True)
+    budget = {"left": size_kib * 1024}
     mounted = (
         not inject
         and os.geteuid() == 0
@@ -134,14 +149,13 @@ def small_disk(
     )
     if mounted:
         try:
-            yield folder, "tmpfs"
+            yield SmallDisk(folder, "tmpfs", budget)
         finally:
             subprocess.run(["umount", "-l", str(folder)], check=False)
         return
     from ladis_core.store import files
 
     real_fdopen = os.fdopen
-    budget = {"left": size_kib * 1024}
 
     class _Capped:
         def __init__(self, handle: BinaryIO) -> None:
@@ -167,4 +181,4 @@ def small_disk(
         return _Capped(handle) if str(folder) in os.readlink(f"/proc/self/fd/{fd}") else handle
 
     monkeypatch.setattr(files.os, "fdopen", fdopen)
-    yield folder, "injected"
+    yield SmallDisk(folder, "injected", budget)

@@ -29,12 +29,14 @@ def tiny_model() -> ResNet:
     return ResNet().eval()
 
 
-def write_trial(out: str | Path, steps: int, *, first_value: float = 0.0) -> list[int]:
+def write_trial(
+    out: str | Path, steps: int, *, first_value: float = 0.0, include_inputs: bool = False
+) -> list[int]:
     """Append ``steps`` PREDICT steps to the trial at ``out`` (step ``i`` holds inputs of
     the value ``first_value + i``); returns the steps written."""
     written = []
     with capture.ServingCapture(
-        tiny_model(), str(out), include_inputs=False, upload_interval_s=0
+        tiny_model(), str(out), include_inputs=include_inputs, upload_interval_s=0
     ) as cap:
         for i in range(steps):
             written.append(cap.record(torch.full((1, 3, 2, 2), first_value + i))[1])

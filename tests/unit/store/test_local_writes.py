@@ -16,10 +16,10 @@ from tests.support.faults import small_disk
 def test_a_full_disk_leaves_no_torn_claim_and_the_next_write_succeeds(
     tmp_path, monkeypatch, inject
 ):
-    with small_disk(tmp_path / "disk", size_kib=64, monkeypatch=monkeypatch, inject=inject) as (
-        disk,
-        _how,
-    ):
+    with small_disk(
+        tmp_path / "disk", size_kib=64, monkeypatch=monkeypatch, inject=inject
+    ) as small:
+        disk = small.path
         claim = str(disk / "_state" / "claims" / "000000000100.json")
         with pytest.raises(StorageError, match=r"000000000100\.json.*No space left") as raised:
             store.write_bytes(claim, b"x" * 200_000, if_absent=True)
