@@ -31,10 +31,10 @@ no request ever waits on storage.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
-import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -47,7 +47,7 @@ from ladis_core.config import redact
 from ladis_core.errors import EndpointClosedError, LadisError
 from ladis_core.serving.app import OPERATOR_HEADER, EndpointApp, _status_of
 from ladis_core.serving.provenance import PROVENANCE_HEADER
-from ladis_core.serving.workers import Deadlines, WorkerPool, answer_busy
+from ladis_core.serving.workers import DeadlineReader, WorkerPool, answer_busy, lingering_close
 
 log = logging.getLogger("ladis.server")
 
@@ -67,37 +67,38 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def setup(self) -> None:
-        self.timeout = self.server.request_timeout_s  # per recv/send; the deadline bounds the sum
-        self._late = threading.Event()
+        self.timeout = self.server.request_timeout_s  # per send; reads have their deadline
         super().setup()
+        self.rfile.close()  # the plain reader: its socket reference would delay the close
+        self._reader = DeadlineReader(self.connection, idle_s=self.server.request_timeout_s)
+        self.rfile = io.BufferedReader(self._reader)
 
     def handle_one_request(self) -> None:
         """One request, which must arrive whole (line, headers, body) before the deadline."""
-        self.server.deadlines.start(
-            self.connection, self.server.request_timeout_s, on_expire=self._late.set
-        )
+        self._reader.start(self.server.request_timeout_s)
         try:
             super().handle_one_request()
         finally:
-            self.server.deadlines.clear(self.connection)
-        if self._late.is_set():
-            self.close_connection = True
+            self._reader.stop()
 
     def _received(self) -> bool:
         """The request has arrived: stop its deadline; ``False`` (after answering 408)
         when it came too late."""
-        self.server.deadlines.clear(self.connection)
-        if self._late.is_set():
-            self._safe_answer(
-                408,
-                _error_body(
-                    "request_timeout",
-                    f"the request did not arrive within {self.server.request_timeout_s:g} s",
-                ),
-                close=True,
-            )
-            return False
-        return True
+        late = self._reader.late
+        self._reader.stop()
+        if late:
+            self._answer_late()
+        return not late
+
+    def _answer_late(self) -> None:
+        self._safe_answer(
+            408,
+            _error_body(
+                "request_timeout",
+                f"the request did not arrive within {self.server.request_timeout_s:g} s",
+            ),
+            close=True,
+        )
 
     # ---- routing
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -157,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.leave()
 
     def _invocation(self, app: EndpointApp) -> None:
-        if self._late.is_set():
+        if self._reader.late:
             self._received()  # the headers themselves came too late
             return
         if self.headers.get_all("Transfer-Encoding"):
@@ -184,7 +185,12 @@ class _Handler(BaseHTTPRequestHandler):
                 f"the body is {length} bytes; this endpoint accepts at most {app.max_body_bytes}",
             )
             return
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:  # the deadline passed while the body trickled in
+            self._reader.stop()
+            self._answer_late()
+            return
         if not self._received():
             return
         if len(body) != length:
@@ -301,7 +307,6 @@ class _HTTPServer(HTTPServer):
     ) -> None:
         super().__init__(address, _Handler)
         self.request_timeout_s = float(request_timeout_s)
-        self.deadlines = Deadlines()
         self.pool = WorkerPool(
             self._serve_connection, workers=workers, queue_size=queue_size, name="ladis-http"
         )
@@ -309,7 +314,7 @@ class _HTTPServer(HTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.pool.submit(request, client_address):
             answer_busy(request, _BUSY_BODY)
-            self.shutdown_request(request)
+            request.close()  # never lingers: this is the accepting thread
 
     def _serve_connection(self, request: Any, client_address: Any) -> None:
         try:
@@ -319,10 +324,12 @@ class _HTTPServer(HTTPServer):
         finally:
             self.shutdown_request(request)
 
+    def shutdown_request(self, request: Any) -> None:
+        lingering_close(request)
+
     def server_close(self) -> None:
         super().server_close()
         self.pool.close()
-        self.deadlines.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # reached only for socket-level failures (client reset); requests are handled

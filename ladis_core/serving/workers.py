@@ -6,13 +6,14 @@ per-``recv`` timeout let a body trickled one byte at a time hold one for ever. N
 most ``workers`` connections are served at once and ``queue`` more wait (without a
 thread); past that the accepting thread answers 503 itself, at once. Every request must
 arrive whole (request line, headers and body) within its deadline, counted from when a
-worker starts reading it; the read side of a late connection is then shut, which wakes
-the blocked read, and the handler answers 408.
+worker starts reading it: each ``recv`` waits only for the time left
+(:class:`DeadlineReader`), and the handler answers 408.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import queue
 import socket
 import threading
@@ -85,40 +86,60 @@ class WorkerPool:
                 self._queue.put_nowait(None)
 
 
-class Deadlines:
-    """Shuts the read side of connections whose deadline passed (one daemon thread)."""
+class DeadlineReader(io.RawIOBase):
+    """The read side of a connection: every ``recv`` waits at most until the deadline
+    of the request being read (:meth:`start`), so a body trickled one byte at a time
+    ends in ``TimeoutError`` when its time is up; without a deadline, at most
+    ``idle_s`` per ``recv``. The socket's own timeout (for writes) is left alone."""
 
-    def __init__(self, *, tick_s: float = 0.2) -> None:
-        self._lock = threading.Lock()
-        self._due: dict[int, tuple[float, socket.socket, Callable[[], None]]] = {}
-        self._tick_s = tick_s
-        self._stop = threading.Event()
-        self.expired = 0
-        self._thread = threading.Thread(target=self._run, name="ladis-http-deadlines", daemon=True)
-        self._thread.start()
+    def __init__(self, sock: socket.socket, *, idle_s: float) -> None:
+        self._sock = sock
+        self._idle_s = idle_s
+        self._deadline: float | None = None
 
-    def start(self, sock: socket.socket, seconds: float, on_expire: Callable[[], None]) -> None:
-        with self._lock:
-            self._due[id(sock)] = (time.monotonic() + seconds, sock, on_expire)
+    def start(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
 
-    def clear(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._due.pop(id(sock), None)
+    def stop(self) -> None:
+        self._deadline = None
 
-    def close(self) -> None:
-        self._stop.set()
+    @property
+    def late(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            now = time.monotonic()
-            with self._lock:
-                late = [key for key, (due, _, _) in self._due.items() if due <= now]
-                expired = [self._due.pop(key) for key in late]
-                self.expired += len(expired)
-            for _due, sock, on_expire in expired:
-                on_expire()
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RD)  # wakes the blocked read with EOF
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self._idle_s
+        if self._deadline is not None:
+            wait = min(wait, self._deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("the request deadline passed")
+        previous = self._sock.gettimeout()
+        self._sock.settimeout(wait)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(previous)
+
+
+def lingering_close(request: socket.socket, *, linger_s: float = 1.0) -> None:
+    """Close a connection without resetting it: stop writing, read and drop what the
+    client still sends (at most ``linger_s``), then close. Closing with unread data
+    makes the kernel send a reset, which can destroy an answer (a 408 or 413) before
+    the client has read it."""
+    with contextlib.suppress(OSError):
+        request.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + linger_s
+        drained = 0
+        while drained < (1 << 20) and (left := deadline - time.monotonic()) > 0:
+            request.settimeout(left)
+            chunk = request.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    request.close()
 
 
 def answer_busy(request: socket.socket, body: bytes) -> None:

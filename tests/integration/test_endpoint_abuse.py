@@ -112,7 +112,7 @@ def test_many_half_sent_requests_hold_a_bounded_number_of_threads(model_dir):
             sock.sendall(head + b"\x93NUMPY")  # the rest of the body never comes
             sockets.append(sock)
         wait_until(lambda: running._httpd.pool.refused >= 32, what="32 connections refused")
-        assert threading.active_count() - before <= 4 + 1  # 4 workers (+ the deadline thread)
+        assert threading.active_count() - before <= 4  # the 4 workers, whatever the clients
         answers = []
         for sock in sockets:
             sock.settimeout(15)
