@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from ladis_core import store
-from ladis_core._process import pid_alive
+from ladis_core._process import host_identity, pid_alive
 from ladis_core.capture.folders import new_staging_folder, orphan_candidates
 from ladis_core.capture.hooks import (
     _MODES,
@@ -69,13 +69,16 @@ _MAX_OWNER_BYTES = 4096
 
 def _read_owner(root: Path) -> tuple[str, int] | None:
     """(trial URI, pid) from a staging folder's owner file; ``None`` when it has none
-    that is usable (a folder still being created, or not a capture's)."""
+    that is usable (a folder still being created, not a capture's, or one written where
+    its PID cannot be checked: another container sharing this temp folder)."""
     try:
         with open(root / _OWNER_FILE, "rb") as handle:
             data = handle.read(_MAX_OWNER_BYTES + 1)
         owner = json.loads(data) if len(data) <= _MAX_OWNER_BYTES else None
+        if owner.get("host_id", host_identity()) != host_identity():
+            return None
         return str(owner["uri"]), int(owner["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -191,7 +194,10 @@ class _StagedCapture:
         # who stages here: a later capture into the same trial publishes what a killed
         # process left behind (see _recover_orphans)
         (self._staging_root / _OWNER_FILE).write_text(
-            json.dumps({"uri": self.uri, "pid": os.getpid(), "mode": mode}), encoding="utf-8"
+            json.dumps(
+                {"uri": self.uri, "pid": os.getpid(), "host_id": host_identity(), "mode": mode}
+            ),
+            encoding="utf-8",
         )
         self.staging = self._staging_root / "trial"
         self.publisher = _Publisher(self.staging, self.uri)

@@ -156,6 +156,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--cache-dir", metavar="DIR", help="local cache for s3:// trials")
     run.add_argument(
+        "--max-window-steps",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="the most requests one job tests (default 20000); a larger backlog (after an "
+        "outage) is tested by the next jobs, oldest first, so memory stays bounded",
+    )
+    run.add_argument(
         "--device", metavar="DEVICE", help="where the statistics run, e.g. cuda (default: cpu)"
     )
 
@@ -205,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
                 cache_dir=args.cache_dir,
                 device=args.device,
                 progress=progress,
+                max_window_steps=args.max_window_steps,
             )
         except monitoring.JobExistsError as exc:
             print(str(exc))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ladis_core import store
+from ladis_core._process import host_identity
 from ladis_core._process import pid_alive as _pid_alive
 from ladis_core.errors import DataNotFoundError, LadisError, StorageError
 from ladis_core.monitoring.clock import _iso, _now
@@ -50,6 +51,9 @@ class Claim:
     pid: int
     claimed_at: str
     expires_at: str
+    #: where ``pid`` means something (:func:`ladis_core._process.host_identity`); empty in
+    #: claims written before it existed, whose PID is then never judged
+    host_id: str = ""
 
 
 #: the states of the newest claim on a node (``free``: no claim at all)
@@ -109,6 +113,7 @@ class Claims:
             pid=os.getpid(),
             claimed_at=_iso(now),
             expires_at=_iso(now + timedelta(seconds=lease_s)),
+            host_id=host_identity(),
         )
         uri = self._claim_uri(node, attempt)
         if not store.write_json(uri, claim.__dict__, if_absent=True):
@@ -173,8 +178,15 @@ class Claims:
         uri = self._claim_uri(node, attempt)
         data = store.read_json(uri)
         try:
-            return Claim(**{k: data[k] for k in Claim.__dataclass_fields__})
-        except (KeyError, TypeError) as exc:
+            fields = {k: data[k] for k in Claim.__dataclass_fields__ if k != "host_id"}
+            claim = Claim(**fields, host_id=str(data.get("host_id") or ""))
+            numbers = (claim.node, claim.attempt, claim.last_step, claim.pid)
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+                raise TypeError("node, attempt, last_step and pid must be integers")
+            if datetime.fromisoformat(claim.expires_at).tzinfo is None:
+                raise ValueError(f"expires_at {claim.expires_at!r} has no time zone")
+            return claim
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise StorageError(
                 f"{uri} is not a valid claim ({exc}); delete it to unblock monitoring"
             ) from None
@@ -194,6 +206,9 @@ class Claims:
             return COMMITTED if ok else RELEASED
         if _now() >= datetime.fromisoformat(claim.expires_at):
             return STALE
-        if claim.host == socket.gethostname() and not _pid_alive(claim.pid):
+        # a PID is judged only where it was recorded: the same host name is not the same
+        # host (SageMaker containers are all algo-1), so a dead-looking PID elsewhere
+        # waits for its lease instead of being taken over while it still works
+        if claim.host_id and claim.host_id == host_identity() and not _pid_alive(claim.pid):
             return STALE
         return ACTIVE

@@ -64,7 +64,13 @@ from ladis_core.monitoring.clock import _iso, _now, parse_time
 from ladis_core.monitoring.protocol import validate_settings
 from ladis_core.monitoring.results import IncidentRule, JobResult, JobSettings
 from ladis_core.monitoring.scores import WindowScores, write_scores
-from ladis_core.monitoring.window import Window, load_reference, load_window, resolve_layers
+from ladis_core.monitoring.window import (
+    MAX_WINDOW_STEPS,
+    Window,
+    load_reference,
+    load_window,
+    resolve_layers,
+)
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.store import layout
 from ladis_core.trials import TrialData
@@ -132,6 +138,7 @@ def run_job(
     cache_dir: str | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
+    max_window_steps: int = MAX_WINDOW_STEPS,
 ) -> JobResult:
     """Run one monitoring job and return its result (also written to
     ``<output>/<job-id>/results.json``).
@@ -146,7 +153,9 @@ def run_job(
     is logged; the result stays). ``claim_policy``: lease and wait of the claims.
     ``cache_dir``: root of the local caches of ``s3://`` trials (default
     ``$LADIS_CACHE_DIR`` or ``.cache``). ``device``: where the statistics run (``"cuda"``
-    on a GPU machine; default CPU).
+    on a GPU machine; default CPU). ``max_window_steps``: the most steps one job tests
+    (:data:`~ladis_core.monitoring.window.MAX_WINDOW_STEPS`); a larger backlog is tested
+    by the next jobs, oldest first.
 
     Raises :class:`JobExistsError` if the job id already has a result,
     :class:`~ladis_core.errors.InputError` / :class:`~ladis_core.errors.DataNotFoundError`
@@ -193,6 +202,7 @@ def run_job(
         output=output,
         cache_dir=cache_dir,
         progress=progress,
+        max_steps=max_window_steps,
     )
     try:
         result, scores = _analyse(
@@ -230,6 +240,7 @@ def _pick_window(
     output: str,
     cache_dir: str | None,
     progress: ProgressCallback | None,
+    max_steps: int,
 ) -> _Picked:
     """Find the steps after the committed chain and claim them, waiting for a job that
     holds them (up to ``policy.wait``). A window too small to test is not claimed."""
@@ -262,7 +273,13 @@ def _pick_window(
             )
         first = 0 if all_steps else end.node
         window = load_window(
-            identity.inference, first, names, ref, cache_dir=cache_dir, progress=progress
+            identity.inference,
+            first,
+            names,
+            ref,
+            cache_dir=cache_dir,
+            progress=progress,
+            max_steps=max_steps,
         )
         tested = len(window) >= identity.settings.n_samples
         if not (tested and int(window.steps.max()) >= end.node):

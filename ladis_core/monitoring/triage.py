@@ -55,7 +55,9 @@ class Verdict:
 
     @property
     def at_datetime(self) -> datetime:
-        return datetime.fromisoformat(self.at)
+        """``at`` as an aware UTC time (a stored naive time is taken as UTC: one such
+        record used to make every listing fail comparing naive and aware times)."""
+        return layout.as_utc(datetime.fromisoformat(self.at))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,8 @@ class Verdict:
                 record_version=int(data.get("record_version", RECORD_VERSION)),
             )
             verdict.at_datetime  # noqa: B018 - validates the timestamp
+            if verdict.verdict not in VERDICTS:
+                raise ValueError(f"verdict {verdict.verdict[:40]!r} is not one of {VERDICTS}")
         except KeyError as exc:
             raise InputError(f"{source}: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -171,8 +175,20 @@ def add_verdict(
 
 def _read_verdict(uri: str) -> Verdict | None:
     try:
-        return Verdict.from_dict(json.loads(store.read_bytes(uri)), source=uri)
-    except (InputError, DataNotFoundError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        verdict = Verdict.from_dict(json.loads(store.read_bytes(uri)), source=uri)
+        folder = uri.replace("\\", "/").rsplit("/", 3)[-3]
+        if verdict.job_id != folder:
+            raise InputError(
+                f"{uri}: a record about job {verdict.job_id!r} in the folder of {folder!r}"
+            )
+        return verdict
+    except (
+        InputError,
+        DataNotFoundError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+    ) as exc:
         # one bad (or just deleted) record must not hide the others; it stays for inspection
         log.warning("skipping verdict record %s: %s", uri, exc)
         return None

@@ -3,6 +3,7 @@ from their trials, and the layers both hold."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,15 @@ from ladis_core.errors import InputError, check
 from ladis_core.monitoring.results import JobSettings
 from ladis_core.progress import ProgressCallback, report
 from ladis_core.trials.names import resolve_common_layers
+
+log = logging.getLogger("ladis.monitor")
+
+#: the most inference steps (requests) one job tests. A window is normally an hour of
+#: traffic (a few hundred requests); after an outage the backlog can be days. Past the
+#: bound a job tests the oldest MAX_WINDOW_STEPS steps, the bookmark moves to the last of
+#: them and the next jobs go on from there, so memory stays bounded (20,000 steps of a
+#: 512-wide layer and 10 logits are about 42 MB) and nothing is skipped.
+MAX_WINDOW_STEPS = 20_000
 
 
 def resolve_layers(reference: str, inference: str, layers: Sequence[str] | None) -> list[str]:
@@ -102,19 +112,36 @@ def load_window(
     *,
     cache_dir: str | None = None,
     progress: ProgressCallback | None = None,
+    max_steps: int = MAX_WINDOW_STEPS,
 ) -> Window:
-    """The inference rows with step ≥ ``first``; checks the layer shapes match the
-    reference (on the newest step when the window is empty)."""
+    """The inference rows with ``first ≤ step < first + max_steps`` (only those are
+    listed, fetched and decoded); checks the layer shapes match the reference (on the
+    newest step when the window is empty)."""
+    check(max_steps >= 1, f"max_window_steps={max_steps} must be at least 1")
     report(progress, "inference", 0, 1, inference)
     cache = trial_cache(inference, cache_dir)
+    start = max(0, first)
     data = trials.load_trial(
         inference,
         mode="PREDICT",
         layers=list(names),
-        after_step=None if first <= 0 else first - 1,
+        after_step=None if start == 0 else start - 1,
+        until_step=start + max_steps - 1,
         cache_dir=cache,
     )
     window = Window.from_trial(data, names)
+    if len(window) and int(window.steps.max()) >= start + max_steps - 1:
+        newest = trials.last_step(inference, mode="PREDICT")
+        if newest is not None and newest > start + max_steps - 1:
+            log.warning(
+                "%d inference steps wait after step %d (a backlog); this job tests the "
+                "%d from step %d, the next jobs go on from step %d",
+                newest - start + 1,
+                start - 1,
+                max_steps,
+                start,
+                start + max_steps,
+            )
     probe = data
     if not len(window):
         last = trials.last_step(inference, mode="PREDICT")
