@@ -5,6 +5,7 @@ cheap; torch is loaded on first use)::
 
     from ladis_core import mmd_test, detection_rate, baseline_detection_rate
     from ladis_core import multi_layer_detection_rate, sample_scores
+    from ladis_core import window_test, estimate_share
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ _LAZY = {
     "multi_layer_detection_rate": "ladis_core.stats",
     "sample_scores": "ladis_core.stats",
     "sample_scores_with_pvalues": "ladis_core.stats",
+    "window_test": "ladis_core.stats",
+    "WindowTestResult": "ladis_core.stats",
+    "estimate_share": "ladis_core.stats",
+    "ShareEstimate": "ladis_core.stats",
     "SampleScoreResult": "ladis_core.stats",
     "MMDTestResult": "ladis_core.stats",
     "DetectionRateResult": "ladis_core.stats",
