@@ -52,6 +52,7 @@ from ladis_core.stats._window_permutations import permutation_outcome
 from ladis_core.stats._window_results import NEIGHBOURS, WindowTestResult, assemble
 from ladis_core.stats._window_scores import (
     DEFAULT_NEIGHBOURS,
+    choose_landmarks,
     conformal_p_values,
     movable_ranks,
     movable_rows,
@@ -89,6 +90,7 @@ def window_test(
     inference_ids: Any = None,
     share_lambda: float = DEFAULT_LAMBDA,
     share_level: float = DEFAULT_LEVEL,
+    keep_permutations: bool = False,
     progress: ProgressCallback | None = None,
 ) -> WindowTestResult:
     """Test a whole window of traffic against the reference in one exact permutation test.
@@ -114,6 +116,8 @@ def window_test(
             rows with the same id are one input. Default: identical rows in every layer.
         share_lambda, share_level: Storey's lambda and the interval's level of
             ``adversarial_share`` (:func:`~ladis_core.stats.estimate_share`).
+        keep_permutations: keep the pairs, the labellings and every statistic under each
+            of them in ``result.permutations`` (to check the test from outside).
         progress: optional callback (stages ``features``, ``permutations``).
 
     Returns:
@@ -152,12 +156,14 @@ def window_test(
         class_name=(lambda c: codes.name(c)) if codes is not None else None,
     )
     _check_rows(design, ref_side, inf_side)
-    n_land = min(n_land, len(design.fit_rows))
+    landmark_rows = choose_landmarks(design, n_land, k, rng)
+    n_land = len(landmark_rows)
     dims = sum(int(ref_layers[n].shape[1]) for n in names)
     width = len(names) * (len(specs) * rank + 2)
     work = 2.0 * design.n_pooled * n_land * dims + 2.0 * (n_perm + 1) * design.n_pairs * width
     with threads_for(work, dev):
-        chosen = torch.from_numpy(rng.choice(design.fit_rows, n_land, replace=False)).to(dev)
+        chosen = torch.from_numpy(landmark_rows).to(dev)
+        row_classes = torch.from_numpy(design.class_codes).to(dev)
         report(progress, "features", 0, len(names))
         blocks: list[torch.Tensor] = []
         ranks: list[np.ndarray] = []
@@ -167,7 +173,8 @@ def window_test(
             rows = _scaled(rows, torch.from_numpy(design.fit_rows).to(dev))
             layer = layer_features(rows, chosen, specs, rank)
             blocks.extend(layer.blocks)
-            ranks.append(movable_ranks(neighbour_scores(layer.sq, k), movable))
+            distance = neighbour_scores(layer.sq, k, row_classes, row_classes[chosen])
+            ranks.append(movable_ranks(distance, movable))
             del rows, layer
             report(progress, "features", i + 1, len(names))
         combined = movable_ranks(torch.from_numpy(np.sum(ranks, axis=0)), movable)
@@ -199,6 +206,7 @@ def window_test(
         alpha=alpha,
         n_permutations=n_perm,
         share_options={"lam": share_lambda, "level": share_level},
+        bits=bits.cpu().numpy() if keep_permutations else None,
     )
 
 

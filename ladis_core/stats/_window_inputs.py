@@ -46,9 +46,9 @@ class Side:
 def as_layers(value: Any, name: str) -> dict[str, torch.Tensor]:
     """``{layer: (rows, d) tensor}`` from an array or a dict of arrays with equal rows."""
     if not isinstance(value, Mapping):
-        return {SINGLE_LAYER: as_matrix(value, name, finite=False)}
+        return {SINGLE_LAYER: as_matrix(value, name)}
     check(len(value) > 0, f"{name} must be an array or a non-empty dict {{layer: array}}")
-    layers = {str(k): as_matrix(v, f"{name}[{k!r}]", finite=False) for k, v in value.items()}
+    layers = {str(k): as_matrix(v, f"{name}[{k!r}]") for k, v in value.items()}
     rows = {k: int(v.shape[0]) for k, v in layers.items()}
     check(
         len(set(rows.values())) == 1,

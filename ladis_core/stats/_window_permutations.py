@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ladis_core.stats._engine import _REL_TOL, permutation_p_values
@@ -30,6 +31,8 @@ class PermutationOutcome:
     families: list[float]
     p_value: float
     statistic: float
+    #: (S, B + 1) float64: every statistic under the observed labelling and each permutation
+    statistics: np.ndarray
 
 
 def permutation_outcome(
@@ -75,6 +78,7 @@ def permutation_outcome(
         families=[float(p) for p in rank_p_values(per_family)[:, 0]],
         p_value=float(permutation_p_values(decision, torch.zeros(1, dtype=decision.dtype))[0]),
         statistic=float(-torch.log10(smallest[0, 0])),
+        statistics=stats.cpu().numpy(),
     )
 
 

@@ -39,6 +39,23 @@ class ClassShare:
 
 
 @dataclass(frozen=True, eq=False)
+class PermutationRecord:
+    """What a window test permuted (``keep_permutations=True``), to check it from outside.
+
+    ``pairs`` (P, 2): (reference row, inference row) of each swappable pair, as indices
+    into the caller's arrays; ``swaps`` (B + 1, P) bool: which pairs each labelling swaps
+    (row 0: none, the observed one); ``fit_rows``: the reference rows no labelling moves;
+    ``statistics`` (S, B + 1): every single statistic (``labels``) under each labelling.
+    """
+
+    pairs: np.ndarray
+    swaps: np.ndarray
+    fit_rows: np.ndarray
+    statistics: np.ndarray
+    labels: list[str]
+
+
+@dataclass(frozen=True, eq=False)
 class WindowTestResult:
     """Outcome of one window test (every distinct row of the window, one decision).
 
@@ -62,6 +79,7 @@ class WindowTestResult:
         statistic: the observed max-statistic (standardised by the permutation moments).
         class_conditional: whether rows were compared given their predicted class.
         warnings: what the analyst should know (rows left out, too few permutations ...).
+        permutations: the labellings and statistics (with ``keep_permutations=True``).
     """
 
     p_value: float
@@ -83,6 +101,7 @@ class WindowTestResult:
     classes: list[ClassShare] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     method: str = METHOD
+    permutations: PermutationRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready summary (without the per-row p-values)."""
@@ -120,8 +139,10 @@ def assemble(
     alpha: float,
     n_permutations: int,
     share_options: dict[str, float],
+    bits: np.ndarray | None = None,
 ) -> WindowTestResult:
-    """The result of a window test from its parts (shapes in :class:`WindowTestResult`)."""
+    """The result of a window test from its parts (shapes in :class:`WindowTestResult`);
+    ``bits`` (B + 1, P) of the permutations to keep a :class:`PermutationRecord`."""
     ref, inf = sides
     per_distinct = np.full(len(inf.distinct), np.nan)
     per_distinct[design.window_rows] = sample_p
@@ -173,6 +194,33 @@ def assemble(
         if codes is None
         else _class_shares(design, sample_p, ref, inf, codes, share_options),
         warnings=warnings,
+        permutations=None
+        if bits is None
+        else _record(outcome, design, ref, inf, names, labels, bits),
+    )
+
+
+def _record(
+    outcome: PermutationOutcome,
+    design: Design,
+    ref: Side,
+    inf: Side,
+    names: list[str],
+    labels: list[str],
+    bits: np.ndarray,
+) -> PermutationRecord:
+    n_ref = len(design.reference_rows)
+    to_ref = ref.distinct[design.reference_rows]
+    to_inf = inf.distinct[design.window_rows]
+    kernels = [f"{n}/{label}" for n in names for label in labels[:-1]]
+    neighbours = [f"{n}/{labels[-1]}" for n in names]
+    combined = [f"all layers/{labels[-1]}"] if len(names) > 1 else []
+    return PermutationRecord(
+        pairs=np.stack([to_ref[design.pair_reference], to_inf[design.pair_window - n_ref]], 1),
+        swaps=bits.astype(bool),
+        fit_rows=np.sort(to_ref[design.fit_rows]),
+        statistics=outcome.statistics,
+        labels=kernels + neighbours + combined,
     )
 
 

@@ -6,9 +6,11 @@ from natural inputs with an AUROC of about 0.85 (layer3.1), while a kernel mean 
 over the whole window dilutes that signal. So besides the MMD statistics the test uses,
 per layer,
 
-    s_l(z) = mean of the k smallest ||z - u||^2 over the landmarks u (fit rows),
+    s_l(z) = mean of the k smallest ||z - u||^2 over the landmarks u (fit rows) of z's class,
 
-on features scaled by the fit rows. Each layer's scores are turned into ranks among the
+on features scaled by the fit rows: how unlike the natural inputs of its predicted class an
+input is (an attack that changes the predicted class leaves the input among the natural
+rows of its true class, far from those of the class it is now given). Each layer's scores are turned into ranks among the
 rows that can be in the window (the calibration rows and the window rows, a set no
 permutation changes), and the per-input score of all layers is the rank of the sum of
 those ranks. A statistic is the sum of one score over the window's rows: linear in the
@@ -33,11 +35,34 @@ from ladis_core.stats._window_design import Design
 DEFAULT_NEIGHBOURS = 5
 
 
-def neighbour_scores(sq: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean of the ``k`` smallest squared distances to the landmarks, (rows,) float64, from
-    ``sq`` of shape (rows, L)."""
-    nearest = torch.topk(sq, min(k, sq.shape[1]), dim=1, largest=False).values
-    return nearest.double().mean(dim=1)
+def neighbour_scores(
+    sq: torch.Tensor, k: int, row_classes: torch.Tensor, landmark_classes: torch.Tensor
+) -> torch.Tensor:
+    """Mean of the ``k`` smallest squared distances to the landmarks of the row's own
+    class, (rows,) float64, from ``sq`` of shape (rows, L) and the classes of the rows
+    (rows,) and landmarks (L,). Fewer than ``k`` landmarks of a class: the mean of those
+    there are (every class of the design has at least one fit row among the landmarks)."""
+    other = row_classes[:, None] != landmark_classes[None, :]
+    masked = sq.masked_fill(other, float("inf"))
+    nearest = torch.topk(masked, min(k, sq.shape[1]), dim=1, largest=False).values.double()
+    finite = torch.isfinite(nearest)
+    return torch.where(finite, nearest, 0.0).sum(dim=1) / finite.sum(dim=1).clamp_min(1)
+
+
+def choose_landmarks(design: Design, count: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Pooled positions of ``count`` fit rows (all of them when fewer), drawn at random
+    class by class in proportion to the fit rows, with at least ``k`` of every class (or
+    all of its fit rows): every class has natural neighbours to be measured against."""
+    fit = design.fit_rows
+    if count >= len(fit):
+        return fit
+    codes = design.class_codes[fit]
+    chosen = []
+    for c in np.unique(codes):
+        members = fit[codes == c]
+        take = min(len(members), max(k, int(round(count * len(members) / len(fit)))))
+        chosen.append(rng.choice(members, take, replace=False))
+    return np.sort(np.concatenate(chosen))
 
 
 def movable_ranks(scores: torch.Tensor, movable: np.ndarray) -> np.ndarray:
