@@ -18,7 +18,8 @@ Where each setting comes from (later wins):
 3. ``LADIS_*`` variables: ``LADIS_REFERENCE``, ``LADIS_INFERENCE``, ``LADIS_OUTPUT``,
    ``LADIS_AT``, ``LADIS_LAYERS`` (comma-separated), ``LADIS_ALL_STEPS``,
    ``LADIS_N_SAMPLES``, ``LADIS_REPEATS``, ``LADIS_ALPHA``, ``LADIS_PERMUTATIONS``,
-   ``LADIS_SEED``, ``LADIS_CLASS_MATCHED``, ``LADIS_STANDARDIZE``, ``LADIS_MARGIN``,
+   ``LADIS_SEED``, ``LADIS_CLASS_MATCHED``, ``LADIS_STANDARDIZE``, ``LADIS_ALPHA_INCIDENT``,
+   ``LADIS_RULE``, ``LADIS_MARGIN``,
    ``LADIS_MIN_RATE``, ``LADIS_ENDPOINT``, ``LADIS_CLOUDWATCH``, ``LADIS_NAMESPACE``,
    ``LADIS_EVERY``, ``LADIS_MAX_RUNS``, ``LADIS_DEVICE``;
 4. the container arguments (``ContainerArguments``): any ``monitor`` option, e.g.
@@ -71,6 +72,8 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("LADIS_SEED", "--seed", "int"),
     ("LADIS_CLASS_MATCHED", "--class-matched", "bool"),
     ("LADIS_STANDARDIZE", "--standardize", "bool"),
+    ("LADIS_ALPHA_INCIDENT", "--alpha-incident", "float"),
+    ("LADIS_RULE", "--rule", "str"),
     ("LADIS_MARGIN", "--margin", "float"),
     ("LADIS_MIN_RATE", "--min-rate", "float"),
     ("LADIS_ENDPOINT", "--endpoint", "str"),

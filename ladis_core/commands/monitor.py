@@ -121,11 +121,27 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     rule = parser.add_argument_group("incident rule")
     rule.add_argument(
+        "--alpha-incident",
+        type=_level,
+        default=0.01,
+        metavar="ALPHA",
+        help="incident when the window test's p-value is below this: the false-alarm rate "
+        "per natural window (default 0.01)",
+    )
+    rule.add_argument(
+        "--rule",
+        choices=("window-test", "detection-rate"),
+        default="window-test",
+        help="what decides an incident: the window test (default) or the detection rate "
+        "against --margin/--min-rate (the rule of results before the window test)",
+    )
+    rule.add_argument(
         "--margin",
         type=float,
         default=25.0,
         metavar="POINTS",
-        help="incident when the rate exceeds the baseline by more than this (default 25)",
+        help="detection-rate rule: the rate exceeds the baseline by more than this "
+        "(default 25; drawn on charts as the alert threshold)",
     )
     rule.add_argument(
         "--min-rate",
@@ -168,6 +184,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive)")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from ladis_core import monitoring
     from ladis_core.errors import InputError
@@ -185,7 +211,12 @@ def run(args: argparse.Namespace) -> int:
         standardize=args.standardize,
         kernel=args.kernel,
     )
-    rule = IncidentRule(margin_points=args.margin, min_rate=args.min_rate)
+    rule = IncidentRule(
+        margin_points=args.margin,
+        min_rate=args.min_rate,
+        alpha=args.alpha_incident,
+        basis=args.rule,
+    )
     lease = monitoring.parse_interval(args.lease).total_seconds()
     if args.max_runs is not None and not args.every:
         raise InputError("--max-runs needs --every")
@@ -245,8 +276,15 @@ def summary(result, output: str) -> str:
     incident = "INCIDENT" if result.incident else "no incident"
     base = result.baseline_detection_rate
     base_text = "n/a" if base is None else f"{base:.0f}%"
+    window = ""
+    if result.window_test is not None:
+        test = result.window_test
+        window = (
+            f"window test p={test.p_value:.3g} ({result.incident_rule.describe()}), "
+            f"{test.share.describe('its requests')}, "
+        )
     return (
-        f"job {result.job_id}: {result.requests} requests ({steps}), detection rate "
+        f"job {result.job_id}: {result.requests} requests ({steps}), {window}detection rate "
         f"{result.detection_rate:.0f}% (baseline {base_text}, threshold {result.alert_threshold:.0f}%), "
         f"{incident} → {where}"
     )

@@ -1,5 +1,7 @@
-"""The analysis of one window: detection rates per layer and combined against the
-baseline, per-input scores and the most suspicious inputs.
+"""The analysis of one window: the window test (the decision: one exact permutation test
+on every distinct row, with the estimated share of crafted inputs), the detection rates
+per layer and combined against the baseline, per-input scores and the most suspicious
+inputs.
 
 :func:`analyse_window` is the statistics of a job with nothing else: no storage (except
 the baseline cache it is given), no claims, no job ids. The monitoring job and the
@@ -15,7 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ladis_core.errors import check
-from ladis_core.monitoring.baseline import BaselineCache, baseline_rates
+from ladis_core.monitoring.baseline import BaselineCache, BaselineRates, baseline_rates
+from ladis_core.monitoring.evidence import (
+    REFERENCE_ROWS_PER_CLASS,
+    WindowEvidence,
+    reference_floor,
+)
 from ladis_core.monitoring.protocol import rates, stats_options, validate_settings
 from ladis_core.monitoring.results import JobSettings, LayerResult, TopSample
 from ladis_core.monitoring.scores import WindowScores
@@ -34,8 +41,9 @@ class WindowAnalysis:
 
     ``layers``: per layer its rate, baseline rate, median p-value, the R p-values and
     its dimension; ``top_samples``: the :data:`TOP_K` most suspicious rows, best first;
-    ``scores``: every row's score and p-value; ``warnings``: what the engine noticed
-    (class-matching fallbacks, too few permutations for α).
+    ``scores``: every row's score and p-value; ``window_test``: the window test;
+    ``baseline``: the baseline rates over several reference splits; ``warnings``: what
+    the engine noticed (class-matching fallbacks, rows left out, too few reference rows).
     """
 
     detection_rate: float
@@ -44,6 +52,8 @@ class WindowAnalysis:
     top_samples: list[TopSample]
     scores: WindowScores
     combined_method: str
+    window_test: WindowEvidence | None = None
+    baseline: BaselineRates | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -61,8 +71,8 @@ def analyse_window(
 
     The window needs at least ``settings.n_samples`` rows and the reference twice that
     (two halves for the baseline); otherwise :class:`~ladis_core.errors.InputError`.
-    Progress stages: ``baseline``, ``detection``, ``scores``. ``device``: where the
-    statistics run (``"cuda"``; default CPU).
+    Progress stages: ``baseline``, ``window test``, ``detection``, ``scores``.
+    ``device``: where the statistics run (``"cuda"``; default CPU).
     """
     from ladis_core import stats
 
@@ -81,6 +91,9 @@ def analyse_window(
     report(progress, "baseline", 0, 1)
     baseline = baseline_rates(reference, names, settings, cache=baseline_cache, device=device)
     report(progress, "baseline", 1, 1)
+    report(progress, "window test", 0, 1, f"{len(names)} layer(s), {len(window)} rows")
+    evidence, window_warnings = _window_test(reference, window, names, settings, device)
+    report(progress, "window test", 1, 1, f"p = {evidence.p_value:.3g}")
     report(progress, "detection", 0, 1, f"{len(names)} layer(s), {len(window)} rows")
     outcome = stats.multi_layer_detection_rate(
         {n: reference.layers[n] for n in names},
@@ -120,8 +133,44 @@ def analyse_window(
         top_samples=top,
         scores=scores,
         combined_method=settings.combination if len(names) > 1 else "single-layer",
-        warnings=tuple(outcome.combined.warnings),
+        window_test=evidence,
+        baseline=baseline,
+        warnings=tuple(dict.fromkeys([*window_warnings, *outcome.combined.warnings])),
     )
+
+
+def _window_test(
+    reference: TrialData,
+    window: Window,
+    names: Sequence[str],
+    settings: JobSettings,
+    device: str | None,
+) -> tuple[WindowEvidence, list[str]]:
+    """The window test on every distinct row (classes when class-matched), and its
+    warnings, including one when the decision rests on few reference rows."""
+    from ladis_core import stats
+
+    matched = bool(settings.class_matched)
+    result = stats.window_test(
+        {n: reference.layers[n] for n in names},
+        {n: window.layers[n] for n in names},
+        reference_classes=reference.predicted_class if matched else None,
+        inference_classes=window.classes if matched else None,
+        n_permutations=settings.n_permutations,
+        seed=settings.seed,
+        device=device,
+    )
+    evidence = WindowEvidence.from_test(result)
+    warnings = list(result.warnings)
+    n_classes = len(np.unique(window.classes)) if matched else 1
+    floor = reference_floor(n_classes)
+    if evidence.reference_rows < floor:
+        warnings.append(
+            f"the window test rests on {evidence.reference_rows} reference rows, fewer than "
+            f"{floor} ({REFERENCE_ROWS_PER_CLASS} per predicted class of the window): its "
+            "per-class comparisons are coarse; capture more validation data"
+        )
+    return evidence, warnings
 
 
 def _sample_scores(

@@ -73,12 +73,18 @@ def tested_result(identity: JobIdentity, window: Window, analysis: WindowAnalysi
         detection_rate=analysis.detection_rate,
         baseline_detection_rate=analysis.baseline_detection_rate,
         layers=analysis.layers,
-        incident=identity.rule.is_incident(
-            analysis.detection_rate, analysis.baseline_detection_rate
+        incident=identity.rule.decide(
+            None if analysis.window_test is None else analysis.window_test.p_value,
+            analysis.detection_rate,
+            analysis.baseline_detection_rate,
         ),
         top_samples=analysis.top_samples,
         combined_method=analysis.combined_method,
         score_method=SCORE_METHOD,
+        window_test=analysis.window_test,
+        baseline_range=None if analysis.baseline is None else analysis.baseline.range,
+        baseline_splits=1 if analysis.baseline is None else analysis.baseline.splits,
+        warnings=list(analysis.warnings),
     )
 
 

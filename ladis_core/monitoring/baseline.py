@@ -1,5 +1,9 @@
-"""The baseline detection rate: the reference split in halves, cached per reference and
-settings under ``<output>/_state/baseline/``."""
+"""The baseline detection rate: the reference split in halves, several times, cached per
+reference and settings under ``<output>/_state/baseline/``.
+
+One split is a noisy estimate (on the demo world the one-split baseline of a layer ranged
+from 1 % to 12 %), so the rate is the mean over :data:`BASELINE_SPLITS` independent random
+splits, reported with the lowest and highest of them."""
 
 from __future__ import annotations
 
@@ -22,13 +26,24 @@ from ladis_core.trials import TrialData
 
 log = logging.getLogger("ladis.monitor")
 
+#: random halvings of the reference the baseline rate is averaged over
+BASELINE_SPLITS = 5
+
 
 @dataclass(frozen=True)
 class BaselineRates:
-    """Baseline detection rates in percent: ``combined`` and one per layer."""
+    """Baseline detection rates in percent: ``combined`` and one per layer (means over
+    ``splits`` reference splits), and the lowest and highest combined rate of a split."""
 
     combined: float
     layers: dict[str, float]
+    low: float | None = None
+    high: float | None = None
+    splits: int = 1
+
+    @property
+    def range(self) -> tuple[float, float] | None:
+        return None if self.low is None or self.high is None else (self.low, self.high)
 
 
 class BaselineCache:
@@ -63,14 +78,23 @@ class BaselineCache:
         try:
             cached = store.read_json(self.uri(key))
             rates = BaselineRates(
-                float(cached["combined"]), {n: float(cached["layers"][n]) for n in names}
+                float(cached["combined"]),
+                {n: float(cached["layers"][n]) for n in names},
+                low=float(cached["low"]),
+                high=float(cached["high"]),
+                splits=int(cached["splits"]),
             )
             claims = (cached["reference"], cached["rows"], cached["digest"])
         except (DataNotFoundError, StorageError, KeyError, TypeError, ValueError):
             return None
         bound = plausible_baseline(settings)
-        if claims != (reference.uri, len(reference), reference_digest(reference, names)) or not all(
-            0.0 <= rate <= bound for rate in (rates.combined, *rates.layers.values())
+        if (
+            claims != (reference.uri, len(reference), reference_digest(reference, names))
+            or not all(
+                0.0 <= rate <= bound
+                for rate in (rates.combined, rates.low, rates.high, *rates.layers.values())
+            )
+            or not (rates.low <= rates.combined <= rates.high and rates.splits == BASELINE_SPLITS)
         ):
             log.warning(
                 "the cached baseline %s does not belong to %s or is not a plausible "
@@ -88,6 +112,9 @@ class BaselineCache:
         document = {
             "combined": value.combined,
             "layers": value.layers,
+            "low": value.low,
+            "high": value.high,
+            "splits": value.splits,
             "reference": reference.uri,
             "rows": len(reference),
             "digest": reference_digest(reference, names),
@@ -134,7 +161,8 @@ def baseline_key(reference: TrialData, names: Sequence[str], settings: JobSettin
             "steps": [int(steps.min()), int(steps.max())] if steps.size else [],
             "layers": list(names),
             "settings": {k: v for k, v in settings.__dict__.items() if k != "layers"},
-            "version": 2,  # 2: entries carry the reference digest
+            "version": 3,  # 2: entries carry the reference digest; 3: several splits
+            "splits": BASELINE_SPLITS,
         },
         sort_keys=True,
     )
@@ -150,24 +178,63 @@ def baseline_rates(
     device: str | None = None,
 ) -> BaselineRates:
     """Baseline detection rates (combined, per layer) of ``reference``: the reference
-    split in halves, one half playing the inference window; from ``cache`` when it has
-    them (and stored there otherwise)."""
-    from ladis_core import stats
-
+    split in halves, one half playing the inference window, averaged over
+    :data:`BASELINE_SPLITS` splits; from ``cache`` when it has them (and stored there
+    otherwise)."""
     key = baseline_key(reference, names, settings)
     if cache is not None:
         cached = cache.get(key, names, reference=reference, settings=settings)
         if cached is not None:
             return cached
+    runs = [
+        _one_split(reference, names, settings, seed, device)
+        for seed in split_seeds(settings.seed, BASELINE_SPLITS)
+    ]
+    value = average_splits(runs, names)
+    if cache is not None:
+        cache.put(key, value, reference=reference, names=names)
+    return value
+
+
+def split_seeds(seed: int | None, count: int) -> list[int | None]:
+    """The seeds of ``count`` reference splits: the job's seed first (so the first split is
+    the one a single-split baseline used), then seeds derived from it."""
+    if seed is None:
+        return [None] * count
+    derived = np.random.SeedSequence([int(seed), 15]).generate_state(count - 1).tolist()
+    return [int(seed), *(int(s) for s in derived)]
+
+
+def average_splits(
+    runs: Sequence[tuple[float, dict[str, float]]], names: Sequence[str]
+) -> BaselineRates:
+    """Mean rates over the splits, with the lowest and highest combined rate."""
+    combined = [c for c, _ in runs]
+    return BaselineRates(
+        combined=float(np.mean(combined)),
+        layers={n: float(np.mean([layers[n] for _, layers in runs])) for n in names},
+        low=float(min(combined)),
+        high=float(max(combined)),
+        splits=len(runs),
+    )
+
+
+def _one_split(
+    reference: TrialData,
+    names: Sequence[str],
+    settings: JobSettings,
+    seed: int | None,
+    device: str | None,
+) -> tuple[float, dict[str, float]]:
+    """(combined rate, per-layer rates) of one random halving of the reference."""
+    from ladis_core import stats
+
+    options = {**stats_options(settings, device), "seed": seed}
     outcome = stats.multi_layer_detection_rate(
         {n: reference.layers[n] for n in names},
         None,
         baseline=True,
         reference_classes=reference.predicted_class if settings.class_matched else None,
-        **stats_options(settings, device),
+        **options,
     )
-    combined, per_layer = rates(outcome, names)
-    value = BaselineRates(combined, per_layer)
-    if cache is not None:
-        cache.put(key, value, reference=reference, names=names)
-    return value
+    return rates(outcome, names)

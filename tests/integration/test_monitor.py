@@ -199,13 +199,20 @@ def test_clean_then_shifted_traffic_and_the_bookmark(
     assert first.detection_rate is not None and first.detection_rate <= 30
     assert first.baseline_detection_rate is not None and first.baseline_detection_rate <= 30
     assert not first.incident
+    assert first.window_test is not None and first.window_test.p_value > 0.01
+    assert first.window_test.share.low == 0.0
+    if first.window_test.window_rows < 40:  # rows of a class the reference lacks are left out
+        assert any("left out" in w for w in first.warnings)
     assert bookmark(world.output)["last_step"] == 39
 
     _write_trial(world.inference, size=8, predict=np.load(requests / "shifted.npy"))
     second = world.run(at=T2)
     assert (second.first_step, second.last_step, second.requests) == (40, 79, 40)
     assert second.detection_rate is not None and second.detection_rate >= 90
-    assert second.incident
+    assert second.incident and second.incident_rule.describe() == "window test p < 0.01"
+    assert second.window_p_value is not None and second.window_p_value < 0.01
+    assert second.window_test.share.estimate > 0.5  # every row of the window was shifted
+    assert second.baseline_splits == 5 and second.baseline_range is not None
     assert second.layers[PENULTIMATE].detection_rate == second.detection_rate
     assert len(second.layers[PENULTIMATE].p_values) == R
     assert bookmark(world.output)["last_step"] == 79
@@ -225,6 +232,9 @@ def test_clean_then_shifted_traffic_and_the_bookmark(
     # the stored document is the returned result, and it is valid JSON of the schema
     stored = store.read_json(layout.results_uri(world.output, second.job_id))
     assert stored["detection_rate"] == second.detection_rate and stored["incident"] is True
+    assert stored["window_test"]["p_value"] == second.window_p_value
+    assert stored["window_test"]["reference_rows"] == second.window_test.reference_rows
+    assert set(stored["window_test"]["share"]) >= {"estimate", "low", "high", "level"}
     assert stored["settings"]["n_samples"] == N and stored["settings"]["layers"] == [PENULTIMATE]
 
     # nothing new: recorded as insufficient, never as 0 %
@@ -355,6 +365,23 @@ def test_two_processes_at_once_and_the_cli(world: World, local_trials: LocalTria
 
     assert cli.main(_cli_args(world, "--at", T1)) == 0
     assert "already exists" in capsys.readouterr().out
+
+
+def test_the_incident_level_is_configurable_on_the_command_line(
+    world: World, local_trials: LocalTrials, capsys
+) -> None:
+    upload(local_trials.inference, world.inference, CLEAN)
+    assert cli.main(_cli_args(world, "--at", T1, "--alpha-incident", "0.999")) == 0
+    out = capsys.readouterr().out
+    assert "window test p=" in out and "window test p < 0.999" in out and "look crafted" in out
+    (job,) = monitor.load_jobs(world.output)
+    # a natural window: p-values spread over (0, 1], so below 0.999 -- an incident at that level
+    assert job.incident and job.incident_rule.alpha == 0.999
+    assert job.window_p_value < 0.999
+    with pytest.raises(SystemExit) as exited:
+        cli.main(_cli_args(world, "--at", T2, "--alpha-incident", "1.5"))
+    assert exited.value.code == 2
+    assert "must be between 0 and 1" in capsys.readouterr().err
 
 
 def test_a_crashed_job_leaves_the_bookmark_and_its_steps_are_taken_over(

@@ -12,6 +12,7 @@ import pytest
 from ladis_core import __version__, store
 from ladis_core.config import redact, world_uri
 from ladis_core.errors import DataNotFoundError, InputError, StorageError
+from ladis_core.monitoring.evidence import ClassEvidence, WindowEvidence
 from ladis_core.monitoring.results import (
     IncidentRule,
     JobResult,
@@ -19,6 +20,7 @@ from ladis_core.monitoring.results import (
     LayerResult,
     TopSample,
 )
+from ladis_core.stats import ShareEstimate
 from ladis_core.store import layout
 from tests.support.factories import make_job
 
@@ -98,9 +100,81 @@ def test_job_result_round_trip():
     job = _job()
     data = json.loads(job.to_json())
     assert data["alert_threshold"] == pytest.approx(29.0)
-    assert "baseline" in data["incident_rule"]["description"]
+    assert data["incident_rule"]["description"] == "window test p < 0.01"
+    assert data["schema_version"] == 2 and data["window_test"] is None
     again = JobResult.from_json(job.to_json())
     assert again == job
+
+
+def _evidence(p_value: float = 0.004) -> WindowEvidence:
+    share = ShareEstimate(0.22, 0.14, 0.31, n_inputs=240)
+    return WindowEvidence(
+        p_value=p_value,
+        layers={"avgpool_output_0": p_value},
+        share=share,
+        reference_rows=450,
+        window_rows=240,
+        duplicates=3,
+        n_permutations=1000,
+        statistics={"avgpool_output_0": {"gaussian×1": 0.02, "neighbours": p_value}},
+        classes=[ClassEvidence(7, 45, 30, share), ClassEvidence(9, 0, 2, None)],
+    )
+
+
+def test_job_result_with_a_window_test_round_trips_and_decides_by_it():
+    job = _job(
+        window_test=_evidence(),
+        baseline_range=(1.0, 7.0),
+        baseline_splits=5,
+        warnings=["something to know"],
+    )
+    data = json.loads(job.to_json())
+    assert data["window_test"]["share"] == {
+        "estimate": 0.22,
+        "low": 0.14,
+        "high": 0.31,
+        "level": 0.95,
+        "n_inputs": 240,
+        "lambda": 0.5,
+        "method": "storey",
+    }
+    assert data["baseline_range"] == [1.0, 7.0]
+    again = JobResult.from_json(job.to_json())
+    assert again == job and again.window_p_value == 0.004
+    rule = IncidentRule()
+    assert rule.decide(0.004, 0.0, 0.0) and not rule.decide(0.02, 100.0, 0.0)
+    assert not rule.decide(None, 100.0, 0.0)
+    assert IncidentRule(alpha=0.05).decide(0.02, 0.0, 0.0)
+
+
+def test_a_schema_1_result_still_loads_and_keeps_its_rule():
+    document = json.loads(_job().to_json())
+    for key in ("window_test", "baseline_range", "baseline_splits", "warnings"):
+        document.pop(key)
+    for key in ("alpha", "basis"):
+        document["incident_rule"].pop(key)
+    document["schema_version"] = 1
+    old = JobResult.from_dict(document)
+    assert old.window_test is None and old.window_p_value is None
+    assert old.incident_rule.basis == "detection-rate"
+    assert old.incident_rule.describe().startswith("detection rate >")
+    assert old.incident_rule.decide(None, 97.0, 4.0)
+    assert old.schema_version == 1 and old.baseline_splits == 1 and old.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"p_value": 0.0}, "malformed"),
+        ({"share": {"estimate": 0.5, "low": 0.6, "high": 0.4}}, "share estimate"),
+        ({"share": None}, "malformed"),
+    ],
+)
+def test_a_malformed_window_test_is_an_input_error(change, message):
+    document = json.loads(_job(window_test=_evidence()).to_json())
+    document["window_test"].update(change)
+    with pytest.raises(InputError, match=message):
+        JobResult.from_dict(document, source="results.json")
 
 
 def test_job_result_nan_becomes_null():

@@ -93,3 +93,43 @@ def test_window_scores_round_trip_through_their_document() -> None:
     assert back.layers["a"]["p_value"].tolist() == [0.003, 0.5]
     with pytest.raises(InputError, match="y: 1 scores for 2 steps"):
         WindowScores.from_dict({**document, "score": [1.0]}, source="y")
+
+
+def test_the_window_test_decides_and_reports_the_share_and_the_rows() -> None:
+    ref = _reference(rows=300)
+    natural = monitoring.analyse_window(
+        ref, _window(rows=120, seed=4), layers=["a"], settings=SETTINGS
+    )
+    attacked_window = _window(rows=120, seed=5)
+    attacked_window.layers["a"][:36] += 1.5  # 30 % of the window moved
+    attacked = monitoring.analyse_window(ref, attacked_window, layers=["a"], settings=SETTINGS)
+    for analysis in (natural, attacked):
+        evidence = analysis.window_test
+        assert evidence is not None and 1 / 201 <= evidence.p_value <= 1
+        assert evidence.reference_rows == 300 and evidence.window_rows == 120
+        assert evidence.n_permutations == SETTINGS.n_permutations
+        assert {c.predicted_class for c in evidence.classes} == {0, 1, 2}
+        assert analysis.baseline is not None and analysis.baseline.splits == 5
+        low, high = analysis.baseline.range
+        assert low <= analysis.baseline_detection_rate <= high
+    assert natural.window_test.p_value > 0.01 > attacked.window_test.p_value
+    share = attacked.window_test.share
+    assert share.low <= 0.3 <= share.high and share.estimate > 0.15
+    assert natural.window_test.share.low == 0.0
+
+
+def test_repeated_requests_are_counted_and_few_reference_rows_are_flagged() -> None:
+    window = _window(rows=60)
+    repeated = monitoring.Window(
+        steps=np.arange(100, 180, dtype=np.int64),
+        layers={"a": np.vstack([window.layers["a"], window.layers["a"][:20]])},
+        classes=np.r_[window.classes, window.classes[:20]],
+    )
+    few = monitoring.analyse_window(_reference(rows=100), repeated, layers=["a"], settings=SETTINGS)
+    assert few.window_test.duplicates == 20 and few.window_test.window_rows == 60
+    # 100 reference rows for 3 classes: below the floor of 40 per class
+    assert any("rests on 100 reference rows, fewer than 120" in w for w in few.warnings)
+    enough = monitoring.analyse_window(
+        _reference(rows=120), repeated, layers=["a"], settings=SETTINGS
+    )
+    assert not any("reference rows, fewer than" in w for w in enough.warnings)

@@ -9,6 +9,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 
 import jsonschema
@@ -178,7 +179,7 @@ def test_html_contains_every_section_and_the_settings_and_seed():
     ):
         assert f'<section id="{section}">' in html
     assert "1234" in html  # the seed
-    assert data.jobs[0].incident_rule.describe().replace(">", "&gt;") in html
+    assert escape(data.jobs[0].incident_rule.describe(), quote=False) in html
     assert html.count('<tr class="sample-row">') == 100
     assert html.count('class="px sample-image"') == 100
     assert html.count("data:image/png;base64,") == 300
