@@ -29,6 +29,7 @@ def main() -> None:
     items = list(flagged.samples)
     for note in flagged.notes:
         st.warning(ui.literal(note), icon=":material/warning:")
+    ui.share_panel(job)
 
     chosen, score_range, amplify = ui.flagged_filters(job, items)
     shown = [

@@ -22,7 +22,7 @@ def _run(world_uri: str, endpoint: str, options: dict) -> None:
     from ladis_core.monitoring import ondemand
 
     bar = st.progress(0.0, text="Starting…")
-    stages = ("layers", "reference", "inference", "baseline", "detection", "scores")
+    stages = ("layers", "reference", "inference", "baseline", "window test", "detection", "scores")
 
     def progress(p) -> None:
         at = stages.index(p.stage) if p.stage in stages else len(stages) - 1

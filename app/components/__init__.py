@@ -6,13 +6,14 @@ reads storage except through :mod:`app.data`.
 
 from app.components.charts import plot
 from app.components.embedding import embedding_panels, hover_thumbnails, selected_thumbnails
-from app.components.flagged import flagged_filters, flagged_table
+from app.components.flagged import class_table, flagged_filters, flagged_table, share_panel
 from app.components.format import (
     COLOURS,
     attack_label,
     class_label,
     fmt_p,
     fmt_rate,
+    fmt_share,
     fmt_time,
     job_status,
     verdict_label,
@@ -57,10 +58,12 @@ __all__ = [
     "embedding_panels",
     "empty_state",
     "flagged_card",
+    "class_table",
     "flagged_filters",
     "flagged_table",
     "fmt_p",
     "fmt_rate",
+    "fmt_share",
     "fmt_time",
     "history_kpis",
     "hover_thumbnails",
@@ -80,6 +83,7 @@ __all__ = [
     "on_history_table",
     "plot",
     "selected_job_summary",
+    "share_panel",
     "png",
     "report_downloads",
     "selected_thumbnails",

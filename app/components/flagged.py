@@ -9,8 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from app import state
-from app.components.format import attack_label, class_label
+from app.components.charts import plot
+from app.components.format import attack_label, class_label, fmt_p
 from app.components.images import ORIGINAL_CAPTIONS
+from app.text import literal
+from ladis_core import viz
 from ladis_core.monitoring.results import JobResult
 
 #: 0 means "auto": the largest change of each image is drawn in full colour
@@ -88,3 +91,42 @@ def flagged_table(job: JobResult, shown: Sequence[Any]) -> None:
                 "L2": st.column_config.NumberColumn(format="%.3f"),
             },
         )
+
+
+def share_panel(job: JobResult) -> None:
+    """How much of the window looks crafted, and which predicted classes carry it."""
+    test = job.window_test
+    if test is None:
+        st.caption("This job was recorded before the window test: no crafted-share estimate.")
+        return
+    verdict = "an incident" if job.incident else "no incident"
+    st.info(
+        f"{test.share.describe('this window’s requests').capitalize()}. Window test "
+        f"p = {fmt_p(test.p_value)}: {verdict} ({literal(job.incident_rule.describe())}).",
+        icon=":material/pie_chart:",
+    )
+    if not test.classes:
+        return
+    with st.expander("Per predicted class: which classes carry the excess"):
+        plot(viz.class_share_figure(job))
+        st.dataframe(class_table(job), hide_index=True)
+
+
+def class_table(job: JobResult) -> pd.DataFrame:
+    """One row per predicted class of the window: rows and the crafted share."""
+    rows = []
+    assert job.window_test is not None
+    for c in sorted(job.window_test.classes, key=lambda c: c.predicted_class):
+        share = c.share
+        rows.append(
+            {
+                "Predicted class": class_label(job, c.predicted_class),
+                "Window requests": c.window_rows,
+                "Reference rows": c.reference_rows,
+                "Crafted share": "not tested"
+                if share is None
+                else f"{100 * share.low:.0f}–{100 * share.high:.0f} %",
+                "Estimate": None if share is None else round(100 * share.estimate, 1),
+            }
+        )
+    return pd.DataFrame(rows)

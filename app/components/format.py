@@ -31,6 +31,14 @@ def fmt_p(value: float | None) -> str:
     return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
+def fmt_share(share) -> str:
+    """A share estimate's interval as ``"14–31 %"`` (``"—"`` when there is none)."""
+    if share is None or not share.n_inputs:
+        return "—"
+    low, high = round(100 * share.low), round(100 * share.high)
+    return f"{low} %" if low == high else f"{low}–{high} %"
+
+
 def fmt_time(iso: str) -> str:
     """``2026-11-23T17:00:00+00:00`` → ``23 Nov 2026, 17:00 UTC`` (unchanged if unparsable)."""
     try:

@@ -71,6 +71,12 @@ def jobs_table(
             "Detection rate": st.column_config.ProgressColumn(
                 "Detection rate", format="%.0f %%", min_value=0, max_value=100
             ),
+            "Window p": st.column_config.NumberColumn(
+                "Window p", format="%.4f", help="p-value of the window test (decides incidents)"
+            ),
+            "Crafted share": st.column_config.TextColumn(
+                "Crafted share", help="95 % interval of the share of requests that look crafted"
+            ),
             "Baseline": st.column_config.NumberColumn("Baseline", format="%.0f %%"),
             "Threshold": st.column_config.NumberColumn("Threshold", format="%.0f %%"),
             "Requests": st.column_config.NumberColumn("Requests", format="%d"),

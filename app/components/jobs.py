@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app import data, state
-from app.components.format import fmt_rate, fmt_time, job_status, verdict_label
+from app.components.format import fmt_rate, fmt_share, fmt_time, job_status, verdict_label
 from app.components.messages import no_data
 from app.text import literal
 from ladis_core.monitoring.jobs import job_time
@@ -57,6 +57,10 @@ def job_table(jobs, verdicts) -> pd.DataFrame:
                 "Job": job.job_id,
                 "Scheduled": _naive_utc(job_time(job)),
                 "Status": job_status(job),
+                "Window p": job.window_p_value,
+                "Crafted share": fmt_share(
+                    None if job.window_test is None else job.window_test.share
+                ),
                 "Detection rate": job.detection_rate,
                 "Baseline": job.baseline_detection_rate,
                 "Threshold": job.alert_threshold,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from app.components.format import fmt_rate, job_status
+from app.components.format import fmt_p, fmt_rate, fmt_share, job_status
 from app.text import literal
 from ladis_core.monitoring.results import JobResult
 
@@ -56,39 +56,71 @@ def kpi_row(items: Sequence[Kpi]) -> None:
 
 
 def job_kpis(job: JobResult) -> None:
-    """The headline numbers of one job."""
+    """The headline numbers of one job: the window test that decides, the share of
+    requests that look crafted, and the detection rate beside them."""
     delta = None
     if job.detection_rate is not None and job.baseline_detection_rate is not None:
         delta = f"{job.detection_rate - job.baseline_detection_rate:+.0f} pts"
+    test = job.window_test
+    rule = literal(job.incident_rule.describe())
+    baseline_help = (
+        "The detection-rate protocol on two halves of the natural data: its false-positive rate."
+    )
+    if job.baseline_range is not None:
+        low, high = job.baseline_range
+        baseline_help += (
+            f" Range over {job.baseline_splits} reference splits: {low:.0f}–{high:.0f} %."
+        )
     kpi_row(
         [
             Kpi(
+                "Window test p",
+                fmt_p(None if test is None else test.p_value),
+                "One exact permutation test on every distinct request of the window (layers "
+                f"and kernels combined); incident when {rule}."
+                if test is not None
+                else "This job was recorded before the window test existed.",
+            ),
+            Kpi(
+                "Crafted share",
+                fmt_share(None if test is None else test.share),
+                None
+                if test is None
+                else test.share.describe("the window's requests").capitalize() + ".",
+            ),
+            Kpi(
                 "Detection rate",
                 fmt_rate(job.detection_rate),
-                "Share of the R two-sample tests with p < α, all layers combined.",
+                "Share of the R two-sample tests with p < α, all layers combined "
+                f"(alert threshold of the detection-rate rule: {fmt_rate(job.alert_threshold)}).",
                 delta,
                 "inverse",
             ),
-            Kpi(
-                "Baseline rate",
-                fmt_rate(job.baseline_detection_rate),
-                "The same protocol on two halves of the natural data: the false-positive rate.",
-            ),
-            Kpi(
-                "Alert threshold",
-                fmt_rate(job.alert_threshold),
-                literal(job.incident_rule.describe()),
-            ),
-            Kpi("Requests", f"{job.requests:,}", "Inference requests in the job's window."),
+            Kpi("Baseline rate", fmt_rate(job.baseline_detection_rate), baseline_help),
+            Kpi("Requests", f"{job.requests:,}", _requests_help(job)),
             Kpi(
                 "Status",
                 job_status(job),
                 literal(job.reason)
-                or (
-                    "Detection rate above the alert threshold."
-                    if job.incident
-                    else "Below the alert threshold."
-                ),
+                or (f"Incident: {rule}." if job.incident else f"No incident ({rule} not met)."),
             ),
         ]
     )
+    for warning in job.warnings:
+        st.caption(f":material/warning: {literal(warning)}")
+
+
+def _requests_help(job: JobResult) -> str:
+    text = "Inference requests in the job's window."
+    if job.window_test is not None:
+        test = job.window_test
+        text += (
+            f" The window test compared {test.window_rows:,} distinct requests with "
+            f"{test.reference_rows:,} reference rows"
+            + (
+                f"; {test.duplicates:,} repeated requests were tested once."
+                if test.duplicates
+                else "."
+            )
+        )
+    return text

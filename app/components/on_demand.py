@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import auth, data, state
 from app.components.charts import plot
+from app.components.format import fmt_p
 from app.components.messages import job_kpis
 from app.text import literal
 from app.ui_errors import show_error
@@ -115,6 +117,22 @@ def on_demand_form(world_uri: str, endpoint: str, job: JobResult) -> dict | None
     }
 
 
+def window_test_table(result: JobResult) -> None:
+    """The window test beside the detection rate: its p-value per layer and statistic."""
+    test = result.window_test
+    assert test is not None
+    st.markdown(
+        f"**Window test** — all {test.window_rows:,} distinct requests against "
+        f"{test.reference_rows:,} reference rows, B = {test.n_permutations:,}: "
+        f"p = {fmt_p(test.p_value)}"
+    )
+    rows = [
+        {"Layer": name, "Window test p": p, **test.statistics.get(name, {})}
+        for name, p in test.layers.items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
 def _save(world_uri: str, endpoint: str, result) -> None:
     from ladis_core.errors import PermissionDeniedError
     from ladis_core.monitoring import ondemand
@@ -136,6 +154,8 @@ def on_demand_results(world_uri: str, endpoint: str, result: JobResult) -> None:
         f"Result · steps {result.first_step}–{result.last_step} · test {literal(result.job_id)}"
     )
     job_kpis(result)
+    if result.window_test is not None:
+        window_test_table(result)
     left, right = st.columns(2)
     with left:
         st.markdown("**Detection rate per layer**")

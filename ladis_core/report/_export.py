@@ -26,6 +26,10 @@ CSV_COLUMNS = (
     "job_detection_rate",
     "job_baseline_rate",
     "job_incident",
+    "job_window_p_value",
+    "job_crafted_share",
+    "job_crafted_share_low",
+    "job_crafted_share_high",
     "latest_verdict",
     "rank",
     "step",
@@ -171,6 +175,7 @@ def render_csv(data: ReportData) -> str:
         latest = data.latest_verdict(job.job_id)
         record = dict(sample.provenance or {})
         size = sample.size
+        share = None if job.window_test is None else job.window_test.share
         row = {
             "job_id": job.job_id,
             "endpoint": job.endpoint,
@@ -178,6 +183,10 @@ def render_csv(data: ReportData) -> str:
             "job_detection_rate": job.detection_rate,
             "job_baseline_rate": job.baseline_detection_rate,
             "job_incident": job.incident,
+            "job_window_p_value": job.window_p_value,
+            "job_crafted_share": None if share is None else share.estimate,
+            "job_crafted_share_low": None if share is None else share.low,
+            "job_crafted_share_high": None if share is None else share.high,
             "latest_verdict": latest.verdict if latest else None,
             "rank": sample.rank,
             "step": sample.step,

@@ -50,7 +50,16 @@ def _template() -> Template:
     )
     env.filters["pct"] = lambda v: "n/a" if v is None else f"{v:.1f}%"
     env.filters["num"] = _num
+    env.filters["share"] = _share_range
     return env.from_string(TEMPLATE)
+
+
+def _share_range(job: JobResult) -> str:
+    """The crafted-share interval of a job, ``"14–31 %"`` (``"n/a"`` without a window test)."""
+    test = job.window_test
+    if test is None or not test.share.n_inputs:
+        return "n/a"
+    return f"{100 * test.share.low:.0f}–{100 * test.share.high:.0f} %"
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -184,6 +193,12 @@ def render_html(data: ReportData, *, image_max_px: int = DEFAULT_IMAGE_MAX_PX) -
                     viz.pvalue_histogram_figure(p_values, alpha=job.settings.alpha)
                 )
                 if p_values
+                else None,
+                "share_text": None
+                if job.window_test is None
+                else job.window_test.share.describe("this window's requests"),
+                "classes": figures.add(viz.class_share_figure(job))
+                if job.window_test is not None and job.window_test.classes
                 else None,
             }
         )

@@ -70,19 +70,23 @@ TEMPLATE = r"""<!DOCTYPE html>
     <div class="card"><div class="muted">Requests</div><div class="big">{{ summary.requests }}</div></div>
     <div class="card"><div class="muted">Incidents</div><div class="big {{ 'incident' if summary.incidents else 'ok' }}">{{ summary.incidents }} / {{ jobs|length }}</div></div>
     {% if jobs|length == 1 %}{% set job = jobs[0] %}
+    <div class="card"><div class="muted">Window test p</div><div class="big {{ 'incident' if job.incident else '' }}">{{ job.window_p_value|num }} <span class="muted">{{ job.incident_rule.describe() }}</span></div></div>
+    <div class="card"><div class="muted">Requests that look crafted</div><div class="big">{{ job|share }}</div></div>
     <div class="card"><div class="muted">Detection rate vs baseline</div><div class="big {{ 'incident' if job.incident else '' }}">{{ job.detection_rate|pct }} <span class="muted">vs {{ job.baseline_detection_rate|pct }}</span></div></div>
     <div class="card"><div class="muted">Verdict</div><div class="big">{% set v = latest[job.job_id] %}{% if v %}<span class="badge {{ v.verdict }}">{{ v.verdict }}</span>{% else %}<span class="badge none">no verdict yet</span>{% endif %}</div></div>
     {% endif %}
   </div>
   <table id="summary-table">
-    <thead><tr><th>Job</th><th>Endpoint</th><th>Scheduled</th><th>Window (steps)</th><th class="num">Requests</th><th class="num">Detection rate</th><th class="num">Baseline</th><th class="num">Threshold</th><th>Status</th><th>Verdict</th></tr></thead>
+    <thead><tr><th>Job</th><th>Endpoint</th><th>Scheduled</th><th>Window (steps)</th><th class="num">Requests</th><th class="num">Window p</th><th class="num">Crafted share</th><th class="num">Detection rate</th><th class="num">Baseline</th><th class="num">Threshold</th><th>Status</th><th>Verdict</th></tr></thead>
     <tbody>
     {% for job in jobs %}{% set v = latest[job.job_id] %}
       <tr>
         <td>{{ job.job_id }}</td><td>{{ job.endpoint }}</td><td>{{ job.scheduled_at }}</td>
         <td>{% if job.first_step is not none %}{{ job.first_step }}–{{ job.last_step }}{% else %}<span class="muted">none</span>{% endif %}</td>
         <td class="num">{{ job.requests }}</td>
-        <td class="num {{ 'incident' if job.incident else '' }}">{{ job.detection_rate|pct }}</td>
+        <td class="num {{ 'incident' if job.incident else '' }}">{{ job.window_p_value|num }}</td>
+        <td class="num">{{ job|share }}</td>
+        <td class="num">{{ job.detection_rate|pct }}</td>
         <td class="num">{{ job.baseline_detection_rate|pct }}</td>
         <td class="num">{{ job.alert_threshold|pct }}</td>
         <td>{% if job.status != status_ok %}<span class="muted">not tested: {{ job.reason or job.status }}</span>{% elif job.incident %}<span class="incident">INCIDENT</span>{% else %}<span class="ok">normal</span>{% endif %}</td>
@@ -104,6 +108,11 @@ TEMPLATE = r"""<!DOCTYPE html>
   {% if heatmap %}<h3>Layers over time</h3>{{ heatmap }}{% endif %}
   {% for detail in job_details %}{% set job = detail.job %}
     <h3>Job {{ job.job_id }}{% if job.incident %} <span class="incident">(incident)</span>{% endif %}</h3>
+    {% if detail.share_text %}<p class="share">Window test p = {{ job.window_p_value|num }} ({{ job.incident_rule.describe() }}); {{ detail.share_text }}.
+    Compared: {{ job.window_test.window_rows }} distinct requests{% if job.window_test.duplicates %} ({{ job.window_test.duplicates }} repeats tested once){% endif %} against {{ job.window_test.reference_rows }} reference rows.
+    {% if job.baseline_range %}Baseline over {{ job.baseline_splits }} reference splits: {{ job.baseline_range[0]|pct }}–{{ job.baseline_range[1]|pct }}.{% endif %}</p>
+    {% for warning in job.warnings %}<p class="muted">⚠ {{ warning }}</p>{% endfor %}
+    {% if detail.classes %}<h4>Crafted share per predicted class</h4>{{ detail.classes }}{% endif %}{% endif %}
     <div class="grid2"><div>{{ detail.bars }}</div><div>{% if detail.pvalues %}{{ detail.pvalues }}{% else %}<p class="muted">No p-values recorded.</p>{% endif %}</div></div>
     <table class="layer-table">
       <thead><tr><th>Layer</th><th class="num">Dimension</th><th class="num">Detection rate</th><th class="num">Baseline</th><th class="num">Median p-value</th></tr></thead>

@@ -11,6 +11,7 @@ from ladis_core.viz.charts import (
     layer_heatmap_figure,
     pvalue_histogram_figure,
 )
+from ladis_core.viz.shares import class_share_figure
 from ladis_core.viz.style import (
     COLORS,
     COMBINED_LABEL,
@@ -24,6 +25,7 @@ __all__ = [
     "COLORS",
     "COMBINED_LABEL",
     "TEMPLATE",
+    "class_share_figure",
     "embedding_figure",
     "layer_bars_figure",
     "layer_heatmap_figure",

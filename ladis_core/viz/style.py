@@ -26,6 +26,7 @@ COLORS = {
     "reference": "#9ca3af",
     "inference": "#1f77b4",
     "suspect": "#d62728",
+    "share": "#7b3294",
 }
 
 

@@ -1,5 +1,6 @@
 """The monitoring timeline: each job's detection rate over time, with the baseline rate,
-the alert threshold, incidents marked, windows that could not be tested, and the request
+the alert threshold, incidents marked (decided by the window test), the estimated share of
+crafted requests with its interval, windows that could not be tested, and the request
 count on a second axis. Every point carries its job id in ``customdata`` so a click can
 select the job.
 """
@@ -48,6 +49,7 @@ def timeline_figure(
             f"<b>{plot_text(job.job_id)}</b>",
             f"endpoint: {plot_text(job.endpoint)}",
             f"detection rate: {_pct(job.detection_rate)}",
+            *_window_lines(job),
             f"baseline: {_pct(job.baseline_detection_rate)}",
             f"threshold: {_pct(job.alert_threshold)}",
             f"requests: {job.requests}",
@@ -112,6 +114,31 @@ def timeline_figure(
         ),
         secondary_y=False,
     )
+    shared = [i for i, j in enumerate(ordered) if j.window_test is not None]
+    if shared:
+        shares = [ordered[i].window_test.share for i in shared]  # type: ignore[union-attr]
+        fig.add_trace(
+            go.Scatter(
+                x=[x[i] for i in shared],
+                y=[100 * s.estimate for s in shares],
+                name="crafted share (95 % interval)",
+                mode="markers",
+                marker={"color": COLORS["share"], "size": 6, "symbol": "square"},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [100 * (s.high - s.estimate) for s in shares],
+                    "arrayminus": [100 * (s.estimate - s.low) for s in shares],
+                    "color": COLORS["share"],
+                    "thickness": 1,
+                    "width": 3,
+                },
+                customdata=[customdata[i] for i in shared],
+                hovertext=[hovers[i] for i in shared],
+                hoverinfo="text",
+            ),
+            secondary_y=False,
+        )
     incidents = [i for i, j in enumerate(ordered) if j.incident]
     if incidents:
         fig.add_trace(
@@ -176,7 +203,9 @@ def timeline_figure(
             ),
             secondary_y=False,
         )
-    fig.update_yaxes(title_text="detection rate (%)", range=[-4, 104], secondary_y=False)
+    fig.update_yaxes(
+        title_text="detection rate, crafted share (%)", range=[-4, 104], secondary_y=False
+    )
     max_requests = max([j.requests for j in ordered] + [1])
     # requests bars use the lower part of the plot so they do not hide the rate line
     fig.update_yaxes(
@@ -199,3 +228,15 @@ def timeline_figure(
         clickmode="event+select",
     )
     return fig
+
+
+def _window_lines(job: JobResult) -> list[str]:
+    """Hover lines of the window test, when the job has one."""
+    test = job.window_test
+    if test is None:
+        return []
+    return [
+        f"window test p: {test.p_value:.3g} ({plot_text(job.incident_rule.describe())})",
+        f"crafted share: {100 * test.share.low:.0f}–{100 * test.share.high:.0f}% "
+        f"(estimate {100 * test.share.estimate:.0f}%)",
+    ]

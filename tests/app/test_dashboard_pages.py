@@ -41,6 +41,8 @@ def test_history_shows_every_job_with_timeline_table_and_kpis(app_env) -> None:
     table = at.dataframe[0].value
     assert list(table["Job"]) == [j.job_id for j in reversed(app_env.jobs)]
     assert {"Detection rate", "Baseline", "Threshold", "Requests", "Verdict"} <= set(table.columns)
+    assert {"Window p", "Crafted share"} <= set(table.columns)
+    assert table["Crafted share"].str.endswith("%").all()  # every job of the world has one
     assert "Detection rate over time" in _texts(at.subheader)
 
 
@@ -75,13 +77,22 @@ def test_flagged_inputs_show_images_originals_and_sizes(app_env) -> None:
     assert "#1 · step" in text
     assert "L∞" in text and "L2" in text
     assert "Recorded provenance: pgd" in text
+    # the window test's verdict, the crafted share and the per-class view
+    assert "look crafted" in text and "Window test p = " in text
+    per_class = next(e for e in at.expander if e.label.startswith("Per predicted class"))
+    classes_table = per_class.dataframe[0].value
+    assert {"Predicted class", "Window requests", "Reference rows", "Crafted share"} <= set(
+        classes_table.columns
+    )
+    assert classes_table["Window requests"].sum() <= attacked.requests
     # filters and paging
     assert at.number_input(key="flagged.page").value == 1
     classes = at.multiselect(key=f"flagged.classes.{attacked.job_id}")
     first_class = classes.options[0]
     classes.set_value([classes.options[0]]).run()
     _no_exception(at)
-    table = at.expander[0].dataframe[0].value if at.expander else None
+    listing = [e for e in at.expander if e.label == "All flagged inputs as a table"]
+    table = listing[0].dataframe[0].value if listing else None
     assert table is not None and len(table) > 0
     assert set(table["Predicted class"]) == {first_class}
 
@@ -128,6 +139,8 @@ def test_on_demand_test_runs_and_saves_a_job(app_env) -> None:
     assert not at.error, _texts(at.error)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Detection rate"].endswith("%")
+    assert metrics["Crafted share"].endswith("%") and metrics["Window test p"] != "—"
+    assert any("Window test" in t and "distinct requests" in t for t in _texts(at.markdown))
     result = at.session_state["on_demand.result"][2]
     assert result.source == "on-demand" and result.settings.n_repeats == 10
     assert all(len(layer.p_values) == 10 for layer in result.layers.values())

@@ -19,11 +19,13 @@ import pytest
 from ladis_core import cli, report, store
 from ladis_core.errors import DataNotFoundError, InputError
 from ladis_core.monitoring import triage
+from ladis_core.monitoring.evidence import ClassEvidence, WindowEvidence
 from ladis_core.monitoring.results import (
     JobResult,
     JobSettings,
     LayerResult,
 )
+from ladis_core.stats import ShareEstimate
 from ladis_core.store import layout
 from tests.support import factories
 
@@ -531,3 +533,45 @@ def test_cli_errors_exit_2_with_one_clear_line(tmp_path, capsys):
     assert "--from" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["report", "--job", "x", "--from", "not a time", "--out", "x.html"])
+
+
+def _with_window_test(data: report.ReportData) -> report.ReportData:
+    share = ShareEstimate(0.22, 0.14, 0.31, n_inputs=240)
+    evidence = WindowEvidence(
+        p_value=0.002,
+        layers={"avgpool_output_0": 0.002},
+        share=share,
+        reference_rows=450,
+        window_rows=240,
+        duplicates=4,
+        n_permutations=1000,
+        classes=[ClassEvidence(2, 45, 30, share), ClassEvidence(7, 0, 3, None)],
+    )
+    job = replace(
+        data.jobs[0],
+        window_test=evidence,
+        baseline_range=(1.0, 7.0),
+        baseline_splits=5,
+        warnings=[f"a warning {EVIL}"],
+    )
+    return replace(data, jobs=[job], samples=[replace(s, job_id=job.job_id) for s in data.samples])
+
+
+def test_reports_carry_the_window_test_and_the_crafted_share():
+    data = _with_window_test(make_data())
+    html = report.render_html(data)
+    assert re.search(r"between 14 % and 31 % of this window\S* requests look crafted", html)
+    assert "Window test p" in html and "14–31 %" in html
+    assert "Crafted share per predicted class" in html
+    assert "Baseline over 5 reference splits: 1.0%–7.0%" in html
+    assert EVIL not in html  # the warning is escaped like all text from data
+    doc = json.loads(report.render_json(data))
+    jsonschema.validate(doc, report.report_schema(), format_checker=jsonschema.FormatChecker())
+    assert doc["jobs"][0]["result"]["window_test"]["share"]["low"] == 0.14
+    broken = json.loads(json.dumps(doc))
+    broken["jobs"][0]["result"]["window_test"]["share"]["high"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, report.report_schema())
+    rows = list(csv.DictReader(io.StringIO(report.render_csv(data))))
+    assert rows[0]["job_window_p_value"] == "0.002"
+    assert (rows[0]["job_crafted_share_low"], rows[0]["job_crafted_share_high"]) == ("0.14", "0.31")
