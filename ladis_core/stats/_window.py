@@ -70,6 +70,9 @@ DEFAULT_KERNELS = (
 )
 DEFAULT_LANDMARKS = 256
 DEFAULT_MAX_RANK = 128
+MMD = "mmd"
+#: the statistic families of the decision
+STATISTICS = (NEIGHBOURS, MMD)
 
 
 def window_test(
@@ -86,6 +89,7 @@ def window_test(
     landmarks: int = DEFAULT_LANDMARKS,
     max_rank: int = DEFAULT_MAX_RANK,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    statistics: Sequence[str] = STATISTICS,
     reference_ids: Any = None,
     inference_ids: Any = None,
     share_lambda: float = DEFAULT_LAMBDA,
@@ -112,6 +116,8 @@ def window_test(
         max_rank: features per kernel at most (top eigen-directions).
         neighbours: k of the per-input neighbour score (mean squared distance to the k
             nearest fit rows, :mod:`~ladis_core.stats._window_scores`).
+        statistics: the families the decision uses, ``"neighbours"`` and/or ``"mmd"``
+            (both by default; one alone is for ablations).
         reference_ids, inference_ids: one id per row (e.g. a hash of the request bytes);
             rows with the same id are one input. Default: identical rows in every layer.
         share_lambda, share_level: Storey's lambda and the interval's level of
@@ -142,6 +148,7 @@ def window_test(
     n_land = check_int(landmarks, "landmarks", 2)
     rank = check_int(max_rank, "max_rank", 1)
     k = check_int(neighbours, "neighbours", 1)
+    use = _check_statistics(statistics)
     rng = make_rng(seed)
     dev = resolve_device(device, *ref_layers.values(), *inf_layers.values())
     ref_side = distinct_rows(ref_layers, reference_ids, "reference")
@@ -192,7 +199,7 @@ def window_test(
             design,
             bits,
             groups=groups,
-            families=_families(len(names), len(specs)),
+            families=_families(len(names), len(specs), use),
         )
         report(progress, "permutations", 1, 1)
     return assemble(
@@ -210,17 +217,27 @@ def window_test(
     )
 
 
-def _families(n_layers: int, n_kernels: int) -> list[list[int]]:
+def _families(n_layers: int, n_kernels: int, use: tuple[str, ...]) -> list[list[int]]:
     """The families of the decision: the all-layer neighbour score (the layer's own with
     one layer), the per-layer neighbour scores (several layers), every kernel's MMD."""
     quadratic = n_layers * n_kernels
-    if n_layers == 1:
-        return [[quadratic], list(range(quadratic))]
-    return [
-        [quadratic + n_layers],
-        list(range(quadratic, quadratic + n_layers)),
-        list(range(quadratic)),
-    ]
+    out = []
+    if NEIGHBOURS in use:
+        out.append([quadratic + n_layers] if n_layers > 1 else [quadratic])
+        if n_layers > 1:
+            out.append(list(range(quadratic, quadratic + n_layers)))
+    if MMD in use:
+        out.append(list(range(quadratic)))
+    return out
+
+
+def _check_statistics(statistics: Any) -> tuple[str, ...]:
+    chosen = (statistics,) if isinstance(statistics, str) else tuple(statistics)
+    check(
+        bool(chosen) and set(chosen) <= set(STATISTICS),
+        f"statistics must be a non-empty subset of {STATISTICS}; got {statistics!r}",
+    )
+    return chosen
 
 
 def _groups(n_layers: int, n_kernels: int) -> list[list[int]]:

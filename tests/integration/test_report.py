@@ -642,7 +642,8 @@ def test_report_of_a_real_job_renders_its_charts_and_pictures_offline(
     )
     charts = page.evaluate("""() => [...document.querySelectorAll('div.chart')].map(
         d => d.querySelectorAll('g.trace, g.hm, image').length)""")
-    assert len(charts) == 4 and all(charts), charts  # timeline, heat map, layer bars, p-values
+    # timeline, heat map, layer bars, p-values, crafted share per class
+    assert len(charts) == 5 and all(charts), charts
     pictures = page.evaluate("""() => [...document.querySelectorAll('img.px')].map(
         i => [i.className, i.complete && i.naturalWidth === 16 && i.getBoundingClientRect().width >= 90])""")
     assert len(pictures) == 3 * PER_HOUR and all(ok for _, ok in pictures)

@@ -214,6 +214,7 @@ def test_window_rows_of_a_class_the_reference_lacks_are_left_out_with_a_warning(
         ({"kernels": [("gaussian", -1.0)]}, "kernels"),
         ({"reference_classes": np.zeros(3)}, "class"),
         ({"inference_ids": np.zeros(3)}, "inference_ids"),
+        ({"statistics": ("mmd", "t-test")}, "statistics"),
     ],
 )
 def test_error_contract(kwargs, match):
