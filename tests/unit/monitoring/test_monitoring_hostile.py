@@ -16,6 +16,7 @@ from ladis_core import monitoring as monitor
 from ladis_core._process import host_identity
 from ladis_core.errors import StorageError
 from ladis_core.monitoring import triage
+from ladis_core.monitoring.baseline import BASELINE_SPLITS
 from ladis_core.monitoring.claims import ACTIVE, STALE, Claims
 from ladis_core.monitoring.results import JobSettings
 from ladis_core.store import layout
@@ -77,7 +78,7 @@ def test_a_cached_baseline_must_name_the_rows_it_was_computed_on(world, monkeypa
         stats, "multi_layer_detection_rate", lambda *a, **k: computed.append(1) or real(*a, **k)
     )
     _job(world, "2026-11-23T02:00:00Z", max_window_steps=15)
-    assert len(computed) == 2  # the baseline again, and the window
+    assert len(computed) == BASELINE_SPLITS + 1  # the baseline again (every split), the window
 
 
 def test_a_genuine_cached_baseline_is_used(world, monkeypatch):
