@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "capture_reference",
     "serve",
     "monitor",
+    "fleet",
     "report",
     "cache",
     "dashboard",

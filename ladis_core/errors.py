@@ -120,6 +120,27 @@ class MetricsError(LadisError):
     kind = "metrics"
 
 
+# --------------------------------------------------------------------------- fleet
+
+
+class ConfigError(InputError):
+    """The fleet configuration is unreadable or wrong; the message names the key and line."""
+
+    kind = "config"
+
+
+class EngineError(LadisError):
+    """The distributed engine (a Dask cluster) cannot be started, joined or used."""
+
+    kind = "engine"
+
+
+class AlertDeliveryError(LadisError):
+    """An alert channel refused or could not be reached (after its retries)."""
+
+    kind = "alert-delivery"
+
+
 # --------------------------------------------------------------------------- capture and serving
 
 

@@ -1,0 +1,129 @@
+"""Cheap real trials for fleet tests: captured once by the project's capture (a seeded
+ResNet18 on 8×8 digits, as in tests/integration/test_monitor.py), then copied into as
+many endpoints as a test wants, one window of requests at a time.
+
+- the reference: 240 natural digits in 6 EVAL steps;
+- the requests: ``WINDOW`` natural digits per clean window and ``WINDOW`` noisy ones per
+  shifted window, one PREDICT step each, in one local inference trial whose steps are
+  uploaded window by window (event files first, then index files, as capture does).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ladis_core import store
+from ladis_core.fleet.config import parse_config
+from ladis_core.monitoring.results import JobSettings
+
+WINDOW = 30  # requests per window
+N, R, B = 20, 20, 200  # quick settings: a window takes well under a second
+SETTINGS = JobSettings(n_samples=N, n_repeats=R, n_permutations=B, seed=0)
+
+
+@dataclass(frozen=True)
+class FleetTrials:
+    """A local reference trial and a local inference trial whose steps are windows:
+    ``clean[k]`` / ``shifted[k]`` are the step ranges of clean / shifted window k."""
+
+    reference: Path
+    inference: Path
+    clean: tuple[range, ...]
+    shifted: tuple[range, ...]
+
+
+def build_trials(root: Path, *, clean: int = 4, shifted: int = 2) -> FleetTrials:
+    """Capture the reference and ``clean`` + ``shifted`` windows of requests."""
+    os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
+    import torch
+
+    from ladis_core.capture import ServingCapture, capture_reference
+    from ladis_core.model.data import digits_dataset
+    from ladis_core.model.spec import ModelSpec, build_model
+
+    images = digits_dataset(size=8, channels=3).images.astype(np.float32)
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(images))
+    reference = images[order[:240]]
+    natural = images[order[240 : 240 + clean * WINDOW]]
+    noisy = images[order[1000 : 1000 + shifted * WINDOW]]
+    noisy = np.clip(noisy + rng.normal(0, 0.5, noisy.shape), 0, 1).astype(np.float32)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(ModelSpec(input_shape=(3, 8, 8))).eval()
+    trials = FleetTrials(
+        root / "reference",
+        root / "inference",
+        tuple(range(k * WINDOW, (k + 1) * WINDOW) for k in range(clean)),
+        tuple(range((clean + k) * WINDOW, (clean + k + 1) * WINDOW) for k in range(shifted)),
+    )
+    batches = [torch.from_numpy(reference[i : i + 40]) for i in range(0, 240, 40)]
+    capture_reference(model, batches, str(trials.reference), layers=[], include_inputs=False)
+    with ServingCapture(
+        model, str(trials.inference), include_inputs=False, upload_interval_s=0
+    ) as cap:
+        for image in np.concatenate([natural, noisy]):
+            cap.record(torch.from_numpy(image[None]))
+    return trials
+
+
+def _step_of(relative: str) -> int | None:
+    if not relative.startswith(("events/", "index/")):
+        return None
+    head = relative.rsplit("/", 1)[-1].split("_", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def upload(local: Path, uri: str, steps: range | None = None) -> None:
+    """Copy a local trial (or only the global ``steps``) to ``uri``: event files first,
+    then index files, then the rest."""
+    chosen = []
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        relative = path.relative_to(local).as_posix()
+        step = _step_of(relative)
+        if steps is None or step is None or step in steps:
+            chosen.append((relative, path))
+    with ThreadPoolExecutor(8) as pool:
+        for prefix in ("events/", "index/", ""):
+            batch = [
+                (r, p)
+                for r, p in chosen
+                if r.startswith(prefix) and (prefix or not r.startswith(("events/", "index/")))
+            ]
+            list(
+                pool.map(lambda rp: store.write_bytes(f"{uri}/{rp[0]}", rp[1].read_bytes()), batch)
+            )
+
+
+def endpoint_names(count: int) -> list[str]:
+    return [f"ep{k}" for k in range(count)]
+
+
+def fleet_toml(
+    world: str, names: list[str], *, extra: str = "", settings: JobSettings = SETTINGS
+) -> str:
+    """A fleet.toml over ``world``'s layout for ``names`` with quick test settings."""
+    lines = [
+        "[fleet]",
+        f'world = "{world}"',
+        'every = "1h"',
+        'retry_backoff = "0.2s"',
+        "",
+        "[defaults]",
+        f"n_samples = {settings.n_samples}",
+        f"n_repeats = {settings.n_repeats}",
+        f"n_permutations = {settings.n_permutations}",
+        "",
+    ]
+    for name in names:
+        lines += ["[[endpoint]]", f'name = "{name}"', ""]
+    return "\n".join(lines) + extra
+
+
+def parse(text: str):
+    return parse_config(text, source="fleet.toml")
