@@ -31,7 +31,6 @@ import tomllib
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from ladis_core.errors import ConfigError, InputError
 from ladis_core.monitoring.protocol import KERNELS, validate_settings
