@@ -89,10 +89,13 @@ class DaskEngine:
         return self._client.submit(fn, *args, pure=False)
 
     def wait_any(self, futures: Iterable[Any], timeout_s: float | None = None) -> set[Any]:
-        from distributed import wait
+        from distributed.client import _wait
 
+        # distributed.wait() would use the process's default client; ours is not one
         try:
-            done, _ = wait(list(futures), timeout=timeout_s, return_when="FIRST_COMPLETED")
+            done, _ = self._client.sync(
+                _wait, list(futures), timeout=timeout_s, return_when="FIRST_COMPLETED"
+            )
         except TimeoutError:
             return set()
         return set(done)

@@ -16,7 +16,7 @@ from ladis_core.fleet.status import FAILING, QUIET, scan
 from ladis_core.monitoring.jobs import load_jobs
 from ladis_core.monitoring.results import STATUS_INSUFFICIENT, STATUS_OK
 from ladis_core.store import layout
-from tests.support.fleet_world import FleetTrials, build_trials, fleet_toml, parse, upload
+from tests.support.fleet_world import FleetTrials, fleet_toml, parse, upload
 
 pytestmark = pytest.mark.integration
 
@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 T1, T2, T3 = "2026-11-23T17:00:00Z", "2026-11-23T18:00:00Z", "2026-11-23T19:00:00Z"
 
 
-@pytest.fixture(scope="module")
-def trials(tmp_path_factory: pytest.TempPathFactory) -> FleetTrials:
-    return build_trials(tmp_path_factory.mktemp("fleet-trials"), clean=3, shifted=1)
+@pytest.fixture
+def trials(fleet_trials: FleetTrials) -> FleetTrials:
+    return fleet_trials
 
 
 def _world(bucket: str, trials: FleetTrials, names: list[str]) -> None:
@@ -62,7 +62,7 @@ def test_due_windows_run_once_and_each_tests_its_own_traffic(
     for name in names:
         jobs = load_jobs(layout.monitoring_uri(s3_bucket, name))
         assert [j.job_id for j in jobs] == ["2026-11-23T17-00-00Z", "2026-11-23T18-00-00Z"]
-        assert [(j.first_step, j.last_step) for j in jobs] == [(0, 29), (30, 59)]
+        assert [(j.first_step, j.last_step) for j in jobs] == [(0, 5), (6, 11)]
         assert all(j.status == STATUS_OK and j.endpoint == name for j in jobs)
         status = fleet.endpoint_status(name, layout.monitoring_uri(s3_bucket, name))
         assert status.state in (QUIET, "stale") and status.last_job.job_id == jobs[-1].job_id
@@ -88,7 +88,7 @@ def test_a_backfill_runs_every_window_of_the_range_in_order(
     # the traffic present when the backfill ran is tested by its first window; the later
     # windows of the range find nothing new (capture does not time-stamp requests)
     assert [j.status for j in jobs] == [STATUS_OK, STATUS_INSUFFICIENT, STATUS_INSUFFICIENT]
-    assert (jobs[0].first_step, jobs[0].last_step) == (0, 29)
+    assert (jobs[0].first_step, jobs[0].last_step) == (0, 5)
     assert [j.requests for j in jobs[1:]] == [0, 0]
 
 

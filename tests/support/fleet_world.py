@@ -1,11 +1,15 @@
-"""Cheap real trials for fleet tests: captured once by the project's capture (a seeded
-ResNet18 on 8×8 digits, as in tests/integration/test_monitor.py), then copied into as
-many endpoints as a test wants, one window of requests at a time.
+"""Cheap real trials for fleet tests: captured once by the project's capture, then
+copied into as many endpoints as a test wants, one window of requests at a time.
+
+The model is a small seeded convolutional classifier named like LADIS's (``ResNet``,
+whose ``avgpool`` output is the penultimate layer), so capture and monitoring treat it
+as they treat a ResNet, at a fraction of the cost; the images are 8×8 digits.
 
 - the reference: 240 natural digits in 6 EVAL steps;
 - the requests: ``WINDOW`` natural digits per clean window and ``WINDOW`` noisy ones per
-  shifted window, one PREDICT step each, in one local inference trial whose steps are
-  uploaded window by window (event files first, then index files, as capture does).
+  shifted window, ``PER_REQUEST`` images per PREDICT step (a client sending batches), in
+  one local inference trial whose steps are uploaded window by window (event files first,
+  then index files, as capture does).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from ladis_core import store
 from ladis_core.fleet.config import parse_config
 from ladis_core.monitoring.results import JobSettings
 
-WINDOW = 30  # requests per window
+WINDOW = 30  # rows (images) per window
+PER_REQUEST = 5  # images per request: a window is 6 PREDICT steps
 N, R, B = 20, 20, 200  # quick settings: a window takes well under a second
 SETTINGS = JobSettings(n_samples=N, n_repeats=R, n_permutations=B, seed=0)
 
@@ -44,7 +49,6 @@ def build_trials(root: Path, *, clean: int = 4, shifted: int = 2) -> FleetTrials
 
     from ladis_core.capture import ServingCapture, capture_reference
     from ladis_core.model.data import digits_dataset
-    from ladis_core.model.spec import ModelSpec, build_model
 
     images = digits_dataset(size=8, channels=3).images.astype(np.float32)
     rng = np.random.default_rng(7)
@@ -53,23 +57,44 @@ def build_trials(root: Path, *, clean: int = 4, shifted: int = 2) -> FleetTrials
     natural = images[order[240 : 240 + clean * WINDOW]]
     noisy = images[order[1000 : 1000 + shifted * WINDOW]]
     noisy = np.clip(noisy + rng.normal(0, 0.5, noisy.shape), 0, 1).astype(np.float32)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_model(ModelSpec(input_shape=(3, 8, 8))).eval()
+    model = small_model()
+    steps = WINDOW // PER_REQUEST
     trials = FleetTrials(
         root / "reference",
         root / "inference",
-        tuple(range(k * WINDOW, (k + 1) * WINDOW) for k in range(clean)),
-        tuple(range((clean + k) * WINDOW, (clean + k + 1) * WINDOW) for k in range(shifted)),
+        tuple(range(k * steps, (k + 1) * steps) for k in range(clean)),
+        tuple(range((clean + k) * steps, (clean + k + 1) * steps) for k in range(shifted)),
     )
     batches = [torch.from_numpy(reference[i : i + 40]) for i in range(0, 240, 40)]
     capture_reference(model, batches, str(trials.reference), layers=[], include_inputs=False)
     with ServingCapture(
         model, str(trials.inference), include_inputs=False, upload_interval_s=0
     ) as cap:
-        for image in np.concatenate([natural, noisy]):
-            cap.record(torch.from_numpy(image[None]))
+        requests = np.concatenate([natural, noisy])
+        for start in range(0, len(requests), PER_REQUEST):
+            cap.record(torch.from_numpy(requests[start : start + PER_REQUEST]))
     return trials
+
+
+def small_model():
+    """A seeded (N, 3, H, W) → 10 classifier whose penultimate layer is ``avgpool``."""
+    import torch
+    from torch import nn
+
+    class ResNet(nn.Module):  # named like LADIS's model, so the tensor names match
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+            self.relu = nn.ReLU()
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.flatten(self.avgpool(self.relu(self.conv1(x))), 1))
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return ResNet().eval()
 
 
 def _step_of(relative: str) -> int | None:
