@@ -100,8 +100,7 @@ def endpoint_status(
     now = now or datetime.now(UTC)
     index = index or scan(output)
     if jobs is None:
-        wanted = _recent_ids(index.job_ids, recent)
-        jobs = load_jobs(output, ids=wanted) if wanted else []
+        jobs = _read_recent(output, index.job_ids, recent)
     jobs = list(jobs)
     last = jobs[-1] if jobs else None
     moment = job_time(last) if last is not None else None
@@ -125,13 +124,29 @@ def endpoint_status(
     )
 
 
-def _recent_ids(job_ids: Sequence[str], span: timedelta | None) -> list[str]:
+#: without a span, jobs are read back from the newest until a tested one, at most this many
+_LOOK_BACK = 48
+
+
+def _read_recent(output: str, job_ids: Sequence[str], span: timedelta | None) -> list[JobResult]:
+    """The jobs of ``span`` before the newest one; without a span, the newest jobs back
+    to the latest tested one (its decision is the endpoint's state)."""
     if not job_ids:
         return []
-    if span is None:
-        return [job_ids[-1]]
-    newest = layout.parse_job_id(job_ids[-1])
-    return [j for j in job_ids if layout.parse_job_id(j) >= newest - span]
+    if span is not None:
+        newest = layout.parse_job_id(job_ids[-1])
+        return load_jobs(
+            output, ids=[j for j in job_ids if layout.parse_job_id(j) >= newest - span]
+        )
+    found: list[JobResult] = []
+    end = len(job_ids)
+    while end > 0 and len(job_ids) - end < _LOOK_BACK:
+        start = max(0, end - (1 if not found else 8))
+        found = load_jobs(output, ids=job_ids[start:end]) + found
+        if any(j.detection_rate is not None for j in found):
+            break
+        end = start
+    return found
 
 
 def _latest_tested_incident(jobs: Sequence[JobResult]) -> bool:

@@ -6,10 +6,10 @@ whose ``avgpool`` output is the penultimate layer), so capture and monitoring tr
 as they treat a ResNet, at a fraction of the cost; the images are 8×8 digits.
 
 - the reference: 240 natural digits in 6 EVAL steps;
-- the requests: ``WINDOW`` natural digits per clean window and ``WINDOW`` noisy ones per
-  shifted window, ``PER_REQUEST`` images per PREDICT step (a client sending batches), in
-  one local inference trial whose steps are uploaded window by window (event files first,
-  then index files, as capture does).
+- the requests: windows of ``WINDOW`` natural digits (clean) or noisy ones (shifted),
+  ``PER_REQUEST`` images per PREDICT step (a client sending batches), in one local
+  inference trial whose steps are uploaded window by window (event files first, then
+  index files, as capture does).
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ class FleetTrials:
     shifted: tuple[range, ...]
 
 
-def build_trials(root: Path, *, clean: int = 4, shifted: int = 2) -> FleetTrials:
-    """Capture the reference and ``clean`` + ``shifted`` windows of requests."""
+def build_trials(root: Path, *, pattern: str = "CCSSCCC") -> FleetTrials:
+    """Capture the reference and one window of requests per letter of ``pattern``
+    (``C`` clean, ``S`` shifted), in that order: an endpoint given windows in step
+    order sees them as successive hours of traffic."""
     os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
     import torch
 
@@ -54,23 +56,21 @@ def build_trials(root: Path, *, clean: int = 4, shifted: int = 2) -> FleetTrials
     rng = np.random.default_rng(7)
     order = rng.permutation(len(images))
     reference = images[order[:240]]
-    natural = images[order[240 : 240 + clean * WINDOW]]
-    noisy = images[order[1000 : 1000 + shifted * WINDOW]]
-    noisy = np.clip(noisy + rng.normal(0, 0.5, noisy.shape), 0, 1).astype(np.float32)
+    windows, clean, shifted, steps = [], [], [], WINDOW // PER_REQUEST
+    for k, letter in enumerate(pattern):
+        rows = images[order[240 + k * WINDOW : 240 + (k + 1) * WINDOW]]
+        if letter == "S":
+            rows = np.clip(rows + rng.normal(0, 0.5, rows.shape), 0, 1).astype(np.float32)
+        windows.append(rows)
+        (shifted if letter == "S" else clean).append(range(k * steps, (k + 1) * steps))
+    trials = FleetTrials(root / "reference", root / "inference", tuple(clean), tuple(shifted))
     model = small_model()
-    steps = WINDOW // PER_REQUEST
-    trials = FleetTrials(
-        root / "reference",
-        root / "inference",
-        tuple(range(k * steps, (k + 1) * steps) for k in range(clean)),
-        tuple(range((clean + k) * steps, (clean + k + 1) * steps) for k in range(shifted)),
-    )
     batches = [torch.from_numpy(reference[i : i + 40]) for i in range(0, 240, 40)]
     capture_reference(model, batches, str(trials.reference), layers=[], include_inputs=False)
     with ServingCapture(
         model, str(trials.inference), include_inputs=False, upload_interval_s=0
     ) as cap:
-        requests = np.concatenate([natural, noisy])
+        requests = np.concatenate(windows)
         for start in range(0, len(requests), PER_REQUEST):
             cap.record(torch.from_numpy(requests[start : start + PER_REQUEST]))
     return trials
