@@ -2,8 +2,9 @@
 # Create .venv (if missing) and install LADIS into it. Idempotent and fast when nothing
 # changed: a stamp records the hash of the requirement files.
 #   scripts/install.sh          runtime dependencies (what `make demo` and the Dockerfile use)
-#   scripts/install.sh --test   plus test dependencies, Debian's Chromium for browser tests and
-#                               the OpenID Connect provider the sign-in tests start (npm, tests/oidc)
+#   scripts/install.sh --test   plus test dependencies, Debian's Chromium (browser tests) and
+#                               Prometheus (it scrapes the fleet's metrics), and the OpenID
+#                               Connect provider the sign-in tests start (npm, tests/oidc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,12 +44,16 @@ install_requirements runtime requirements.txt
 
 if [[ $WITH_TESTS == 1 ]]; then
   install_requirements test requirements.txt requirements-test.txt
-  if ! command -v chromium >/dev/null && [[ ! -x /usr/bin/chromium ]]; then
-    log "installing Debian's Chromium for the browser tests"
+  # Debian packages the tests drive: Chromium (browser tests), Prometheus (scrapes metrics)
+  missing=()
+  command -v chromium >/dev/null || [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing Debian's ${missing[*]} for the tests"
     SUDO=""
     [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
-      || die "could not install chromium with apt-get; install it by hand (apt-get install chromium)"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || die "could not install ${missing[*]} with apt-get; install them by hand (apt-get install ${missing[*]})"
   fi
 fi
 if [[ $WITH_TESTS == 1 ]]; then

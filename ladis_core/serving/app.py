@@ -18,6 +18,7 @@ from ladis_core.errors import (
 )
 from ladis_core.serving.codec import check_accept, decode_request, pixel_limit
 from ladis_core.serving.contract import output_fn, predict_fn
+from ladis_core.serving.metrics import ServingMetrics
 from ladis_core.serving.model import ServedModel
 from ladis_core.serving.provenance import ProvenanceRecorder, parse_provenance
 
@@ -46,6 +47,8 @@ class EndpointApp:
         self.max_pixels = pixel_limit(served.spec.input_shape)
         self._in_flight = 0
         self._idle = threading.Condition()
+        capture = served.capture
+        self.metrics = ServingMetrics(capture.health if capture is not None else lambda: None)
 
     @property
     def ready(self) -> bool:
@@ -117,6 +120,8 @@ class EndpointApp:
             ):
                 raise cause from None
             raise
+        if prediction.step is not None:
+            self.metrics.captured.inc()
         if fields is not None and self.provenance is not None and prediction.step is not None:
             self.provenance.add(prediction.step, fields)
         return response, response_type, prediction.step

@@ -1,6 +1,7 @@
 """The local HTTP endpoint: SageMaker's serving protocol without SageMaker.
 
-``GET /ping`` answers 200 once the model is loaded; ``POST /invocations`` decodes the
+``GET /ping`` answers 200 once the model is loaded; ``GET /metrics`` gives Prometheus
+counters (:mod:`ladis_core.serving.metrics`); ``POST /invocations`` decodes the
 body, classifies it and answers JSON, with the same decoding and the same
 ``predict_fn``/``output_fn`` that SageMaker would call (:mod:`ladis_core.serving`). With capture on,
 every request is recorded as exactly one PREDICT step of an smdebug trial, and ``/ping``
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit
 from ladis_core.config import redact
 from ladis_core.errors import EndpointClosedError, LadisError
 from ladis_core.serving.app import OPERATOR_HEADER, EndpointApp, _status_of
+from ladis_core.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ladis_core.serving.provenance import PROVENANCE_HEADER
 from ladis_core.serving.workers import DeadlineReader, WorkerPool, answer_busy, lingering_close
 
@@ -133,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._answer(200, json.dumps(health).encode(), head=method == "HEAD")
                 else:
                     self._answer(503, _error_body("unavailable", "the model is not loaded"))
+            elif path == "/metrics" and method == "GET":
+                self._answer(200, app.metrics.exposition(), content_type=METRICS_CONTENT_TYPE)
             elif path == "/invocations":
                 if method != "POST":
                     self._refuse(
@@ -247,6 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
         close: bool = False,
         head: bool = False,
     ) -> None:
+        self.server.app.metrics.answered(urlsplit(getattr(self, "path", "")).path, status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
