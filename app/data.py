@@ -26,7 +26,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,8 @@ import streamlit as st
 
 from ladis_core import store
 from ladis_core.access import SourcePolicy
+from ladis_core.fleet import alerts as fleet_alerts
+from ladis_core.fleet import status as fleet_status
 from ladis_core.monitoring import world
 from ladis_core.monitoring.limits import CostCaps, RunGate
 from ladis_core.monitoring.results import JobResult
@@ -129,6 +133,54 @@ def verdicts(world_uri: str, endpoint: str) -> dict[str, list[Any]]:
 
 def latest_verdicts(world_uri: str, endpoint: str) -> dict[str, Any]:
     return {job_id: items[-1] for job_id, items in verdicts(world_uri, endpoint).items() if items}
+
+
+# --------------------------------------------------------------------------- fleet overview
+
+#: the span of each endpoint's sparkline, counted back from its latest job
+OVERVIEW_SPAN = timedelta(hours=24)
+
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=1024, show_spinner=False)
+def _endpoint_index(world_uri: str, endpoint: str) -> fleet_status.EndpointIndex:
+    return fleet_status.scan(layout.monitoring_uri(world_uri, endpoint))
+
+
+@st.cache_data(ttl=LISTING_TTL_S, max_entries=1024, show_spinner=False)
+def _failing_channels(world_uri: str, endpoint: str) -> tuple[str, ...]:
+    return tuple(fleet_alerts.failing_channels(layout.monitoring_uri(world_uri, endpoint)))
+
+
+@st.cache_resource(max_entries=1024, show_spinner=False)
+def _recent_jobs(world_uri: str, endpoint: str, job_ids: tuple[str, ...]) -> tuple[JobResult, ...]:
+    # keyed by the ids: results never change, so only an endpoint with a new job is read
+    return tuple(world.load_jobs(world_uri, endpoint, job_ids=job_ids))
+
+
+def endpoint_overview(world_uri: str, endpoint: str) -> fleet_status.EndpointStatus:
+    """One endpoint's status with its last 24 h of jobs (each part cached per endpoint;
+    the age is computed now)."""
+    world_uri = _allowed(world_uri)
+    index = _endpoint_index(world_uri, endpoint)
+    ids = tuple(fleet_status.recent_ids(index.job_ids, OVERVIEW_SPAN))
+    jobs = _recent_jobs(world_uri, endpoint, ids)
+    return fleet_status.endpoint_status(
+        endpoint,
+        index.output,
+        every=fleet_status.typical_interval(index.job_ids),
+        index=index,
+        jobs=jobs,
+        failing=_failing_channels(world_uri, endpoint),
+    )
+
+
+def fleet_overview(world_uri: str) -> list[fleet_status.EndpointStatus]:
+    """Every endpoint's overview, read in parallel (only cold endpoints cost reads)."""
+    names = endpoints(world_uri)
+    if not names:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+        return list(pool.map(lambda name: endpoint_overview(world_uri, name), names))
 
 
 # --------------------------------------------------------------------------- trials
@@ -440,6 +492,8 @@ _REFRESHABLE: list[Callable[[], None]] = [
     _trial_last_step.clear,
     _trial_layers.clear,
     _provenance.clear,
+    _endpoint_index.clear,
+    _failing_channels.clear,
 ]
 
 

@@ -20,9 +20,10 @@ class PageInfo:
     default: bool = False
 
 
-HISTORY = PageInfo(
-    "../pages/history.py", "Monitoring history", ":material/timeline:", "History", default=True
+OVERVIEW = PageInfo(
+    "../pages/overview.py", "Fleet overview", ":material/dashboard:", "Fleet overview", default=True
 )
+HISTORY = PageInfo("../pages/history.py", "Monitoring history", ":material/timeline:", "History")
 FLAGGED = PageInfo(
     "../pages/flagged.py", "Flagged inputs", ":material/image_search:", "Flagged inputs"
 )
@@ -36,7 +37,7 @@ REPORT = PageInfo(
     "../pages/report.py", "Incident report", ":material/description:", "Incident report"
 )
 
-PAGES: tuple[PageInfo, ...] = (HISTORY, FLAGGED, LAYERS, ON_DEMAND, REPORT)
+PAGES: tuple[PageInfo, ...] = (OVERVIEW, HISTORY, FLAGGED, LAYERS, ON_DEMAND, REPORT)
 
 
 def navigation() -> StreamlitPage:

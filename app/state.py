@@ -1,6 +1,6 @@
 """Every session-state key of the dashboard, in one place.
 
-Keys are prefixed by the page that owns them (``history.``, ``flagged.``, ``layers.``,
+Keys are prefixed by the page that owns them (``overview.``, ``history.``, ``flagged.``, ``layers.``,
 ``on_demand.``, ``report.``); ``shared.`` keys are set in the sidebar or on one page and
 read on the others (the data source, the endpoint and the selected job). Defaults are set
 with ``setdefault`` so a value chosen by the analyst is never overwritten by a rerun.
@@ -26,6 +26,11 @@ SELECTED_JOB = "shared.selected_job"  # job id picked on the history page (not a
 SELECTED_FOR = "shared.selected_for"  # (world, endpoint) the selection belongs to
 WORLD_ERROR = "shared.world_error"  # the exception met reading the data source, or None
 IDENTITY = "shared.identity"  # app.auth.Identity of this run (set by the sign-in gate)
+
+# -- fleet overview ---------------------------------------------------------------------
+OVERVIEW_TABLE = "overview.table"  # dataframe selection event (+ "." + generation)
+OVERVIEW_GENERATION = "overview.generation"  # bumped to recreate the table widget
+OVERVIEW_OPEN = "overview.open"  # the endpoint clicked: its history opens next
 
 # -- monitoring history -----------------------------------------------------------------
 HISTORY_TIMELINE = "history.timeline"  # plotly chart selection event
@@ -66,6 +71,8 @@ REPORT_VERDICT_FORM = "report.verdict_form"
 REPORT_VERDICT_SENT = "report.verdict_sent"
 
 _NON_WIDGET_DEFAULTS: dict[str, Any] = {
+    OVERVIEW_GENERATION: 0,
+    OVERVIEW_OPEN: None,
     SELECTED_JOB: None,
     SELECTED_FOR: None,
     HISTORY_GENERATION: 0,

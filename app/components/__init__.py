@@ -1,5 +1,5 @@
 """Reusable pieces of the dashboard: formatting, messages, KPI rows, job context, images,
-t-SNE panels and charts. Pages compose these (``from app import components as ui``) so
+t-SNE panels, charts and the fleet overview. Pages compose these (``from app import components as ui``) so
 every page shows numbers, empty states and the selected job the same way. Nothing here
 reads storage except through :mod:`app.data`.
 """
@@ -39,6 +39,14 @@ from app.components.jobs import (
 from app.components.layers import compute_tsne_views, tsne_controls
 from app.components.messages import Kpi, empty_state, job_kpis, kpi_row, no_data
 from app.components.on_demand import on_demand_form, on_demand_results
+from app.components.overview import (
+    STATE_LABELS,
+    on_overview_table,
+    open_pending_history,
+    overview_frame,
+    overview_kpis,
+    overview_table,
+)
 from app.components.report import report_downloads, verdict_form
 from app.text import literal
 
@@ -48,6 +56,7 @@ __all__ = [
     "IMAGE_PX",
     "ORIGINAL_CAPTIONS",
     "PAGE_CSS",
+    "STATE_LABELS",
     "Kpi",
     "attack_label",
     "class_label",
@@ -81,6 +90,11 @@ __all__ = [
     "on_history_chart",
     "on_history_picker",
     "on_history_table",
+    "on_overview_table",
+    "open_pending_history",
+    "overview_frame",
+    "overview_kpis",
+    "overview_table",
     "plot",
     "selected_job_summary",
     "share_panel",

@@ -33,9 +33,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from ladis_core.errors import ConfigError, InputError
+from ladis_core.fleet.strict import Locator, check_keys, count, duration
 from ladis_core.monitoring.protocol import KERNELS, validate_settings
 from ladis_core.monitoring.results import IncidentRule, JobSettings
-from ladis_core.monitoring.schedule import parse_interval
 from ladis_core.store import layout
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -173,12 +173,12 @@ def parse_config(text: str, *, source: str = "fleet.toml") -> FleetConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
-    where = _Locator(text, source)
-    _check_keys(data, {"fleet": dict, "defaults": dict, "endpoint": list, "alert": list}, where, "")
+    where = Locator(text, source)
+    check_keys(data, {"fleet": dict, "defaults": dict, "endpoint": list, "alert": list}, where, "")
     fleet = data.get("fleet", {})
-    _check_keys(fleet, _FLEET_KEYS, where, "fleet")
+    check_keys(fleet, _FLEET_KEYS, where, "fleet")
     defaults = data.get("defaults", {})
-    _check_keys(defaults, _SETTING_KEYS, where, "defaults")
+    check_keys(defaults, _SETTING_KEYS, where, "defaults")
 
     channels = tuple(
         _channel(raw, index, where) for index, raw in enumerate(_tables(data, "alert", where))
@@ -209,11 +209,11 @@ def parse_config(text: str, *, source: str = "fleet.toml") -> FleetConfig:
     return FleetConfig(
         endpoints=endpoints,
         channels=channels,
-        every=_duration(fleet, "every", "1h", where, "fleet"),
-        quiet_period=_duration(fleet, "quiet_period", "1h", where, "fleet"),
-        lease_s=_duration(fleet, "lease", "15m", where, "fleet").total_seconds(),
-        retries=_count(fleet, "retries", 2, where, "fleet"),
-        retry_backoff_s=_duration(fleet, "retry_backoff", "5s", where, "fleet").total_seconds(),
+        every=duration(fleet, "every", "1h", where, "fleet"),
+        quiet_period=duration(fleet, "quiet_period", "1h", where, "fleet"),
+        lease_s=duration(fleet, "lease", "15m", where, "fleet").total_seconds(),
+        retries=count(fleet, "retries", 2, where, "fleet"),
+        retry_backoff_s=duration(fleet, "retry_backoff", "5s", where, "fleet").total_seconds(),
         cache_dir=fleet.get("cache_dir"),
         metrics_port=fleet.get("metrics_port"),
         world=world,
@@ -224,7 +224,7 @@ def parse_config(text: str, *, source: str = "fleet.toml") -> FleetConfig:
 # --------------------------------------------------------------------------- parts
 
 
-def _tables(data: dict, key: str, where: _Locator) -> list[dict]:
+def _tables(data: dict, key: str, where: Locator) -> list[dict]:
     value = data.get(key, [])
     if not all(isinstance(item, dict) for item in value):
         raise ConfigError(f"{where.source} line {where.line('', key)}: use [[{key}]] tables")
@@ -232,10 +232,10 @@ def _tables(data: dict, key: str, where: _Locator) -> list[dict]:
 
 
 def _endpoint(
-    raw: dict, index: int, defaults: dict, channels: set[str], world: str | None, where: _Locator
+    raw: dict, index: int, defaults: dict, channels: set[str], world: str | None, where: Locator
 ) -> EndpointSpec:
     table = f"endpoint.{index}"
-    _check_keys(raw, _ENDPOINT_KEYS, where, table)
+    check_keys(raw, _ENDPOINT_KEYS, where, table)
     name = raw.get("name")
     if not name:
         raise ConfigError(
@@ -301,7 +301,7 @@ def _endpoint(
     )
 
 
-def _channel(raw: dict, index: int, where: _Locator) -> AlertChannel:
+def _channel(raw: dict, index: int, where: Locator) -> AlertChannel:
     table = f"alert.{index}"
     kind = raw.get("type")
     if kind not in ("webhook", "smtp"):
@@ -309,7 +309,7 @@ def _channel(raw: dict, index: int, where: _Locator) -> AlertChannel:
             f"{where.source} line {where.line(table, 'type')}: [[alert]] type must be "
             f"'webhook' or 'smtp', not {kind!r}"
         )
-    _check_keys(raw, _WEBHOOK_KEYS if kind == "webhook" else _SMTP_KEYS, where, table)
+    check_keys(raw, _WEBHOOK_KEYS if kind == "webhook" else _SMTP_KEYS, where, table)
     name = raw.get("name") or f"{kind}-{index + 1}"
     if not _NAME.match(name):
         raise ConfigError(
@@ -319,9 +319,9 @@ def _channel(raw: dict, index: int, where: _Locator) -> AlertChannel:
     common = {
         "name": name,
         "type": kind,
-        "timeout_s": _duration(raw, "timeout", "10s", where, table).total_seconds(),
-        "retries": _count(raw, "retries", 3, where, table),
-        "backoff_s": _duration(raw, "backoff", "1s", where, table).total_seconds(),
+        "timeout_s": duration(raw, "timeout", "10s", where, table).total_seconds(),
+        "retries": count(raw, "retries", 3, where, table),
+        "backoff_s": duration(raw, "backoff", "1s", where, table).total_seconds(),
     }
     if kind == "webhook":
         url = raw.get("url", "")
@@ -352,90 +352,3 @@ def _channel(raw: dict, index: int, where: _Locator) -> AlertChannel:
         starttls=bool(raw.get("starttls", False)),
         **common,
     )
-
-
-def _check_keys(raw: dict, allowed: dict[str, type], where: _Locator, table: str) -> None:
-    for key, value in raw.items():
-        if key not in allowed:
-            label = f"[{table.split('.')[0]}]" if table else "the top level"
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(
-                f"{where.source} line {where.line(table, key)}: unknown key {key!r} in {label} "
-                f"(known: {known})"
-            )
-        want = allowed[key]
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok:
-            raise ConfigError(
-                f"{where.source} line {where.line(table, key)}: {key} must be "
-                f"{_TYPE_NAMES[want]}, not {value!r}"
-            )
-        if table and want is list and not all(isinstance(item, str) for item in value):
-            raise ConfigError(
-                f"{where.source} line {where.line(table, key)}: {key} must be a list of strings"
-            )
-
-
-_TYPE_NAMES = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    list: "a list",
-    dict: "a table",
-}
-
-
-def _duration(raw: dict, key: str, default: str, where: _Locator, table: str) -> timedelta:
-    try:
-        return parse_interval(raw.get(key, default))
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - parse_interval's InputError, named here
-        raise ConfigError(f"{where.source} line {where.line(table, key)}: {key}: {exc}") from None
-
-
-def _count(raw: dict, key: str, default: int, where: _Locator, table: str) -> int:
-    value = raw.get(key, default)
-    if value < 0:
-        raise ConfigError(f"{where.source} line {where.line(table, key)}: {key} must be >= 0")
-    return int(value)
-
-
-class _Locator:
-    """Line numbers of keys in the TOML text (``tomllib`` keeps none): tables are
-    ``""`` (top level), ``fleet``, ``defaults``, ``endpoint.<k>``, ``alert.<k>``."""
-
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?")
-    _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self._keys: dict[tuple[str, str], int] = {}
-        self._tables: dict[str, int] = {}
-        counts: dict[str, int] = {}
-        table = ""
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = self._HEADER.match(line)
-            if header:
-                name = header.group(2)
-                if header.group(1) == "[[":
-                    index = counts.get(name, 0)
-                    counts[name] = index + 1
-                    table = f"{name}.{index}"
-                else:
-                    table = name
-                self._tables.setdefault(table, number)
-                self._keys.setdefault(("", name), number)
-                continue
-            key = self._KEY.match(line)
-            if key:
-                self._keys.setdefault((table, key.group(1).strip('"')), number)
-
-    def line(self, table: str, key: str) -> int | str:
-        return self._keys.get((table, key)) or self.table_line(table)
-
-    def table_line(self, table: str) -> int | str:
-        return self._tables.get(table, "?")

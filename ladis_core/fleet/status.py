@@ -94,9 +94,11 @@ def endpoint_status(
     recent: timedelta | None = None,
     index: EndpointIndex | None = None,
     jobs: Sequence[JobResult] | None = None,
+    failing: Sequence[str] | None = None,
 ) -> EndpointStatus:
     """The status of one endpoint. ``recent``: also read the jobs of this span before
-    the last one (the overview's sparkline); ``index``/``jobs``: already read (cached)."""
+    the last one (the overview's sparkline); ``index``/``jobs``/``failing``: already read
+    (the dashboard's caches)."""
     now = now or datetime.now(UTC)
     index = index or scan(output)
     if jobs is None:
@@ -118,10 +120,27 @@ def endpoint_status(
         last_time=last_time,
         age=age,
         failed_windows=failed,
-        failing_channels=tuple(failing_channels(output)),
+        failing_channels=tuple(failing_channels(output) if failing is None else failing),
         recent=tuple(jobs),
         unreviewed_incidents=sum(1 for j in incidents if j.job_id not in index.verdict_counts),
     )
+
+
+def recent_ids(job_ids: Sequence[str], span: timedelta) -> list[str]:
+    """The ids of ``job_ids`` (sorted) within ``span`` before the newest one."""
+    if not job_ids:
+        return []
+    newest = layout.parse_job_id(job_ids[-1])
+    return [j for j in job_ids if layout.parse_job_id(j) >= newest - span]
+
+
+def typical_interval(
+    job_ids: Sequence[str], default: timedelta = timedelta(hours=1)
+) -> timedelta:
+    """The median gap between the newest jobs (how often this endpoint is monitored)."""
+    times = [layout.parse_job_id(j) for j in job_ids[-25:]]
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False) if b > a)
+    return gaps[len(gaps) // 2] if gaps else default
 
 
 #: without a span, jobs are read back from the newest until a tested one, at most this many
@@ -134,10 +153,7 @@ def _read_recent(output: str, job_ids: Sequence[str], span: timedelta | None) ->
     if not job_ids:
         return []
     if span is not None:
-        newest = layout.parse_job_id(job_ids[-1])
-        return load_jobs(
-            output, ids=[j for j in job_ids if layout.parse_job_id(j) >= newest - span]
-        )
+        return load_jobs(output, ids=recent_ids(job_ids, span))
     found: list[JobResult] = []
     end = len(job_ids)
     while end > 0 and len(job_ids) - end < _LOOK_BACK:

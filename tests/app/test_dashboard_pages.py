@@ -26,6 +26,48 @@ def _texts(elements) -> list[str]:
     return texts(elements)
 
 
+# --------------------------------------------------------------------------- fleet overview
+
+
+def test_overview_is_the_first_page_and_lists_every_endpoint(s3_bucket: str, app_world) -> None:
+    """Three endpoints in a fresh world: one quiet, one whose latest window is an
+    unreviewed incident, one with a failed window and a failing alert channel; names from
+    data stay text."""
+    quiet = app_world.jobs[0]
+    incident = next(j for j in app_world.jobs if j.incident)
+    hostile = "**bold**<img src=x>"
+    for endpoint, job in (("calm", quiet), ("hit", incident), ("broken", quiet)):
+        output = layout.monitoring_uri(s3_bucket, endpoint)
+        store.write_json(layout.results_uri(output, job.job_id), json.loads(job.to_json()))
+    broken = layout.monitoring_uri(s3_bucket, "broken")
+    store.write_json(
+        layout.join(broken, "2099-01-01T00-00-00Z", "failures", "one.json"), {"kind": "storage"}
+    )
+    store.write_json(
+        layout.join(broken, "_state", "alerts.json"),
+        {hostile: {"ok": False, "failures": 3, "detail": "HTTP 500"}},
+    )
+    at = open_app(page=None)
+    _no_exception(at)
+    assert _texts(at.title) == ["Fleet overview"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Endpoints"] == "3"
+    assert metrics["Open incidents"] == "1" and metrics["Unreviewed incidents"] == "1"
+    table = at.dataframe[0].value
+    assert list(table["Endpoint"]) == ["broken", "hit", "calm"]  # worst first
+    assert list(table["State"]) == ["⛔ failing", "🚨 incident", "⏳ stale"]
+    assert table["Last 24 h"][1] == [incident.detection_rate]
+    assert hostile in table["Failing"][0]
+    assert any(hostile in w for w in _texts(at.warning))  # as text, in the warning
+    assert "<img" not in "".join(str(m.value) for m in at.markdown)
+
+
+def test_overview_of_an_empty_world_says_what_to_do(s3_bucket: str) -> None:
+    at = open_app(page=None)
+    _no_exception(at)
+    assert any("No monitoring data found" in t for t in _texts(at.info))
+
+
 # --------------------------------------------------------------------------- history
 
 

@@ -15,9 +15,10 @@ ENTRY = REPO / "app" / "streamlit_app.py"
 APP_TIMEOUT_S = 120
 
 
-def open_app(*, page: str | None = None, address: str | None = "127.0.0.1"):
-    """Run the dashboard once (the history page, or ``page`` such as "flagged"), as if
-    served on ``address`` (without sign-in the dashboard serves only on 127.0.0.1 or with
+def open_app(*, page: str | None = "history", address: str | None = "127.0.0.1"):
+    """Run the dashboard once and open ``page`` (e.g. "flagged"; the history page by
+    default, ``None``: stay on the first page, the fleet overview), as if served on
+    ``address`` (without sign-in the dashboard serves only on 127.0.0.1 or with
     ``LADIS_ALLOW_ANONYMOUS=1``; AppTest has no server of its own)."""
     import streamlit as st
     from streamlit import config
