@@ -1,7 +1,7 @@
 """The whole dashboard in a real browser: Playwright driving Debian's Chromium against
 ``streamlit run`` on a free loopback port, on the small real world in local S3.
 
-Open the history, select the incident by clicking its point on the timeline, check that
+Open the fleet overview and click the endpoint to reach its history, select the incident by clicking its point on the timeline, check that
 the flagged inputs' images really load (``naturalWidth > 0``: AppTest cannot see broken
 image serving, docs/environment.md), run a small on-demand test, compute a t-SNE on the layer
 explorer and download the reports. Screenshots go to ``test-artifacts/dashboard/``.
@@ -56,8 +56,19 @@ def test_the_whole_dashboard_in_chromium(dashboard, browser, app_world) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
-    # 1. history: timeline, heat map, table
+    # 0. the fleet overview comes first; a click on the endpoint's row opens its history
     page.goto(dashboard.url)
+    page.locator("h1").filter(has_text="Fleet overview").wait_for(timeout=120_000)
+    table = page.locator("[data-testid='stDataFrame']").first
+    table.wait_for(timeout=60_000)
+    wait_for_app(page)
+    _shot(page, "0-overview")
+    box = table.bounding_box()
+    # the row-selection cell of the first data row (under the 35 px header row)
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
+    page.locator("h1").filter(has_text="Monitoring history").wait_for(timeout=60_000)
+
+    # 1. history: timeline, heat map, table
     timeline = page.locator(".js-plotly-plot").first
     timeline.wait_for(timeout=120_000)
     wait_for_app(page)
