@@ -195,9 +195,12 @@ def parse_config(text: str, *, source: str = "fleet.toml") -> FleetConfig:
     if not endpoints:
         raise ConfigError(f"{source}: no [[endpoint]]; list at least one")
     seen: set[str] = set()
-    for spec in endpoints:
+    for index, spec in enumerate(endpoints):
         if spec.name in seen:
-            raise ConfigError(f"{source}: two endpoints are named {spec.name!r}")
+            raise ConfigError(
+                f"{source} line {where.line(f'endpoint.{index}', 'name')}: two endpoints are "
+                f"named {spec.name!r}"
+            )
         seen.add(spec.name)
     outputs = [spec.output.rstrip("/") for spec in endpoints]
     for spec in endpoints:

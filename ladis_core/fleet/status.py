@@ -134,9 +134,7 @@ def recent_ids(job_ids: Sequence[str], span: timedelta) -> list[str]:
     return [j for j in job_ids if layout.parse_job_id(j) >= newest - span]
 
 
-def typical_interval(
-    job_ids: Sequence[str], default: timedelta = timedelta(hours=1)
-) -> timedelta:
+def typical_interval(job_ids: Sequence[str], default: timedelta = timedelta(hours=1)) -> timedelta:
     """The median gap between the newest jobs (how often this endpoint is monitored)."""
     times = [layout.parse_job_id(j) for j in job_ids[-25:]]
     gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False) if b > a)

@@ -1,0 +1,96 @@
+"""Incident transitions from stored results, payloads, signatures, retries with backoff
+and the grid's ticks (no network: the senders here are functions)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ladis_core.errors import AlertDeliveryError, InputError
+from ladis_core.fleet.alerts import INCIDENT, RESOLVED, alert_for, deliver, transitions
+from ladis_core.fleet.channels import payload, sign
+from ladis_core.fleet.config import AlertChannel
+from ladis_core.fleet.grid import floor_tick, ticks
+from tests.support.factories import make_job
+
+
+def _jobs(flags: str):
+    """One hourly job per letter: I incident, q quiet, - untested."""
+    out = []
+    for hour, flag in enumerate(flags):
+        if flag == "-":
+            out.append(make_job(hour, None))
+        else:
+            out.append(make_job(hour, 90.0 if flag == "I" else 5.0, incident=flag == "I"))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("flags", "quiet_h", "expected"),
+    [
+        ("qqIIIqq", 1, [(INCIDENT, 2), (RESOLVED, 5)]),
+        ("qqIIIqq", 2, [(INCIDENT, 2), (RESOLVED, 6)]),
+        ("qIqIqqq", 2, [(INCIDENT, 1), (RESOLVED, 5)]),  # a flap inside the quiet period
+        ("qI--qq", 1, [(INCIDENT, 1), (RESOLVED, 4)]),  # untested windows change nothing
+        ("IqqqqI", 1, [(INCIDENT, 0), (RESOLVED, 1), (INCIDENT, 5)]),
+        ("qqqq", 1, []),
+    ],
+)
+def test_one_alert_per_incident_and_again_only_after_the_quiet_period(
+    flags, quiet_h, expected
+) -> None:
+    jobs = _jobs(flags)
+    found = transitions(jobs, quiet_period=timedelta(hours=quiet_h))
+    assert [(t.kind, jobs.index(t.job)) for t in found] == expected
+
+
+def test_payloads_and_signature() -> None:
+    job = make_job(3, 90.0, incident=True, endpoint="ep")
+    alert = alert_for(
+        transitions([job], quiet_period=timedelta(hours=1))[0], "s3://w/monitoring/ep", "ep"
+    )
+    body = json.loads(payload(alert, "json"))
+    assert body["kind"] == "incident" and body["job_id"] == job.job_id
+    assert body["results"] == f"s3://w/monitoring/ep/{job.job_id}/results.json"
+    slack = json.loads(payload(alert, "slack"))
+    assert set(slack) == {"text", "blocks"} and "incident on endpoint ep" in slack["text"]
+    raw = payload(alert, "json")
+    expected = hmac.new(b"k", b"1700000000." + raw, hashlib.sha256).hexdigest()
+    assert sign(raw, b"k", 1700000000) == f"sha256={expected}"
+
+
+def test_retries_back_off_and_every_attempt_is_recorded(tmp_path) -> None:
+    channel = AlertChannel(name="hook", type="webhook", url="http://x", retries=2, backoff_s=0.5)
+    job = make_job(0, 90.0, incident=True)
+    alert = alert_for(transitions([job], quiet_period=timedelta(hours=1))[0], str(tmp_path), "ep")
+    tries, waits = [], []
+
+    def flaky(_alert, _channel):
+        tries.append(1)
+        if len(tries) < 3:
+            raise AlertDeliveryError("webhook 'hook' answered HTTP 503")
+        return "HTTP 200"
+
+    delivery = deliver(alert, channel, output=str(tmp_path), sender=flaky, sleep=waits.append)
+    assert delivery.ok and delivery.attempts == 3 and waits == [0.5, 1.0]
+    folder = tmp_path / job.job_id / "alerts" / "hook.incident"
+    records = [json.loads((folder / f"attempt-0{k}.json").read_text()) for k in (1, 2, 3)]
+    assert [r["ok"] for r in records] == [False, False, True]
+    # the same transition again (another run): claimed already, nothing sent
+    again = deliver(alert, channel, output=str(tmp_path), sender=flaky, sleep=waits.append)
+    assert again.skipped and len(tries) == 3
+
+
+def test_ticks_of_a_backfill() -> None:
+    start = datetime(2026, 11, 23, 16, 30, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    assert floor_tick(start, hour) == datetime(2026, 11, 23, 16, tzinfo=UTC)
+    assert [t.hour for t in ticks(start, start + 3 * hour, hour)] == [17, 18, 19]
+    with pytest.raises(InputError, match="before --from"):
+        ticks(start, start - hour, hour)
+    with pytest.raises(InputError, match="at most"):
+        ticks(start, start + timedelta(days=30), timedelta(seconds=1))

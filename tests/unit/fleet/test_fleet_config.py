@@ -1,0 +1,119 @@
+"""The fleet config: strict keys with their line, defaults shared by every endpoint,
+endpoints from a world's layout, alert channels by name."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ladis_core.errors import ConfigError
+from ladis_core.fleet.config import parse_config
+
+BASE = """\
+[fleet]
+world = "s3://bucket/ladis/"
+quiet_period = "6h"
+
+[defaults]
+layers = ["avgpool_output_0"]
+n_permutations = 500
+alerts = ["hook"]
+
+[[endpoint]]
+name = "ep1"
+
+[[endpoint]]
+name = "ep2"
+reference = "s3://other/ref"
+inference = "s3://other/inf"
+output = "s3://other/monitoring/ep2"
+n_permutations = 2000
+min_rate = 30
+
+[[alert]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9999/hook"
+secret_env = "LADIS_WEBHOOK_SECRET"
+
+[[alert]]
+name = "mail"
+type = "smtp"
+host = "127.0.0.1"
+sender = "ladis@example.org"
+to = ["a@example.org"]
+"""
+
+
+def test_defaults_apply_unless_an_endpoint_sets_its_own() -> None:
+    config = parse_config(BASE)
+    ep1, ep2 = config.endpoints
+    assert ep1.reference == "s3://bucket/ladis/trials/ep1/reference"
+    assert ep1.output == "s3://bucket/ladis/monitoring/ep1"
+    assert ep1.layers == ("avgpool_output_0",)
+    assert (ep1.settings.n_permutations, ep2.settings.n_permutations) == (500, 2000)
+    assert ep2.output == "s3://other/monitoring/ep2" and ep2.rule.min_rate == 30
+    assert ep1.alerts == ep2.alerts == ("hook",)
+    assert config.quiet_period == timedelta(hours=6) and config.every == timedelta(hours=1)
+    assert config.channel("mail").to == ("a@example.org",) and config.channel("mail").port == 25
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("n_permutations = 2000", "n_permutation = 2000"),
+            "line 18: unknown key 'n_permutation' in [endpoint]",
+        ),
+        (('quiet_period = "6h"', 'quiet = "6h"'), "line 3: unknown key 'quiet' in [fleet]"),
+        (
+            ('secret_env = "LADIS_WEBHOOK_SECRET"', 'secret = "x"'),
+            "line 25: unknown key 'secret' in [alert]",
+        ),
+        (("min_rate = 30", 'min_rate = "high"'), "line 19: min_rate must be a number, not 'high'"),
+        (
+            ('alerts = ["hook"]', 'alerts = ["pager"]'),
+            "line 8: no [[alert]] named 'pager' (known: hook, mail)",
+        ),
+        (
+            ('type = "smtp"', 'type = "pager"'),
+            "line 29: [[alert]] type must be 'webhook' or 'smtp'",
+        ),
+        (('quiet_period = "6h"', 'quiet_period = "soon"'), "line 3: quiet_period: interval 'soon'"),
+        (
+            ("n_permutations = 500", "n_permutations = 0"),
+            "endpoint 'ep1': n_permutations=0 must be",
+        ),
+        (('name = "ep2"', 'name = "ep1"'), "line 14: two endpoints are named 'ep1'"),
+        (('name = "ep2"', 'name = "../ep"'), "line 14: endpoint name '../ep' must be letters"),
+        (
+            ('url = "http://127.0.0.1:9999/hook"', 'url = "ftp://x"'),
+            "line 24: webhook 'hook' needs an http",
+        ),
+    ],
+)
+def test_bad_configs_name_the_key_and_its_line(change: tuple[str, str], message: str) -> None:
+    text = BASE.replace(*change)
+    assert text != BASE
+    with pytest.raises(ConfigError) as error:
+        parse_config(text, source="fleet.toml")
+    assert str(error.value).startswith("fleet.toml ")
+    assert message in str(error.value)
+
+
+def test_an_endpoint_needs_its_uris_or_a_world() -> None:
+    with pytest.raises(ConfigError, match="line 1: endpoint 'x' has no reference; set it or"):
+        parse_config('[[endpoint]]\nname = "x"\n')
+    with pytest.raises(ConfigError, match="no \\[\\[endpoint\\]\\]"):
+        parse_config('[fleet]\nworld = "s3://b/"\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_config("[[endpoint]\n")
+
+
+def test_two_endpoints_may_not_share_an_output() -> None:
+    text = BASE.replace(
+        'output = "s3://other/monitoring/ep2"', 'output = "s3://bucket/ladis/monitoring/ep1/"'
+    )
+    with pytest.raises(ConfigError, match="shares its output"):
+        parse_config(text)
