@@ -76,6 +76,7 @@ class DaskEngine:
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    silence_logs=logging.WARNING,
                 )
                 self._client = Client(self._cluster, set_as_default=False)
         except (OSError, TimeoutError) as exc:

@@ -149,7 +149,8 @@ class DashboardServer:
     """``streamlit run app/streamlit_app.py`` as a subprocess on a free loopback port,
     stopped by its PID. ``args`` go to Streamlit (e.g. ``--secrets.files PATH``). With
     ``entrypoint=True`` the container's entry point starts it instead
-    (``docker/entrypoint.sh dashboard``, which picks the address itself)."""
+    (``docker/entrypoint.sh dashboard``, which picks the address itself); ``script``
+    serves another Streamlit script (a benchmark's bare page)."""
 
     def __init__(
         self,
@@ -159,6 +160,7 @@ class DashboardServer:
         port: int | None = None,
         args: tuple[str, ...] = (),
         entrypoint: bool = False,
+        script: Path = ENTRY,
     ) -> None:
         import os
 
@@ -168,6 +170,7 @@ class DashboardServer:
         self._env = {**os.environ, **env}
         self._args = args
         self._entrypoint = entrypoint
+        self.script = script
         self.process = None
 
     def _command(self) -> list[str]:
@@ -186,7 +189,7 @@ class DashboardServer:
             "-m",
             "streamlit",
             "run",
-            str(ENTRY),
+            str(self.script),
             "--server.address",
             "127.0.0.1",
             "--server.port",

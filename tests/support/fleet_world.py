@@ -42,10 +42,10 @@ class FleetTrials:
     shifted: tuple[range, ...]
 
 
-def build_trials(root: Path, *, pattern: str = "CCSSCCC") -> FleetTrials:
+def build_trials(root: Path, *, pattern: str = "CCSSCCC", window: int = WINDOW) -> FleetTrials:
     """Capture the reference and one window of requests per letter of ``pattern``
-    (``C`` clean, ``S`` shifted), in that order: an endpoint given windows in step
-    order sees them as successive hours of traffic."""
+    (``C`` clean, ``S`` shifted) of ``window`` images, in that order: an endpoint given
+    windows in step order sees them as successive hours of traffic."""
     os.environ.setdefault("SMDEBUG_TRAINING_END_DELAY_REFRESH", "0")
     import torch
 
@@ -56,9 +56,10 @@ def build_trials(root: Path, *, pattern: str = "CCSSCCC") -> FleetTrials:
     rng = np.random.default_rng(7)
     order = rng.permutation(len(images))
     reference = images[order[:240]]
-    windows, clean, shifted, steps = [], [], [], WINDOW // PER_REQUEST
+    windows, clean, shifted, steps = [], [], [], window // PER_REQUEST
     for k, letter in enumerate(pattern):
-        rows = images[order[240 + k * WINDOW : 240 + (k + 1) * WINDOW]]
+        # digits repeat once the 1,557 left over are used up (a long benchmark's traffic)
+        rows = images[order[240 + (np.arange(k * window, (k + 1) * window) % (len(order) - 240))]]
         if letter == "S":
             rows = np.clip(rows + rng.normal(0, 0.5, rows.shape), 0, 1).astype(np.float32)
         windows.append(rows)
