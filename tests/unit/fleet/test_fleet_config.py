@@ -117,3 +117,15 @@ def test_two_endpoints_may_not_share_an_output() -> None:
     )
     with pytest.raises(ConfigError, match="shares its output"):
         parse_config(text)
+
+
+def test_the_readme_example_is_a_valid_config() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(example, source="README.md")
+    assert [e.name for e in config.endpoints] == ["ep1", "ep2"]
+    assert config.endpoint("ep2").inference == "s3://bucket/ladis/trials/ep2/inference"
+    assert config.endpoint("ep2").alerts == ("oncall",) and config.retries == 2
+    assert config.quiet_period == timedelta(hours=2)
