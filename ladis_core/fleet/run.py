@@ -111,8 +111,8 @@ class _Alerting:
         for future in self.pending:
             try:
                 delivery = future.result()
-            except LadisError as exc:  # S3 failed while claiming: nothing was sent
-                log.error("alert delivery could not be recorded: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - e.g. S3 failed while claiming: not sent
+                log.error("alert delivery failed before sending: %s", redact(str(exc)))
                 continue
             summary.deliveries.append(delivery)
             if self.metrics is not None:
