@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from ladis_core import store
 from ladis_core.errors import AlertDeliveryError, DataNotFoundError, LadisError
 from ladis_core.fleet.channels import Alert, send
-from ladis_core.fleet.config import AlertChannel
+from ladis_core.fleet.config import NAME, AlertChannel
 from ladis_core.monitoring.jobs import job_time
 from ladis_core.monitoring.results import JobResult
 from ladis_core.store import layout
@@ -178,7 +178,12 @@ def channel_states(output: str) -> dict[str, dict]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+    # stored names are untrusted: only names a config could hold are shown anywhere
+    return {
+        k: v
+        for k, v in data.items()
+        if isinstance(k, str) and NAME.match(k) and isinstance(v, dict)
+    }
 
 
 def failing_channels(output: str) -> list[str]:

@@ -38,7 +38,8 @@ from ladis_core.monitoring.protocol import KERNELS, validate_settings
 from ladis_core.monitoring.results import IncidentRule, JobSettings
 from ladis_core.store import layout
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: endpoint and channel names: they become object keys and label values
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 #: keys of [defaults] (and of an endpoint, which may override each)
 _SETTING_KEYS = {
@@ -244,7 +245,7 @@ def _endpoint(
         raise ConfigError(
             f"{where.source} line {where.table_line(table)}: [[endpoint]] needs a name"
         )
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise ConfigError(
             f"{where.source} line {where.line(table, 'name')}: endpoint name {name!r} must be "
             "letters, digits, '.', '_' or '-' (at most 63)"
@@ -314,7 +315,7 @@ def _channel(raw: dict, index: int, where: Locator) -> AlertChannel:
         )
     check_keys(raw, _WEBHOOK_KEYS if kind == "webhook" else _SMTP_KEYS, where, table)
     name = raw.get("name") or f"{kind}-{index + 1}"
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise ConfigError(
             f"{where.source} line {where.line(table, 'name')}: channel name {name!r} must be "
             "letters, digits, '.', '_' or '-'"

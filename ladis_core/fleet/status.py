@@ -52,7 +52,7 @@ def scan(output: str) -> EndpointIndex:
     failures: dict[str, int] = {}
     for info in store.iter_objects(output.rstrip("/")):
         parts = info.uri[len(base) :].split("/") if info.uri.startswith(base) else []
-        if len(parts) < 2 or not _is_job_id(parts[0]):
+        if len(parts) < 2 or not layout.is_job_id(parts[0]):
             continue
         if len(parts) == 2 and parts[1] == layout.RESULTS_NAME:
             jobs.add(parts[0])
@@ -220,11 +220,3 @@ def status_table(statuses: Sequence[EndpointStatus]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
-
-
-def _is_job_id(name: str) -> bool:
-    try:
-        layout.parse_job_id(name)
-    except ValueError:
-        return False
-    return True

@@ -112,7 +112,7 @@ def job_index(world_uri: str, endpoint: str) -> JobIndex:
     for info in store.iter_objects(monitoring):
         relative = info.uri[len(base) :] if info.uri.startswith(base) else ""
         parts = relative.split("/")
-        if len(parts) == 2 and parts[1] == layout.RESULTS_NAME and _is_job_id(parts[0]):
+        if len(parts) == 2 and parts[1] == layout.RESULTS_NAME and layout.is_job_id(parts[0]):
             jobs.add(parts[0])
         elif len(parts) >= 3 and parts[1] == "verdicts":
             verdicts[parts[0]] = verdicts.get(parts[0], 0) + 1
@@ -157,11 +157,3 @@ def load_jobs(
     :func:`ladis_core.monitoring.jobs.load_jobs` and in its order."""
     monitoring = layout.monitoring_uri(normalize_world_uri(world_uri), endpoint)
     return stored_jobs.load_jobs(monitoring, ids=job_ids, progress=progress)
-
-
-def _is_job_id(name: str) -> bool:
-    try:
-        layout.parse_job_id(name)
-    except ValueError:
-        return False
-    return True

@@ -91,6 +91,15 @@ def parse_job_id(job_id: str) -> datetime:
     return datetime.strptime(job_id, JOB_ID_FORMAT).replace(tzinfo=UTC)
 
 
+def is_job_id(name: str) -> bool:
+    """Whether ``name`` is a job id (a folder named otherwise, like ``_state``, is not a job)."""
+    try:
+        parse_job_id(name)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def as_utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime; a naive time is taken as UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

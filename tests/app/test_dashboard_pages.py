@@ -31,8 +31,8 @@ def _texts(elements) -> list[str]:
 
 def test_overview_is_the_first_page_and_lists_every_endpoint(s3_bucket: str, app_world) -> None:
     """Three endpoints in a fresh world: one quiet, one whose latest window is an
-    unreviewed incident, one with a failed window and a failing alert channel; names from
-    data stay text."""
+    unreviewed incident, one with a failed window and a failing alert channel; a stored
+    channel name no config could hold is never shown."""
     quiet = app_world.jobs[0]
     incident = next(j for j in app_world.jobs if j.incident)
     hostile = "**bold**<img src=x>"
@@ -45,7 +45,10 @@ def test_overview_is_the_first_page_and_lists_every_endpoint(s3_bucket: str, app
     )
     store.write_json(
         layout.join(broken, "_state", "alerts.json"),
-        {hostile: {"ok": False, "failures": 3, "detail": "HTTP 500"}},
+        {
+            "pager": {"ok": False, "failures": 3, "detail": "HTTP 500"},
+            hostile: {"ok": False, "failures": 1, "detail": "a name no config can hold"},
+        },
     )
     at = open_app(page=None)
     _no_exception(at)
@@ -57,9 +60,9 @@ def test_overview_is_the_first_page_and_lists_every_endpoint(s3_bucket: str, app
     assert list(table["Endpoint"]) == ["broken", "hit", "calm"]  # worst first
     assert list(table["State"]) == ["FAILING", "INCIDENT", "stale"]
     assert table["Last 24 h"][1] == [incident.detection_rate]
-    assert hostile in table["Failing"][0]
-    assert any(hostile in w for w in _texts(at.warning))  # as text, in the warning
-    assert "<img" not in "".join(str(m.value) for m in at.markdown)
+    assert table["Failing"][0] == "window 2099-01-01T00-00-00Z, alerts: pager"
+    assert any("`pager`" in w for w in _texts(at.warning))
+    assert "<img" not in all_text(at) and "**bold**" not in all_text(at)  # not a name
 
 
 def test_overview_of_an_empty_world_says_what_to_do(s3_bucket: str) -> None:
