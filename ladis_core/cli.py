@@ -27,17 +27,7 @@ COMMAND_MODULES = (
     "fleet",
     "report",
     "cache",
-COMMAND_MODULES = (
-    "s3",
-    "demo",
-    "capture_reference",
-    "serve",
-    "monitor",
-    "fleet",
-    "report",
-    "cache",
     "dashboard",
-)
 )
 
 DESCRIPTION = """\
