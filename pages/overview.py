@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import components as ui
 from app import data, state
+from app.text import literal
 from app.ui_errors import friendly_errors
 
 st.title("Fleet overview")
@@ -34,7 +35,7 @@ def main() -> None:
     failing = sorted({c for s in statuses for c in s.failing_channels})
     if failing:
         st.warning(
-            f"Alert channels failing: {', '.join(f'`{c}`' for c in failing)}. Their last delivery failed after "
+            f"Alert channels failing: {literal(', '.join(failing))}. Their last delivery failed after "
             "every retry; `python -m ladis_core fleet status` shows which endpoints they serve.",
             icon=":material/notifications_off:",
         )

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app import nav, state
 from app.components.messages import Kpi, kpi_row
+from app.text import literal
 from ladis_core.fleet.status import STALE, format_age
 
 #: how each state reads in the table, worst first (plain words: a browser without emoji
@@ -51,7 +52,7 @@ def overview_kpis(statuses: Sequence[Any]) -> None:
                 "Failing",
                 f"{sum(bool(s.failed_windows) for s in statuses):,} · {len(channels)}",
                 "Endpoints with failed windows · alert channels whose last delivery failed"
-                + (f": {', '.join(channels)}" if channels else "."),
+                + (f": {literal(', '.join(channels))}" if channels else "."),
             ),
         ]
     )
