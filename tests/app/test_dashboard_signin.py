@@ -23,10 +23,12 @@ from ladis_core.monitoring import jobs as stored_jobs
 from ladis_core.monitoring import triage
 from tests.support.dash_world import MARKDOWN_ATTACK, AccessWorld
 from tests.support.dashboard import (
+    LANDING,
     REPO,
     DashboardServer,
     wait_for_app,
     wait_for_images,
+    wait_for_landing,
 )
 from tests.support.oidc import OidcProvider, Person, sign_in, sign_out, write_auth_secrets
 
@@ -196,7 +198,7 @@ def test_nothing_but_the_sign_in_screen_before_signing_in(dashboard, visit, acce
 def test_a_viewer_browses_and_exports_but_writes_nothing(dashboard, visit, access_world) -> None:
     page = visit.page
     sign_in(page, dashboard.url, VIEWER)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)
     wait_for_app(page)
     sidebar = _sidebar(page)
     assert "Signed in as vera@example.test · viewer" in sidebar.inner_text()
@@ -248,7 +250,7 @@ def test_an_analyst_records_verdicts_and_runs_tests(dashboard, visit, access_wor
     page = visit.page
     world = access_world.world
     sign_in(page, dashboard.url, ANALYST)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)
     assert "ana@example.test · analyst" in _sidebar(page).inner_text()
     assert page.get_by_role("textbox", name="Data source").is_disabled()
 
@@ -295,7 +297,7 @@ def test_an_admin_changes_the_data_source_within_the_allow_list(
 ) -> None:
     page = visit.page
     sign_in(page, dashboard.url, ADMIN)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)
     source = page.get_by_role("textbox", name="Data source")
     assert source.is_enabled()
     source.fill(access_world.outside_uri)
@@ -304,12 +306,12 @@ def test_an_admin_changes_the_data_source_within_the_allow_list(
     refusal.wait_for(timeout=60_000)
     wait_for_app(page)
     assert access_world.world.uri in refusal.inner_text()
-    assert page.locator(".js-plotly-plot").count() == 0
+    assert page.locator(LANDING).count() == 0
     _shot(page, "6-admin-refused")
     # an allowed source opens again
     source.fill(access_world.world.uri)
     source.press("Enter")
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)
 
 
 def test_a_signed_in_user_without_a_role_sees_nothing(dashboard, visit, access_world) -> None:
@@ -338,7 +340,7 @@ def test_an_ended_session_asks_to_sign_in_again(short_dashboard, visit, access_w
     page = visit.page
     started = time.monotonic()
     sign_in(page, short_dashboard.url, VIEWER)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)
     # the ID token was issued before the page showed: from here the session has at most
     # SESSION_S seconds left
     shown = time.monotonic()
@@ -355,4 +357,4 @@ def test_an_ended_session_asks_to_sign_in_again(short_dashboard, visit, access_w
     page.get_by_label("Username").fill(VIEWER.username)
     page.get_by_label("Password").fill(VIEWER.password)
     page.get_by_role("button", name="Sign in").click()
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    wait_for_landing(page)

@@ -19,6 +19,7 @@ from tests.support.dashboard import (
     REPO,
     DashboardServer,
     wait_for_app,
+    wait_for_landing,
 )
 
 pytestmark = [pytest.mark.app]
@@ -67,10 +68,11 @@ def test_anonymous_access_opens_every_interface_with_a_banner_on_every_page(
         assert _listening(server) == {"0.0.0.0"}
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(server.url)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        wait_for_landing(page)
         wait_for_app(page)
-        for label in ("Monitoring history", "Flagged inputs", "On-demand test", "Incident report"):
-            if label != "Monitoring history":
+        pages = ("Fleet overview", "Monitoring history", "Flagged inputs", "On-demand test")
+        for label in (*pages, "Incident report"):
+            if label != "Fleet overview":
                 nav = page.locator("[data-testid='stSidebarNav']")
                 nav.get_by_text(label, exact=True).click()
                 page.locator("h1").filter(has_text=label).wait_for(timeout=60_000)

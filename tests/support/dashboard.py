@@ -247,6 +247,16 @@ class DashboardServer:
         self.stop()
 
 
+#: what the first page (the fleet overview) draws once it has data: its endpoints table
+LANDING = "[data-testid='stDataFrame']"
+
+
+def wait_for_landing(page, *, timeout_ms: int = 120_000) -> None:
+    """Wait until the first page shows its endpoints (a page reached by the dashboard's
+    URL or after signing in)."""
+    page.locator(LANDING).first.wait_for(timeout=timeout_ms)
+
+
 def wait_for_app(page, *, timeout_ms: int = 60_000, quiet_ms: int = 750) -> None:
     """Wait until Streamlit has finished running the script.
 

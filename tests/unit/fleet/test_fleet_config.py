@@ -123,7 +123,8 @@ def test_the_readme_example_is_a_valid_config() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in readme.split("```toml\n")[1:]]
+    example = next(b for b in blocks if "[[endpoint]]" in b)
     config = parse_config(example, source="README.md")
     assert [e.name for e in config.endpoints] == ["ep1", "ep2"]
     assert config.endpoint("ep2").inference == "s3://bucket/ladis/trials/ep2/inference"
