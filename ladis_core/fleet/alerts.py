@@ -87,6 +87,8 @@ def transitions(jobs: Sequence[JobResult], *, quiet_period: timedelta) -> list[T
 
 def alert_for(transition: Transition, output: str, endpoint: str) -> Alert:
     job = transition.job
+    test = job.window_test
+    share = None if test is None or not test.share.n_inputs else test.share
     return Alert(
         kind=transition.kind,
         endpoint=endpoint,
@@ -97,6 +99,16 @@ def alert_for(transition: Transition, output: str, endpoint: str) -> Alert:
         alert_threshold=job.alert_threshold if job.detection_rate is not None else None,
         requests=job.requests,
         results=layout.results_uri(output, job.job_id),
+        window_p_value=None if test is None else test.p_value,
+        crafted_share=None
+        if share is None
+        else {
+            "estimate": share.estimate,
+            "low": share.low,
+            "high": share.high,
+            "level": share.level,
+        },
+        rule=job.incident_rule.describe(),
     )
 
 

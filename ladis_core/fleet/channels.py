@@ -48,6 +48,12 @@ class Alert:
     alert_threshold: float | None
     requests: int
     results: str
+    #: the window test's p-value (None: a result written before the window test)
+    window_p_value: float | None = None
+    #: the estimated share of requests that look crafted: {estimate, low, high, level}
+    crafted_share: dict[str, float] | None = None
+    #: what decided the incident (``IncidentRule.describe()``)
+    rule: str = ""
 
     @property
     def summary(self) -> str:
@@ -61,10 +67,16 @@ class Alert:
             head = f"LADIS: incident on endpoint {self.endpoint}"
         else:
             head = f"LADIS: endpoint {self.endpoint} is quiet again"
-        return (
-            f"{head} (job {self.job_id}): detection rate {rate}, baseline {base}, "
-            f"{self.requests} requests"
-        )
+        parts = []
+        if self.window_p_value is not None:
+            parts.append(f"window test p = {self.window_p_value:.2g}")
+        if self.crafted_share is not None:
+            low, high = (round(100 * self.crafted_share[k]) for k in ("low", "high"))
+            parts.append(f"{low}–{high} % of requests look crafted")
+        parts.append(f"detection rate {rate}, baseline {base}, {self.requests} requests")
+        if self.rule:
+            parts.append(f"rule: {self.rule}")
+        return f"{head} (job {self.job_id}): " + "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "ladis.alert", **self.__dict__, "summary": self.summary}

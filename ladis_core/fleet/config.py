@@ -35,7 +35,12 @@ from pathlib import Path
 from ladis_core.errors import ConfigError, InputError
 from ladis_core.fleet.strict import Locator, check_keys, count, duration
 from ladis_core.monitoring.protocol import KERNELS, validate_settings
-from ladis_core.monitoring.results import IncidentRule, JobSettings
+from ladis_core.monitoring.results import (
+    DETECTION_RATE,
+    WINDOW_TEST,
+    IncidentRule,
+    JobSettings,
+)
 from ladis_core.store import layout
 
 #: endpoint and channel names: they become object keys and label values
@@ -52,6 +57,8 @@ _SETTING_KEYS = {
     "kernel": str,
     "class_matched": bool,
     "standardize": bool,
+    "alpha_incident": float,
+    "rule": str,
     "margin": float,
     "min_rate": float,
     "alerts": list,
@@ -290,10 +297,7 @@ def _endpoint(
         raise ConfigError(
             f"{where.source} line {where.table_line(table)}: endpoint {name!r}: {exc}"
         ) from None
-    rule = IncidentRule(
-        margin_points=float(merged.get("margin", IncidentRule.margin_points)),
-        min_rate=float(merged.get("min_rate", IncidentRule.min_rate)),
-    )
+    rule = _rule(name, raw, merged, table, where)
     layers = merged.get("layers")
     return EndpointSpec(
         name=name,
@@ -302,6 +306,30 @@ def _endpoint(
         rule=rule,
         alerts=chosen,
         **uris,
+    )
+
+
+def _rule(name: str, raw: dict, merged: dict, table: str, where: Locator) -> IncidentRule:
+    """The endpoint's incident rule: the window test at ``alpha_incident`` (the default)
+    or the detection rate against ``margin``/``min_rate`` (``rule``), as ``monitor``'s
+    ``--rule``/``--alpha-incident``/``--margin``/``--min-rate``."""
+    basis = merged.get("rule", WINDOW_TEST)
+    alpha = merged.get("alpha_incident", IncidentRule.alpha)
+    for key, ok, want in (
+        ("rule", basis in (WINDOW_TEST, DETECTION_RATE), f"'{WINDOW_TEST}' or '{DETECTION_RATE}'"),
+        ("alpha_incident", 0.0 < alpha < 1.0, "a level between 0 and 1 (exclusive)"),
+    ):
+        if not ok:
+            at = table if key in raw else "defaults"
+            raise ConfigError(
+                f"{where.source} line {where.line(at, key)}: endpoint {name!r}: {key} must be "
+                f"{want}, not {merged[key]!r}"
+            )
+    return IncidentRule(
+        margin_points=float(merged.get("margin", IncidentRule.margin_points)),
+        min_rate=float(merged.get("min_rate", IncidentRule.min_rate)),
+        alpha=float(alpha),
+        basis=basis,
     )
 
 

@@ -59,6 +59,9 @@ class BaselineCache:
     the reference it was computed on (URI, rows and a digest of the rows themselves) and
     its rates are plausible for a false-positive rate at ``alpha`` with ``n_repeats``
     repetitions (:func:`plausible_baseline`); otherwise the rates are computed again.
+    The bound applies to the means (what the threshold is computed from), not to the
+    highest single split: the R tests of one split share its two halves, so one split
+    scatters far more than R independent tests would (1 % to 29 % on the demo world).
     """
 
     def __init__(self, output: str) -> None:
@@ -90,11 +93,11 @@ class BaselineCache:
         bound = plausible_baseline(settings)
         if (
             claims != (reference.uri, len(reference), reference_digest(reference, names))
-            or not all(
-                0.0 <= rate <= bound
-                for rate in (rates.combined, rates.low, rates.high, *rates.layers.values())
+            or not all(0.0 <= rate <= bound for rate in (rates.combined, *rates.layers.values()))
+            or not (
+                0.0 <= rates.low <= rates.combined <= rates.high <= 100.0
+                and rates.splits == BASELINE_SPLITS
             )
-            or not (rates.low <= rates.combined <= rates.high and rates.splits == BASELINE_SPLITS)
         ):
             log.warning(
                 "the cached baseline %s does not belong to %s or is not a plausible "

@@ -15,6 +15,7 @@ from ladis_core.fleet.alerts import INCIDENT, RESOLVED, alert_for, deliver, tran
 from ladis_core.fleet.channels import payload, sign
 from ladis_core.fleet.config import AlertChannel
 from ladis_core.fleet.grid import floor_tick, ticks
+from ladis_core.monitoring.results import IncidentRule
 from tests.support.factories import make_job
 
 
@@ -61,6 +62,37 @@ def test_payloads_and_signature() -> None:
     raw = payload(alert, "json")
     expected = hmac.new(b"k", b"1700000000." + raw, hashlib.sha256).hexdigest()
     assert sign(raw, b"k", 1700000000) == f"sha256={expected}"
+
+
+def test_an_alert_says_what_decided_the_incident() -> None:
+    """Incidents are decided by the window test: the alert carries its p-value, the
+    crafted share and the rule, so a detection rate below its threshold is not a puzzle."""
+    from ladis_core.monitoring.evidence import WindowEvidence
+    from ladis_core.stats import ShareEstimate
+
+    evidence = WindowEvidence(
+        p_value=0.0004,
+        layers={"avgpool_output_0": 0.0004},
+        share=ShareEstimate(0.22, 0.14, 0.31, n_inputs=220),
+        reference_rows=450,
+        window_rows=220,
+    )
+    job = make_job(3, 12.0, incident=True, endpoint="ep", window_test=evidence)
+    alert = alert_for(transitions([job], quiet_period=timedelta(hours=1))[0], "s3://w/m/ep", "ep")
+    body = json.loads(payload(alert, "json"))
+    assert body["window_p_value"] == 0.0004 and body["rule"] == "window test p < 0.01"
+    assert body["crafted_share"] == {"estimate": 0.22, "low": 0.14, "high": 0.31, "level": 0.95}
+    assert (
+        "window test p = 0.0004; 14–31 % of requests look crafted; detection rate 12%"
+        in (body["summary"])
+    )
+    assert "rule: window test p < 0.01" in json.loads(payload(alert, "slack"))["text"]
+    # a result written before the window test: no p-value, no share, the rate's rule
+    old = make_job(3, 90.0, incident=True, incident_rule=IncidentRule(basis="detection-rate"))
+    alert = alert_for(transitions([old], quiet_period=timedelta(hours=1))[0], "s3://w/m/x", "x")
+    body = json.loads(payload(alert, "json"))
+    assert body["window_p_value"] is None and body["crafted_share"] is None
+    assert "p =" not in body["summary"] and "rule: detection rate > max(20%" in body["summary"]
 
 
 def test_retries_back_off_and_every_attempt_is_recorded(tmp_path) -> None:

@@ -102,6 +102,46 @@ def test_bad_configs_name_the_key_and_its_line(change: tuple[str, str], message:
     assert message in str(error.value)
 
 
+def test_the_incident_rule_is_configurable_like_monitors() -> None:
+    """alpha_incident and rule, as monitor's --alpha-incident and --rule: the default is
+    the window test at 0.01; an endpoint may decide by the detection rate instead."""
+    config = parse_config(BASE)
+    assert [(e.rule.basis, e.rule.alpha) for e in config.endpoints] == [
+        ("window-test", 0.01),
+        ("window-test", 0.01),
+    ]
+    text = BASE.replace("n_permutations = 500", "n_permutations = 500\nalpha_incident = 0.001")
+    text = text.replace("min_rate = 30", 'min_rate = 30\nrule = "detection-rate"')
+    ep1, ep2 = parse_config(text).endpoints
+    assert (ep1.rule.basis, ep1.rule.alpha) == ("window-test", 0.001)
+    assert (ep2.rule.basis, ep2.rule.min_rate) == ("detection-rate", 30)
+    # the rule decides: a window test p of 0.005 is an incident at 0.01, not at 0.001
+    assert parse_config(BASE).endpoints[0].rule.decide(0.005, 5.0, 4.0)
+    assert not ep1.rule.decide(0.005, 5.0, 4.0) and ep2.rule.decide(0.5, 90.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("min_rate = 30", 'min_rate = 30\nrule = "p-value"'),
+            "line 20: endpoint 'ep2': rule must",
+        ),
+        (
+            ("n_permutations = 500", "n_permutations = 500\nalpha_incident = 1.5"),
+            "line 8: endpoint 'ep1': alpha_incident must be a level",
+        ),
+        (
+            ("n_permutations = 500", 'n_permutations = 500\nalpha_incident = "low"'),
+            "line 8: alpha_incident must be a number",
+        ),
+    ],
+)
+def test_a_bad_incident_rule_names_its_line(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(BASE.replace(*change), source="fleet.toml")
+
+
 def test_an_endpoint_needs_its_uris_or_a_world() -> None:
     with pytest.raises(ConfigError, match="line 1: endpoint 'x' has no reference; set it or"):
         parse_config('[[endpoint]]\nname = "x"\n')

@@ -16,7 +16,7 @@ from ladis_core import monitoring as monitor
 from ladis_core._process import host_identity
 from ladis_core.errors import StorageError
 from ladis_core.monitoring import triage
-from ladis_core.monitoring.baseline import BASELINE_SPLITS
+from ladis_core.monitoring.baseline import BASELINE_SPLITS, plausible_baseline
 from ladis_core.monitoring.claims import ACTIVE, STALE, Claims
 from ladis_core.monitoring.results import JobSettings
 from ladis_core.store import layout
@@ -90,6 +90,26 @@ def test_a_genuine_cached_baseline_is_used(world, monkeypatch):
     )
     _job(world, "2026-11-23T02:00:00Z", max_window_steps=15)
     assert len(computed) == 1  # the window only
+
+
+def test_a_cached_baseline_with_one_high_split_is_used(world, monkeypatch):
+    """The R tests of one split share its halves, so one split can be far above alpha
+    (29 % on the demo world) while the mean, which sets the threshold, is plausible: such
+    an entry is genuine and is used, not recomputed by every job."""
+    _job(world, "2026-11-23T01:00:00Z", max_window_steps=15)
+    [entry] = store.list_objects(layout.join(world["output"], "_state", "baseline"))
+    cached = store.read_json(entry.uri)
+    high = plausible_baseline(SETTINGS) + 10.0  # one split above the bound of a mean
+    cached["high"] = high
+    store.write_json(entry.uri, cached)
+    computed = []
+    real = stats.multi_layer_detection_rate
+    monkeypatch.setattr(
+        stats, "multi_layer_detection_rate", lambda *a, **k: computed.append(1) or real(*a, **k)
+    )
+    second = _job(world, "2026-11-23T02:00:00Z", max_window_steps=15)
+    assert len(computed) == 1  # the window only
+    assert second.baseline_range == (cached["low"], high)
 
 
 # --------------------------------------------------------------------------- claims
