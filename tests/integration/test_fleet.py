@@ -169,7 +169,8 @@ def test_cli_refuses_a_bad_config_naming_the_key_and_line(tmp_path: Path) -> Non
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: {config} line 9: unknown key 'window_size' in [endpoint] (known: alerts, "
-        "alpha, class_matched, inference, kernel, layers, margin, min_rate, n_permutations, "
-        "n_repeats, n_samples, name, output, reference, seed, standardize)"
+        "alpha, alpha_incident, class_matched, inference, kernel, layers, margin, min_rate, "
+        "n_permutations, n_repeats, n_samples, name, output, reference, rule, seed, "
+        "standardize)"
     )
     assert "Traceback" not in done.stderr

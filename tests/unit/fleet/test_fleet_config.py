@@ -170,3 +170,34 @@ def test_the_readme_example_is_a_valid_config() -> None:
     assert config.endpoint("ep2").inference == "s3://bucket/ladis/trials/ep2/inference"
     assert config.endpoint("ep2").alerts == ("oncall",) and config.retries == 2
     assert config.quiet_period == timedelta(hours=2)
+
+
+def _known_keys(text: str) -> list[str]:
+    """The keys a table allows, as the error for an unknown key lists them."""
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+    known = str(error.value).split("(known: ", 1)[1].rstrip(")")
+    return known.split(", ")
+
+
+def test_the_readme_names_every_key_and_every_metric() -> None:
+    from pathlib import Path
+
+    from ladis_core.fleet.metrics import FleetMetrics
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Fleets", 1)[1].split("\n## ", 1)[0]
+    endpoint = '[[endpoint]]\nname = "x"\nreference = "r"\ninference = "i"\noutput = "o"\n'
+    keys = {
+        "fleet": _known_keys("[fleet]\nbogus = 1\n" + endpoint),
+        "defaults": _known_keys("[defaults]\nbogus = 1\n" + endpoint),
+        "endpoint": _known_keys(endpoint + "bogus = 1\n"),
+        "webhook": _known_keys(endpoint + '[[alert]]\ntype = "webhook"\nbogus = 1\n'),
+        "smtp": _known_keys(endpoint + '[[alert]]\ntype = "smtp"\nbogus = 1\n'),
+    }
+    assert {"alpha_incident", "rule", "lease"} <= set(keys["endpoint"]) | set(keys["fleet"])
+    missing = {t: [k for k in ks if f"`{k}`" not in section] for t, ks in keys.items()}
+    assert not any(missing.values()), missing
+    metrics = [m.name for m in FleetMetrics().registry.collect()]
+    assert len(metrics) >= 10
+    assert not [m for m in metrics if f"`{m}" not in section]
