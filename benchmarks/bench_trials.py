@@ -3,7 +3,7 @@
 In one run, against a local SeaweedFS server started for the purpose (127.0.0.1, a free
 port, a temporary data folder, stopped by PID at the end):
 
-1. write N PREDICT steps with the real capture (smdebug hook, one step per request): the
+1. write N PREDICT steps with the real capture (``ServingCapture``, one step per request): the
    penultimate layer (512 floats) and the logits of a small model named ``ResNet``,
    into a local folder, then upload it (``store.upload_dir``);
 2. **cold**: ``trials.load_trial`` with an empty cache (list, parallel fetch, decode,

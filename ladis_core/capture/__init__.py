@@ -1,4 +1,4 @@
-"""Recording what the model sees and computes, with SageMaker Debugger (smdebug) hooks.
+"""Recording what the model sees and computes, as SageMaker Debugger (smdebug) trials.
 
 Two captures write smdebug trials (:mod:`ladis_core.trials` reads them):
 
@@ -6,7 +6,11 @@ Two captures write smdebug trials (:mod:`ladis_core.trials` reads them):
   after training, or :func:`capture_reference` over a set of batches; every
   ``save_every``-th forward pass in EVAL mode is one step.
 - **Inference** (PREDICT mode): :class:`ServingCapture`, one step per request, safe to
-  call from concurrent request threads (a lock around forward pass + step).
+  call from concurrent request threads. It does not use smdebug: plain PyTorch hooks
+  copy the tensors (:mod:`~ladis_core.capture.tap`), a bounded queue and a writer
+  thread (:mod:`~ladis_core.capture.writer`) serialise them off the request path in
+  the same format, byte for byte (:mod:`~ladis_core.capture.tfevents`). smdebug stays
+  the training-time capture and the oracle the tests read native trials with.
 
 **The penultimate layer** of any ``nn.Module`` is found by a dry forward pass
 (:func:`find_penultimate`: the input of the module that produces the logits), or named
@@ -31,7 +35,7 @@ nothing is an :class:`~ladis_core.errors.InputError` listing the modules, and th
 then includes exactly those tensor names (a loose regex would also match parameters such
 as ``ResNet_layer1.0.conv1.weight``, which smdebug offers to every collection).
 
-**Where it writes.** smdebug writes into a fresh local staging folder, and finished steps
+**Where it writes.** Both write into a fresh local staging folder, and finished steps
 are copied to the trial (``s3://`` or a local folder) through :mod:`ladis_core.store`:
 event files first (in parallel), then index files in step order, so a reader never sees
 a step before its tensors. This instead of smdebug's own S3 writer because that writer
@@ -41,7 +45,7 @@ go on appending to its trial: :class:`ServingCapture` continues after the trial'
 step. Serving uploads in a background thread every ``upload_interval_s`` seconds and on
 :meth:`ServingCapture.flush` / ``close``.
 
-Hooks are detached from the model on close (smdebug keeps no handles), so a model can be
+Hooks are detached from the model on close, so a model can be
 captured again, and smdebug's exit handler is unregistered so nothing runs at exit.
 
 **Nothing lost, nothing interleaved.** A staging folder names its trial and process; a
@@ -53,8 +57,10 @@ instead of overwriting steps.
 Modules: :mod:`~ladis_core.capture.hooks` (smdebug and tensor names),
 :mod:`~ladis_core.capture.staging` and :mod:`~ladis_core.capture.publishing` (local
 staging, publishing, recovery), :mod:`~ladis_core.capture.reference` (EVAL),
-:mod:`~ladis_core.capture.serving` (PREDICT), :mod:`~ladis_core.capture.contract` (hooks
-for scripts that manage one themselves).
+:mod:`~ladis_core.capture.serving` (PREDICT, with :mod:`~ladis_core.capture.tap`,
+:mod:`~ladis_core.capture.writer` and :mod:`~ladis_core.capture.tfevents`),
+:mod:`~ladis_core.capture.contract` (smdebug hooks for scripts that manage one
+themselves).
 """
 
 from ladis_core.capture.contract import close_hook, describe_trial, serving_hook, training_hook

@@ -1,5 +1,5 @@
 """The inference capture (PREDICT mode): one step per request, safe under concurrent
-request threads, uploaded in the background.
+request threads, written and uploaded in the background.
 """
 
 from __future__ import annotations
@@ -8,16 +8,24 @@ import atexit
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ladis_core.capture.hooks import _smdebug
+from ladis_core.capture.penultimate import _logits_of
 from ladis_core.capture.staging import CaptureSummary, _StagedCapture
+from ladis_core.capture.tap import LayerTap, copy_off
+from ladis_core.capture.writer import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_STEPS,
+    QUEUE_POLICIES,
+    PendingStep,
+    StepWriter,
+)
 from ladis_core.errors import CaptureClosedError, CaptureConflictError, InputError
 from ladis_core.progress import ProgressCallback
 from ladis_core.trials.meta import Preprocessing
@@ -41,12 +49,26 @@ class ServingCapture(_StagedCapture):
     """Inference capture: every request is one PREDICT step, appended to the trial at
     ``out`` (after its newest step, so a restarted endpoint goes on where it stopped).
 
-    :meth:`record` / :meth:`predict` are thread-safe: forward pass and step are taken
-    under one lock, so concurrent requests each get their own step; forward passes made
-    on the model by other code are not recorded. Finished steps are uploaded by a
-    background thread every ``upload_interval_s`` seconds (0: only on :meth:`flush`),
-    and on :meth:`close`. One process per trial: two endpoints must not append to the
-    same ``out``.
+    **Off the request path.** :meth:`record` runs the forward pass with plain PyTorch
+    hooks that copy the saved tensors (:mod:`~ladis_core.capture.tap`) and queues the
+    step; a writer thread serialises it into the smdebug trial format in a local staging
+    folder (:mod:`~ladis_core.capture.writer`), and an upload thread publishes finished
+    steps every ``upload_interval_s`` seconds (0: only on :meth:`flush`) and on
+    :meth:`close`. A request never waits on serialisation or on S3; during an S3 outage
+    steps wait in the staging folder and are published once S3 is back.
+
+    **A full queue** (``max_queue_steps`` steps or ``max_queue_bytes`` of tensors
+    waiting to be written) follows ``queue_policy``: ``"drop_oldest"`` (default; the
+    endpoint never waits, drops are counted and logged) or ``"block"`` (back-pressure:
+    the request waits for room, counted). :meth:`health` carries the counts (``/ping``,
+    ``/metrics``).
+
+    :meth:`record` / :meth:`predict` are thread-safe: each request's tensors are
+    collected on its own thread and numbered as one step; forward passes made on the
+    model by other code are not recorded. One process per trial: two endpoints must
+    not append to the same ``out``. smdebug is not used here (it stays the
+    training-time capture, :class:`~ladis_core.capture.EvalCapture`); the trial is the
+    same format, read by smdebug's own ``create_trial``.
 
     The penultimate layer is found by a dry forward pass of an input of ``input_shape``
     (C, H, W; guessed when ``None``), or named with ``penultimate`` (a module name), and
@@ -66,7 +88,15 @@ class ServingCapture(_StagedCapture):
         input_shape: Sequence[int] | None = None,
         preprocessing: Preprocessing | None = None,
         class_names: Sequence[str] = (),
+        queue_policy: str = "drop_oldest",
+        max_queue_steps: int = DEFAULT_MAX_STEPS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
+        if queue_policy not in QUEUE_POLICIES:
+            raise InputError(
+                f"queue_policy={queue_policy!r} is not one of {', '.join(QUEUE_POLICIES)}"
+            )
+        self._queue_settings = (queue_policy, int(max_queue_steps), int(max_queue_bytes))
         super().__init__(
             model,
             out,
@@ -81,7 +111,6 @@ class ServingCapture(_StagedCapture):
             class_names=class_names,
         )
         model.eval()
-        self.hook.ladis_gated = True  # only forward passes made by record() are steps
         self._lock = threading.Lock()
         self.last_step: int | None = None
         self.requests = 0
@@ -98,45 +127,68 @@ class ServingCapture(_StagedCapture):
             self._uploader.start()
         atexit.register(self._close_at_exit)
 
+    def _open_writer(
+        self, *, include_regex: Sequence[str], save_every: int, start: tuple[int, int] | None
+    ) -> None:
+        assert self.plan is not None and self.model is not None
+        policy, max_steps, max_bytes = self._queue_settings
+        self.tap = LayerTap(self.model, self.plan)
+        self.writer = StepWriter(
+            self.staging,
+            tensor_names=self.plan.tensor_names,
+            mode=self.mode,
+            policy=policy,
+            max_steps=max_steps,
+            max_bytes=max_bytes,
+        )
+        self._next = (0, 0)  # (global step, PREDICT step) of the next request
+        if start is not None:
+            self._continue_from(*start)
+
+    def _continue_from(self, global_step: int, mode_step: int) -> None:
+        self._next = (global_step + 1, mode_step + 1)
+
+    def _finish_steps(self) -> None:
+        self.writer.sync()
+
+    def wait_until_staged(self, timeout: float | None = None) -> bool:
+        """Wait until every recorded step is a finished step in the local staging folder
+        (``False`` on timeout). A step is safe from a killed process once staged: the
+        next capture into the trial publishes it. Steps still queued in memory (written
+        within milliseconds, normally) are lost with the process."""
+        return self.writer.sync(timeout)
+
+    def _stop_writer(self) -> None:
+        self.tap.remove()
+        self.writer.close()
+
     def record(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Run ``batch`` (float32 (k, C, H, W) on the model's device) through the model
-        as one PREDICT step; returns the logits (k, classes) and the step number."""
-        _, mode_keys, _ = _smdebug()
-        with self._lock:
+        as one PREDICT step; returns the logits (k, classes) and the step number. A
+        forward pass that raises records nothing and uses no step number."""
+        if self.closed:
+            raise CaptureClosedError("the capture is closed; no more requests are recorded")
+        assert self.plan is not None
+        with self.tap.collect() as kept, torch.no_grad():
+            logits = self.model(batch)  # type: ignore[misc]
+        tensors = self.tap.settle(kept)
+        if tensors is not None:
+            if self.plan.input is not None:
+                tensors[self.plan.input] = copy_off(batch)
+            tensors[self.plan.output] = copy_off(_logits_of(logits, self.plan.output))
+        wall_time = time.time()
+        with self._lock:  # numbering and queueing in one order
             if self.closed:
                 raise CaptureClosedError("the capture is closed; no more requests are recorded")
-            self.hook.ladis_thread = threading.get_ident()
-            try:
-                with torch.no_grad():
-                    logits = self.model(batch)  # type: ignore[misc]
-            except BaseException:
-                self._discard_step()
-                raise
-            finally:
-                self.hook.ladis_thread = None
-            # write this step's files now rather than at the next request
-            self.hook._close_writers()
-            step = int(self.hook.mode_steps[mode_keys.PREDICT])
-            self.last_step = step
+            step, mode_step = self._next
+            if tensors is None:
+                self.writer.drop(mode_step, "the model changed a saved tensor in place")
+            else:
+                self.writer.put(PendingStep(step, mode_step, wall_time, tensors))
+            self._next = (step + 1, mode_step + 1)
+            self.last_step = mode_step
             self.requests += 1
-        return logits, step
-
-    def _discard_step(self) -> None:
-        """Drop the step of a failed forward pass (some layers written, no output), so
-        no reader ever meets it; its number stays unused."""
-        from smdebug.core.locations import IndexFileLocationUtils, TensorFileLocation
-
-        hook = self.hook
-        with self.publisher.lock:  # not while the uploader looks at the staging folder
-            hook._close_writers()
-            step, worker = int(hook.step), hook.worker
-            index = IndexFileLocationUtils.get_index_key_for_step(str(self.staging), step, worker)
-            event = TensorFileLocation(step_num=step, worker_name=worker).get_file_location(
-                trial_dir=str(self.staging)
-            )
-            for path in (index, event):
-                Path(path).unlink(missing_ok=True)
-        log.warning("a request failed inside the model; its capture step %d was dropped", step)
+        return logits, mode_step
 
     def predict(self, batch: torch.Tensor) -> torch.Tensor:
         """The logits (k, classes) of ``batch`` (float32 (k, C, H, W)); one PREDICT step,
@@ -145,12 +197,28 @@ class ServingCapture(_StagedCapture):
         return self.record(batch)[0]
 
     def health(self) -> dict[str, Any]:
-        """How publishing is doing: steps published in this session and the last upload
-        error (``None`` once an upload succeeds again)."""
-        return {"steps_published": self.publisher.steps, "error": self.upload_error}
+        """How capture is doing: steps ``recorded`` by requests, ``written`` to the
+        staging folder, ``dropped`` by a full queue (``queue_policy`` drop_oldest),
+        ``failed`` writes given up at close, ``queue_waits`` / ``queue_wait_s`` under
+        back-pressure, ``queue_steps`` waiting now, ``steps_published`` in this session,
+        and ``error``: the last upload or write error (``None`` once both work again)."""
+        counts = self.writer.counts()
+        return {
+            "steps_recorded": counts.queued,
+            "steps_written": counts.written,
+            "steps_dropped": counts.dropped,
+            "steps_failed": counts.failed,
+            "queue_policy": counts.policy,
+            "queue_waits": counts.waits,
+            "queue_wait_s": counts.wait_s,
+            "queue_steps": counts.queue_steps,
+            "steps_published": self.publisher.steps,
+            "error": self.upload_error or counts.write_error,
+        }
 
     def flush(self, *, progress: ProgressCallback | None = None) -> int:
-        """Upload every finished step now; returns how many were uploaded."""
+        """Write every recorded step and upload them now; returns how many were uploaded."""
+        self.writer.sync()
         return self._publish(progress=progress)
 
     def _publish(self, *, progress: ProgressCallback | None = None) -> int:

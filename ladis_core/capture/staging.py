@@ -1,5 +1,6 @@
-"""A capture staged locally: an smdebug hook writing into a fresh folder, published to
-the trial; and the recovery of steps that a killed capture left behind.
+"""A capture staged locally: steps written into a fresh folder (by smdebug's hook, or by
+the native writer of :mod:`~ladis_core.capture.writer`), published to the trial; and the
+recovery of steps that a killed capture left behind.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def _recover_orphans(uri: str) -> int:
 
 
 class _StagedCapture:
-    """An smdebug hook writing into a staging folder, published to ``out``."""
+    """A capture writing steps into a staging folder, published to ``out``: through an
+    smdebug hook here; subclasses may bring their own writer (:meth:`_open_writer`,
+    :meth:`_finish_steps`, :meth:`_stop_writer`)."""
 
     def __init__(
         self,
@@ -203,12 +206,35 @@ class _StagedCapture:
         self.publisher = _Publisher(self.staging, self.uri)
         self.closed = False
         self._summary: CaptureSummary | None = None
+        self._open_writer(include_regex=include_regex, save_every=save_every, start=start)
+
+    # How steps get into the staging folder; smdebug's hook here (training-time capture),
+    # the native writer in ServingCapture.
+
+    def _open_writer(
+        self, *, include_regex: Sequence[str], save_every: int, start: tuple[int, int] | None
+    ) -> None:
+        """Start writing into :attr:`staging`; ``start``: (global step, mode step) of the
+        trial's newest step, after which numbering goes on."""
         self.hook = _new_hook(
-            model, self.staging, mode=mode, include_regex=include_regex, save_every=save_every
+            self.model,
+            self.staging,
+            mode=self.mode,
+            include_regex=include_regex,
+            save_every=save_every,
         )
         if start is not None:
             self._continue_from(*start)
         self.hook._ladis_capture = self
+
+    def _finish_steps(self) -> None:
+        """Put every step recorded so far into the staging folder."""
+        self.hook._close_writers()
+
+    def _stop_writer(self) -> None:
+        """Finish writing and detach from the model."""
+        _close_smdebug_hook(self.hook)
+        _detach(self.hook, self.model)
 
     def _continue_from(self, global_step: int, mode_step: int) -> None:
         """Number the next step after the trial's newest (a restarted endpoint)."""
@@ -224,7 +250,7 @@ class _StagedCapture:
         """Finish the step being written and publish every finished step; returns the
         number of steps published by this call."""
         if not self.closed:
-            self.hook._close_writers()
+            self._finish_steps()
         return self.publisher.publish(progress=progress)
 
     def close(self, *, progress: ProgressCallback | None = None) -> CaptureSummary:
@@ -234,8 +260,7 @@ class _StagedCapture:
             return self._summary
         if not self.closed:
             self.closed = True
-            _close_smdebug_hook(self.hook)
-            _detach(self.hook, self.model)
+            self._stop_writer()
         try:
             self.publisher.publish(final=True, progress=progress)
         except CaptureConflictError:

@@ -88,6 +88,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         "penultimate layer are always captured)",
     )
     parser.add_argument(
+        "--capture-queue",
+        choices=("drop_oldest", "block"),
+        default=None,
+        help="when the capture's queue is full (the writer cannot keep up): drop the oldest "
+        "queued step, so requests never wait (default, or $LADIS_CAPTURE_QUEUE), or block "
+        "the request until there is room; both are counted in /ping and /metrics",
+    )
+    parser.add_argument(
         "--max-body-mb",
         type=float,
         default=6.0,
@@ -158,6 +166,7 @@ def _served_model(args: argparse.Namespace, layers: tuple[str, ...]):
         device=str(resolve_device(args.device, default="auto")),
         capture_uri=args.capture,
         layers=layers,
+        queue_policy=args.capture_queue,
     )
 
 
@@ -196,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             device=args.device,
             layers=layers,
+            capture_queue=args.capture_queue,
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             provenance_every=args.provenance_every,
             cache_dir=args.cache_dir,

@@ -25,6 +25,18 @@ from ladis_core.serving.provenance import ProvenanceRecorder, parse_provenance
 #: request bodies above this size are refused before they are read (HTTP 413)
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
+#: the capture's counts everyone may read in ``/ping`` (see ``ServingCapture.health``)
+CAPTURE_COUNTS = (
+    "steps_recorded",
+    "steps_written",
+    "steps_dropped",
+    "steps_failed",
+    "queue_policy",
+    "queue_waits",
+    "queue_steps",
+    "steps_published",
+)
+
 #: the header by which the operator asks ``/ping`` for the details (URIs, last errors)
 OPERATOR_HEADER = "X-Ladis-Operator-Token"
 
@@ -63,7 +75,8 @@ class EndpointApp:
     def health(self, *, operator_token: str | None = None) -> dict[str, Any]:
         """The ``/ping`` body: ``status`` and, with capture or provenance on, counts of
         how they are doing (a failing upload does not stop predictions, so operators read
-        it here): ``capture: {steps_published, upload_failing}``, ``provenance:
+        it here): ``capture: {steps_recorded, steps_written, steps_dropped, steps_failed,
+        queue_policy, queue_waits, queue_steps, steps_published, upload_failing}``, ``provenance:
         {written, pending, dropped, failing}``. Where data goes and the last errors
         (``uri``, ``error``) are added only for the operator (``operator_token``)."""
         body: dict[str, Any] = {"status": "ok"}
@@ -72,9 +85,11 @@ class EndpointApp:
         if capture is not None:
             state = capture.health()
             body["capture"] = {
-                "steps_published": state.get("steps_published"),
-                "upload_failing": state.get("error") is not None,
+                name: state.get(name)
+                for name in CAPTURE_COUNTS
+                if name == "steps_published" or name in state
             }
+            body["capture"]["upload_failing"] = state.get("error") is not None
             if detail:
                 body["capture"].update(
                     {"uri": self.served.capture_uri, "error": _safe(state.get("error"))}

@@ -70,7 +70,7 @@ def model_fn(model_dir):
         layers=layers,
     )
     if served.capture is not None:
-        # smdebug's S3 writer loses (and raises on) what it has not flushed unless closed
+        # publish the steps still staged when the worker exits
         atexit.register(served.close)
     global _worker_max_pixels
     _worker_max_pixels = pixel_limit(served.spec.input_shape)

@@ -62,6 +62,7 @@ def load_imported_served(
     device: str = "cpu",
     capture_uri: str | None = None,
     layers: Sequence[str] = (),
+    queue_policy: str | None = None,
 ) -> ServedModel:
     """A :class:`ServedModel` of ``target`` (see the module docstring); with
     ``capture_uri``, every request is recorded, on the reference's penultimate layer.
@@ -92,6 +93,7 @@ def load_imported_served(
             penultimate=penultimate,
             preprocessing=chosen,
             class_names=names,
+            queue_policy=queue_policy,
         )
     spec = ImportedSpec(
         architecture=target,

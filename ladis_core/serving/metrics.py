@@ -4,6 +4,10 @@
   ``/ping``, ``/metrics``, ``other``) and HTTP status;
 - ``ladis_endpoint_captured_requests_total``: invocations recorded as a capture step;
 - ``ladis_capture_steps_published``: steps the capture has uploaded this session;
+- ``ladis_capture_steps_recorded`` / ``_steps_written`` / ``_steps_dropped`` /
+  ``_steps_failed`` / ``_queue_waits`` / ``_queue_steps``: the capture queue
+  (``ServingCapture.health``): what requests recorded, what the writer wrote, what a
+  full queue dropped or held back, what is waiting;
 - ``ladis_capture_upload_failing``: 1 while the last upload failed (the error itself
   stays in the server log: it may name storage).
 
@@ -21,6 +25,16 @@ from prometheus_client.core import GaugeMetricFamily
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _PATHS = ("/invocations", "/ping", "/metrics")
 
+#: gauges read from the capture's health (counts of this session)
+_CAPTURE_GAUGES = (
+    ("steps_recorded", "Capture steps recorded by requests."),
+    ("steps_written", "Capture steps written to the local staging folder."),
+    ("steps_dropped", "Capture steps dropped because the capture queue was full."),
+    ("steps_failed", "Capture steps given up after failing writes at close."),
+    ("queue_waits", "Requests that waited for room in the capture queue (back-pressure)."),
+    ("queue_steps", "Capture steps waiting to be written now."),
+)
+
 
 class _CaptureCollector:
     """Reads the capture's health at scrape time."""
@@ -37,6 +51,11 @@ class _CaptureCollector:
             "Capture steps uploaded in this session.",
             value=float(health.get("steps_published") or 0),
         )
+        for name, what in _CAPTURE_GAUGES:
+            if name in health:
+                yield GaugeMetricFamily(
+                    f"ladis_capture_{name}", what, value=float(health.get(name) or 0)
+                )
         yield GaugeMetricFamily(
             "ladis_capture_upload_failing",
             "1 while the capture's last upload failed.",

@@ -31,6 +31,10 @@ CAPTURE_URI_ENV = "LADIS_CAPTURE_URI"
 CAPTURE_LAYERS_ENV = "LADIS_CAPTURE_LAYERS"
 
 
+#: what a full capture queue does when no one said: ``drop_oldest`` or ``block``
+CAPTURE_QUEUE_ENV = "LADIS_CAPTURE_QUEUE"
+
+
 DEVICE_ENV = "LADIS_DEVICE"
 
 
@@ -84,7 +88,9 @@ class RequestCapture(Protocol):
         ...
 
     def health(self) -> dict[str, Any]:
-        """``{"steps_published": int, "error": str | None}`` for ``/ping``."""
+        """``{"steps_published": int, "error": str | None}`` for ``/ping``, and the
+        queue's counts where the capture has them (``steps_recorded``, ``steps_dropped``,
+        ...: see :meth:`ladis_core.capture.ServingCapture.health`)."""
         ...
 
 
@@ -122,14 +128,22 @@ class ServedModel:
         device: str = "cpu",
         capture_uri: str | None = None,
         layers: Sequence[str] = (),
+        queue_policy: str | None = None,
     ) -> ServedModel:
         """Load ``model_dir`` (``model.pt`` + ``model.json``) on ``device`` and, when
-        ``capture_uri`` is given, attach the PREDICT-mode capture writing there."""
+        ``capture_uri`` is given, attach the PREDICT-mode capture writing there (a full
+        capture queue follows ``queue_policy``, see :func:`_open_capture`)."""
         from ladis_core.model.spec import load_model
 
         model, spec = load_model(model_dir, device=device)
         capture = (
-            _open_capture(model, capture_uri, layers=layers, input_shape=spec.input_shape)
+            _open_capture(
+                model,
+                capture_uri,
+                layers=layers,
+                input_shape=spec.input_shape,
+                queue_policy=queue_policy,
+            )
             if capture_uri
             else None
         )
@@ -202,10 +216,14 @@ def _open_capture(
     penultimate: str | None = None,
     preprocessing: Any = None,
     class_names: Sequence[str] = (),
+    queue_policy: str | None = None,
 ) -> RequestCapture:
     """The one place serving capture is created: a
     :class:`ladis_core.capture.ServingCapture` appending PREDICT steps to ``capture_uri``
-    (after its newest step, so a restarted endpoint goes on numbering)."""
+    (after its newest step, so a restarted endpoint goes on numbering). A full capture
+    queue follows ``queue_policy``, or ``LADIS_CAPTURE_QUEUE``, or drops the oldest step."""
+    import os
+
     from ladis_core.capture import ServingCapture
 
     return ServingCapture(
@@ -216,4 +234,5 @@ def _open_capture(
         penultimate=penultimate,
         preprocessing=preprocessing,
         class_names=class_names,
+        queue_policy=queue_policy or os.environ.get(CAPTURE_QUEUE_ENV, "").strip() or "drop_oldest",
     )

@@ -92,6 +92,7 @@ def start_server(
     port: int = 0,
     device: str = "cpu",
     layers: Sequence[str] = (),
+    capture_queue: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     provenance_every: int = DEFAULT_PROVENANCE_EVERY,
     cache_dir: str | Path | None = None,
@@ -106,7 +107,9 @@ def start_server(
     (mirrored to ``cache_dir`` first), a ``model.tar.gz`` (SageMaker's packaging), or an
     already loaded :class:`ServedModel` (the server then owns and closes it).
     ``capture_uri``: where the PREDICT trial is written (``None``: no capture);
-    ``layers``: extra layer regexes to capture; ``provenance_uri``: where provenance
+    ``layers``: extra layer regexes to capture; ``capture_queue``: what a full capture
+    queue does, ``"drop_oldest"`` or ``"block"`` (``None``: ``LADIS_CAPTURE_QUEUE``, else
+    drop_oldest; see :class:`~ladis_core.capture.ServingCapture`); ``provenance_uri``: where provenance
     parts go (needs capture, since records are keyed by the captured step).
 
     Abuse limits: ``workers`` connections are served at once and ``queue`` more wait
@@ -131,6 +134,7 @@ def start_server(
             device=str(resolve_device(device or None, default="auto")),
             capture_uri=capture_uri,
             layers=layers,
+            queue_policy=capture_queue,
         )
     recorder: ProvenanceRecorder | None = None
     try:

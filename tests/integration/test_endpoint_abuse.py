@@ -20,6 +20,7 @@ from PIL import Image
 from ladis_core import store
 from ladis_core.model.spec import ModelSpec, build_model, save_model
 from ladis_core.serving import ProvenanceRecorder, invoke, start_server
+from tests.support.factories import capture_counts
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -268,7 +269,7 @@ def test_ping_gives_strangers_counts_only(model_dir, tmp_path):
         stranger = json.loads(urllib.request.urlopen(running.url + "/ping", timeout=10).read())
         assert stranger == {
             "status": "ok",
-            "capture": {"steps_published": 0, "upload_failing": False},
+            "capture": capture_counts(recorded=0, published=0, upload_failing=False),
             "provenance": {"written": 0, "pending": 0, "dropped": 0, "failing": False},
         }
         wrong = urllib.request.Request(

@@ -223,6 +223,7 @@ def test_an_endpoint_killed_with_steps_staged_hands_them_to_its_successor(aws: W
         " upload_interval_s=0)\n"
         "for i in range(5):\n"
         "    cap.record(torch.full((1, 3, 2, 2), 0.1 * (i + 1)))\n"
+        "cap.wait_until_staged()\n"
         "print('recorded', flush=True)\n"
         "sys.stdin.readline()\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

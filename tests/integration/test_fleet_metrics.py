@@ -159,5 +159,8 @@ def test_serve_exposes_request_and_capture_counters(s3_bucket: str, tmp_path: Pa
     )
     assert samples[("ladis_endpoint_captured_requests_total", ())] == 3.0
     assert samples[("ladis_capture_steps_published", ())] == 3.0
+    assert samples[("ladis_capture_steps_recorded", ())] == 3.0
+    assert samples[("ladis_capture_steps_dropped", ())] == 0.0
+    assert samples[("ladis_capture_queue_steps", ())] == 0.0
     assert samples[("ladis_capture_upload_failing", ())] == 0.0
     assert s3_bucket not in text  # counts only: no storage location in the metrics

@@ -33,6 +33,7 @@ from ladis_core.serving import (
     ping,
     start_server,
 )
+from tests.support.factories import capture_counts
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -648,9 +649,9 @@ def test_two_endpoints_capturing_into_one_trial_are_stopped_not_interleaved(
             health = json.loads(urllib.request.urlopen(operator, timeout=10).read())
             assert "two endpoints are capturing" in health["capture"]["error"]
             anyone = json.loads(urllib.request.urlopen(second.url + "/ping", timeout=10).read())
-            assert anyone["capture"] == {"steps_published": 0, "upload_failing": True}
+            assert anyone["capture"] == capture_counts(recorded=1, published=0, upload_failing=True)
             ok = json.loads(urllib.request.urlopen(first.url + "/ping", timeout=10).read())
-            assert ok["capture"] == {"steps_published": 3, "upload_failing": False}
+            assert ok["capture"] == capture_counts(recorded=3, published=3, upload_failing=False)
         finally:
             with pytest.raises(
                 CaptureConflictError, match="two endpoints are capturing"

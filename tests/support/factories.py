@@ -102,3 +102,21 @@ def make_job(
     )
     values.update(overrides)
     return JobResult(**values)
+
+
+def capture_counts(
+    *, recorded: int, published: int, upload_failing: bool, policy: str = "drop_oldest"
+) -> dict[str, Any]:
+    """The ``capture`` part of ``/ping`` for an endpoint that recorded ``recorded``
+    requests (all written, none dropped or waiting) and published ``published``."""
+    return {
+        "steps_recorded": recorded,
+        "steps_written": recorded,
+        "steps_dropped": 0,
+        "steps_failed": 0,
+        "queue_policy": policy,
+        "queue_waits": 0,
+        "queue_steps": 0,
+        "steps_published": published,
+        "upload_failing": upload_failing,
+    }
