@@ -32,9 +32,7 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("SMDEBUG_LOG_LEVEL", "error")
@@ -132,44 +130,63 @@ def _npy(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _post(url: str, body: bytes) -> float:
-    request = urllib.request.Request(
-        url + "/invocations", data=body, headers={"Content-Type": "application/x-npy"}
+_CLIENTS = """
+import json, sys, threading, time, urllib.request
+url, clients, seconds, folder = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+bodies = [open(f"{folder}/{i}.npy", "rb").read() for i in range(int(sys.argv[5]))]
+latencies, lock = [], threading.Lock()
+deadline = time.monotonic() + seconds
+def client(offset):
+    position = offset
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(url + "/invocations", data=bodies[position % len(bodies)],
+                                         headers={"Content-Type": "application/x-npy"})
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+        took = time.perf_counter() - started
+        position += clients
+        with lock:
+            latencies.append(took)
+threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(latencies))
+"""
+
+
+def _clients(url: str, bodies: Path, *, clients: int, seconds: float) -> list[float]:
+    """Latencies of every request ``clients`` threads send for ``seconds``, from a
+    process of their own (clients sharing the endpoint's interpreter would compete with
+    it for the interpreter lock, which real clients never do)."""
+    import json
+    import subprocess
+
+    count = len(list(bodies.glob("*.npy")))
+    done = subprocess.run(
+        [sys.executable, "-c", _CLIENTS, url, str(clients), str(seconds), str(bodies), str(count)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 120,
     )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=60) as response:
-        response.read()
-    return time.perf_counter() - started
+    return json.loads(done.stdout)
 
 
-def _clients(url: str, bodies: list[bytes], *, clients: int, seconds: float) -> list[float]:
-    """Latencies of every request ``clients`` threads send for ``seconds``."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
-
-    def client(offset: int) -> None:
-        position = offset
-        while time.monotonic() < deadline:
-            took = _post(url, bodies[position % len(bodies)])
-            position += clients
-            with lock:
-                latencies.append(took)
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
+def _bodies(folder: Path, seed: int) -> Path:
+    """64 ``.npy`` request bodies in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.random.default_rng(seed).random((64, 1, *SPEC.input_shape), dtype=np.float32)
+    for index, image in enumerate(images):
+        (folder / f"{index}.npy").write_bytes(_npy(image))
+    return folder
 
 
 def throughput(*, folder: Path, seconds: float, rounds: int) -> None:
     from ladis_core.serving import start_server
 
     model_dir = save_model(_model(), SPEC, folder / "model")
-    images = np.random.default_rng(0).random((64, 1, *SPEC.input_shape), dtype=np.float32)
-    bodies = [_npy(image) for image in images]
+    bodies = _bodies(folder / "bodies-0", 0)
     rates: dict[str, list[float]] = {"without": [], "with": []}
     for index in range(rounds):
         for label in ("without", "with"):
@@ -205,8 +222,7 @@ def outage(*, folder: Path, outage_s: float, phase_s: float) -> None:
     os.environ.update(server.environment())
     uri = f"s3://{server.bucket}/trials/bench/inference"
     model_dir = save_model(_model(), SPEC, folder / "model-outage")
-    images = np.random.default_rng(1).random((64, 1, *SPEC.input_shape), dtype=np.float32)
-    bodies = [_npy(image) for image in images]
+    bodies = _bodies(folder / "bodies-1", 1)
     try:
         with start_server(model_dir, capture_uri=uri) as running:
             _clients(running.url, bodies, clients=4, seconds=1.0)

@@ -15,6 +15,7 @@ checksummed and the data is not: the footer is the masked CRC of smdebug's magic
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Iterable, Sequence
@@ -89,6 +90,28 @@ def _plugin_metadata(mode: str, mode_step: int) -> bytes:
     return _field(0x0A, mode_step_data) + _field(0x0A, mode_data)
 
 
+@functools.lru_cache(maxsize=4096)
+def _tensor_heads(name: str, shape: tuple[int, ...], dtype: np.dtype) -> tuple[bytes, bytes]:
+    """What a record of ``name`` holds before the content and does not change from step
+    to step: the TensorProto's dtype, shape and content key and length; the value's tag
+    and tensor key (computed once per tensor and shape: the writer is Python, and its
+    time is taken from the request threads through the interpreter lock)."""
+    code = _DTYPE_CODES.get(dtype)
+    if code is None:
+        raise ValueError(f"tensor {name!r} has dtype {dtype}, which smdebug does not write")
+    dims = b"".join(
+        _field(0x12, b"\x08" + _varint(size) + _field(0x12, f"{name}_{size}".encode()))
+        for size in shape
+    )
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    tensor_head = b"\x08" + _varint(code) + _field(0x12, dims) + b"\x22" + _varint(nbytes)
+    return tensor_head, _field(0x0A, name.encode()) + b"\x42"
+
+
+def _metadata(mode: str, mode_step: int) -> bytes:
+    return _field(0x4A, _plugin_metadata(mode, mode_step))
+
+
 def tensor_record_parts(
     name: str, value: np.ndarray, *, step: int, mode: str, mode_step: int, wall_time: float
 ) -> tuple[bytes, memoryview, bytes]:
@@ -96,19 +119,11 @@ def tensor_record_parts(
     ``step`` / ``mode_step``, in three parts: what precedes the tensor's content, the
     content itself (a view on ``value``'s memory, not a copy) and what follows it."""
     array = np.ascontiguousarray(value)
-    code = _DTYPE_CODES.get(array.dtype)
-    if code is None:
-        raise ValueError(f"tensor {name!r} has dtype {array.dtype}, which smdebug does not write")
     content = memoryview(array.reshape(-1).view(np.uint8))
-    dims = b"".join(
-        _field(0x12, b"\x08" + _varint(size) + _field(0x12, f"{name}_{size}".encode()))
-        for size in array.shape
-    )
-    # TensorProto {dtype, tensor_shape, tensor_content}, its content left out
-    tensor_head = b"\x08" + _varint(code) + _field(0x12, dims) + b"\x22" + _varint(len(content))
+    tensor_head, value_head_start = _tensor_heads(name, array.shape, array.dtype)
     tensor_size = len(tensor_head) + len(content)
-    metadata = _field(0x4A, _plugin_metadata(mode, mode_step))
-    value_head = _field(0x0A, name.encode()) + b"\x42" + _varint(tensor_size)
+    metadata = _metadata(mode, mode_step)
+    value_head = value_head_start + _varint(tensor_size)
     value_size = len(value_head) + tensor_size + len(metadata)
     summary_head = b"\x0a" + _varint(value_size)
     summary_size = len(summary_head) + value_size

@@ -25,6 +25,7 @@ that still cannot be written after a few attempts is given up, counted and logge
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -47,6 +48,11 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 #: how long a failed write waits before it is tried again (doubling up to the maximum)
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.05, 5.0
+
+#: the writer writes what is queued at least this often, and at once when _WAKE_AT steps
+#: wait (or someone syncs, or the queue is full)
+_BATCH_S = 0.05
+_WAKE_AT = 16
 
 #: attempts at a failing write once the capture is closing, before the step is given up
 _CLOSING_ATTEMPTS = 3
@@ -118,9 +124,12 @@ class StepWriter:
         self._changed = threading.Condition()
         self._busy = False  # the writer holds a step it took from the queue
         self._closing = False
+        self._urgent = 0  # callers of sync() waiting: write at once
         self._queued = self._written = self._dropped = self._failed = self._waits = 0
         self._wait_s = 0.0
         self._write_error: str | None = None
+        self._root = str(staging)
+        self._folders: set[str] = set()
         path, data = collections_file(self.tensor_names, mode=mode)
         self._write_file(path, data)
         self._thread = threading.Thread(target=self._run, name="ladis-capture-writer", daemon=True)
@@ -136,6 +145,7 @@ class StepWriter:
             if not self._fits(step) and self.policy == "block":
                 started = time.perf_counter()
                 self._waits += 1
+                self._changed.notify_all()  # the writer makes room now
                 while not self._fits(step):
                     self._changed.wait()
                 self._wait_s += time.perf_counter() - started
@@ -154,7 +164,8 @@ class StepWriter:
             self._queue.append(step)
             self._queue_bytes += step.nbytes
             self._queued += 1
-            self._changed.notify_all()
+            if len(self._queue) >= _WAKE_AT or not self._fits(step):
+                self._changed.notify_all()  # else the writer comes by within _BATCH_S
 
     def drop(self, mode_step: int, reason: str) -> None:
         """Count a step that cannot be saved (numbered, never queued), and log why."""
@@ -173,12 +184,18 @@ class StepWriter:
     # ------------------------------------------------------------------ writer side
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             with self._changed:
-                while not self._queue and not self._closing:
-                    self._changed.wait()
+                # steps are written in batches: a wake-up per request would hand the
+                # interpreter lock back and forth with the request threads
+                while not self._closing and not self._urgent and len(self._queue) < _WAKE_AT:
+                    if not self._changed.wait(_BATCH_S) and self._queue:
+                        break
                 if not self._queue:
-                    return
+                    if self._closing:
+                        return
+                    continue
                 step = self._queue.popleft()  # in hand: no longer dropped by the policy
                 self._queue_bytes -= step.nbytes
                 self._busy = True
@@ -227,20 +244,28 @@ class StepWriter:
             mode_step=step.mode_step,
             wall_time=step.wall_time,
         )
-        self._write_file(files.event_path, *files.event_parts)
-        self._write_file(files.index_path, files.index)  # last: the step is now finished
+        # the event file straight into place: a step is finished only once its index
+        # file is there (renamed into place last), so a half-written event file is
+        # never read, and a killed writer's is dropped by recovery
+        self._write_file(files.event_path, *files.event_parts, atomic=False)
+        self._write_file(files.index_path, files.index)
 
-    def _write_file(self, relative: str, *parts: bytes | memoryview) -> None:
-        """Write ``parts`` to ``relative`` through a temp name. Tensor contents are views
-        written straight from the tensors' memory: no copy, and the interpreter lock is
-        released while the system writes them (the request threads keep running)."""
-        path = self.staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.tmp")
-        with open(temp, "wb") as handle:
+    def _write_file(self, relative: str, *parts: bytes | memoryview, atomic: bool = True) -> None:
+        """Write ``parts`` to ``relative`` (through a temp name when ``atomic``). Tensor
+        contents are views written straight from the tensors' memory: no copy, and the
+        interpreter lock is released while the system writes them."""
+        path = os.path.join(self._root, relative)
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            if atomic:  # an index folder, for 1,000 steps (event folders are one a step)
+                self._folders.add(folder)
+        target = f"{folder}/.{os.path.basename(path)}.tmp" if atomic else path
+        with open(target, "wb") as handle:
             for part in parts:
                 handle.write(part)
-        os.replace(temp, path)
+        if atomic:
+            os.replace(target, path)
 
     # ------------------------------------------------------------------ both
 
@@ -248,11 +273,16 @@ class StepWriter:
         """Wait until every queued step is written (or dropped); ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            while self._queue or self._busy:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._changed.wait(left)
+            self._urgent += 1
+            self._changed.notify_all()
+            try:
+                while self._queue or self._busy:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._changed.wait(left)
+            finally:
+                self._urgent -= 1
         return True
 
     def close(self, timeout: float | None = None) -> None:
@@ -278,3 +308,10 @@ class StepWriter:
                 queue_bytes=self._queue_bytes,
                 write_error=self._write_error,
             )
+
+
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority than the request threads (Linux: a thread
+    has its own nice value); best effort."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
