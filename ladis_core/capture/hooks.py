@@ -16,7 +16,6 @@ import atexit
 import functools
 import os
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,35 +40,11 @@ def _smdebug() -> Any:
     from smdebug.core.modes import ModeKeys
 
     class LadisHook(smd.Hook):
-        """smdebug's PyTorch hook, with two changes:
-
-        - no per-parameter gradient hooks (LADIS never saves gradients, and those hooks
-          could not be removed again);
-        - when ``ladis_gated``, only forward passes on the thread in ``ladis_thread``
-          are seen (serving: a step is a request taken through the capture's lock, never
-          a forward pass some other code makes on the same model meanwhile).
-        """
-
-        ladis_gated = False
-        ladis_thread: int | None = None
-
-        def _ladis_sees(self) -> bool:
-            return not self.ladis_gated or threading.get_ident() == self.ladis_thread
+        """smdebug's PyTorch hook without per-parameter gradient hooks (LADIS never
+        saves gradients, and those hooks could not be removed again)."""
 
         def _backward_apply(self, module: nn.Module) -> None:
             return None
-
-        def forward_pre_hook(self, module: nn.Module, inputs: Any) -> None:
-            if self._ladis_sees():
-                super().forward_pre_hook(module, inputs)
-
-        def forward_hook(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
-            if self._ladis_sees():
-                super().forward_hook(module, inputs, outputs)
-
-        def fhook(self, module: nn.Module, inputs: Any, outputs: Any) -> None:
-            if self._ladis_sees():
-                super().fhook(module, inputs, outputs)
 
     return smd, ModeKeys, LadisHook
 

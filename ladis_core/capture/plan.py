@@ -59,6 +59,15 @@ class CapturePlan:
         )
 
 
+def split_tensor_name(tensor_name: str) -> tuple[str, str]:
+    """``layer1.0_output_0`` → (``layer1.0``, ``output``): the module a tensor name of a
+    plan belongs to, and whether it is that module's input or output."""
+    match = _TENSOR_SUFFIX.search(tensor_name)
+    if match is None:
+        raise ValueError(f"{tensor_name!r} is not a module's input or output tensor")
+    return tensor_name[: match.start()], match.group(1)
+
+
 def _matching_modules(pattern: str, module_names: Sequence[str], top: str) -> list[str]:
     try:
         regex = re.compile(pattern)

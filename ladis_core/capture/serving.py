@@ -175,7 +175,7 @@ class ServingCapture(_StagedCapture):
         if tensors is not None:
             if self.plan.input is not None:
                 tensors[self.plan.input] = copy_off(batch)
-            tensors[self.plan.output] = copy_off(_logits_of(logits, self.plan.output))
+            tensors[self.plan.output] = copy_off(_logits_of(logits, self.model._get_name()))
         wall_time = time.time()
         with self._lock:  # numbering and queueing in one order
             if self.closed:

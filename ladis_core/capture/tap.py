@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ladis_core.capture.penultimate import _first_tensor
-from ladis_core.capture.plan import CapturePlan
+from ladis_core.capture.plan import CapturePlan, split_tensor_name
 
 
 @dataclass(frozen=True)
@@ -105,15 +105,6 @@ class _Kept:
     cloned: bool
 
 
-def _module_and_side(tensor_name: str) -> tuple[str, str]:
-    """``layer1.0_output_0`` → (``layer1.0``, ``output``)."""
-    for side in ("output", "input"):
-        suffix = f"_{side}_0"
-        if tensor_name.endswith(suffix):
-            return tensor_name[: -len(suffix)], side
-    raise ValueError(f"{tensor_name!r} is not a module's input or output tensor")
-
-
 class LayerTap:
     """Hooks on ``model`` copying the plan's intermediate tensors (every name but the
     model's own input and output, which the capture takes from the call itself)."""
@@ -127,7 +118,7 @@ class LayerTap:
         for name in plan.tensor_names:
             if name in (plan.input, plan.output):
                 continue
-            module_name, side = _module_and_side(name)
+            module_name, side = split_tensor_name(name)
             module = modules[module_name]
             if side == "output":
                 hook = functools.partial(self._on_output, name)
